@@ -686,7 +686,7 @@ class WatchService:
     def _do_prune(self) -> None:
         """Remove roots the index holds that settings no longer list (e.g. `folders remove`
         while another process was the writer)."""
-        lister = getattr(self.service, "indexed_roots", None)
+        lister = getattr(self.service, "roots_in_store", None) or getattr(self.service, "indexed_roots", None)
         if lister is None:
             return
         known = self._call("listing indexed folders", lister) or []
