@@ -207,7 +207,8 @@ class TextEmbedder:
         if device.startswith("cuda"):
             model.half()  # fp16 halves memory and roughly doubles throughput on GPUs
         model.eval()
-        dim = model.get_sentence_embedding_dimension()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = get_dim()
         if not dim:
             raise ModelUnavailable(
                 f"text model {source!r} does not report an embedding size", "use a sentence-embedding model"
