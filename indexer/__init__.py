@@ -1,0 +1,1 @@
+"""Lodestar's Qt-free core: scan, extract, chunk, store, pipeline, watch, search."""

@@ -1,0 +1,93 @@
+"""The `lodestar` command.
+
+Arguments are parsed before anything heavy is imported, so `--help` is instant.
+Each subcommand lives in `indexer/commands/<name>.py` and exposes
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+`lodestar` with no subcommand opens the desktop window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ["index", "search", "similar", "status", "folders", "watch", "eval", "autostart"]
+
+
+class UserError(Exception):
+    """An expected problem (missing path, unreadable store, missing weights): one clear line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        help="where the index, thumbnails and settings live (env LODESTAR_DATA_DIR; "
+        "default: the platform's user data directory)",
+    )
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+
+    parser = argparse.ArgumentParser(
+        prog="lodestar",
+        description="Find your files by meaning. Without a command, opens the window.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"indexer.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"indexer.commands.{name}":
+                continue  # command not built into this version
+            raise
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "data_dir"):
+        args.data_dir = None
+    if not hasattr(args, "verbose"):
+        args.verbose = 0
+    _setup_logging(args.verbose)
+    # Private by default: derived files are created readable by the user only.
+    os.umask(0o077)
+    if args.command is None:
+        from desktop.app import run_app  # the only place the CLI reaches into Qt
+
+        return run_app(data_dir=args.data_dir)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"lodestar: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lodestar: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - known environment problems become one line
+        from indexer.errors import user_message
+
+        message = user_message(exc)
+        if message is None:
+            raise
+        print(f"lodestar: {message}", file=sys.stderr)
+        return 2
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `lodestar` subcommand, each with `register(subparsers, common)`."""

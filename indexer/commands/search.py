@@ -1,0 +1,99 @@
+"""`lodestar search QUERY`: ranked files with the passage that matched."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, shorten_home
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("search", parents=[common], help="search the index")
+    p.add_argument("query", nargs="+", help="words, a question, or an exact phrase in quotes")
+    p.add_argument("--kind", choices=["text", "image", "all"], default="all", help="documents, images or both")
+    p.add_argument("--limit", type=int, default=10, help="how many files (default 10)")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    add_filter_flags(p)
+    add_clip_flag(p)
+    p.set_defaults(func=run)
+
+
+def add_filter_flags(p: Any) -> None:
+    p.add_argument("--in", dest="folder", metavar="FOLDER", help="only files under this folder")
+    p.add_argument("--type", dest="ext", action="append", metavar="EXT", help="only this extension (repeatable)")
+    p.add_argument("--after", metavar="YYYY-MM-DD", help="modified on or after this date")
+    p.add_argument("--before", metavar="YYYY-MM-DD", help="modified before this date")
+    p.add_argument("--sort", choices=["relevance", "date"], default="relevance")
+
+
+def filters_from_args(args: Any) -> dict[str, Any]:
+    from indexer.cli import UserError
+
+    filters: dict[str, Any] = {}
+    if getattr(args, "folder", None):
+        import os
+
+        filters["folder"] = os.path.realpath(os.path.expanduser(args.folder))
+    if getattr(args, "ext", None):
+        filters["ext"] = [e.lower().lstrip(".") for e in args.ext]
+    for key in ("after", "before"):
+        value = getattr(args, key, None)
+        if value:
+            try:
+                filters[key] = dt.date.fromisoformat(value)
+            except ValueError as exc:
+                raise UserError(f"--{key} wants a date like 2025-01-31, not {value!r}") from exc
+    if getattr(args, "sort", "relevance") != "relevance":
+        filters["sort"] = args.sort
+    return filters
+
+
+def run(args: Any) -> int:
+    query = " ".join(args.query)
+    rt = runtime_from_args(args)
+    try:
+        resp = rt.searcher().search(query, kind=args.kind, limit=args.limit, filters=filters_from_args(args) or None)
+    finally:
+        rt.close()
+    print_response(resp, args.json)
+    return 0
+
+
+def print_response(resp: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "query": resp.query,
+                "message": resp.message,
+                "elapsed_ms": round(resp.elapsed_ms, 1),
+                "counts": resp.counts,
+                "results": [_public(r) for r in resp.results],
+            }
+        )
+        return
+    if resp.message:
+        print(resp.message)
+    for i, r in enumerate(resp.results, 1):
+        when = dt.datetime.fromtimestamp(r.mtime).strftime("%Y-%m-%d") if r.mtime else ""
+        print(f"{i:>2}. {shorten_home(_display(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")
+        if r.passage:
+            text = " ".join(r.passage.split())
+            if len(text) > 300:
+                text = text[:297] + "…"
+            print(f"      {text}")
+        elif r.kind == "image" and r.width:
+            print(f"      {r.width}×{r.height} image")
+
+
+def _display(path: str) -> str:
+    import os
+
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _public(r: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(r)
+    d["path"] = _display(r.path)
+    return d

@@ -1,0 +1,40 @@
+"""`lodestar similar IMAGE`: indexed images that look like the given one."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from indexer.commands._common import add_clip_flag, runtime_from_args
+from indexer.commands.search import print_response
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("similar", parents=[common], help="find images similar to an image file")
+    p.add_argument("image", metavar="IMAGE_FILE", help="any image file (it need not be indexed)")
+    p.add_argument("--text", metavar="WORDS", help="words that steer the result (e.g. 'in winter')")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    add_clip_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: Any) -> int:
+    from indexer.cli import UserError
+    from indexer.types import ExtractionError, NameOnly
+
+    if not os.path.isfile(args.image):
+        raise UserError(f"no such image file: {args.image}")
+    rt = runtime_from_args(args)
+    try:
+        ok, why = rt.image_ready(load=True)
+        if not ok:
+            raise UserError(f"image search is unavailable: {why}")
+        try:
+            resp = rt.searcher().similar_image(os.path.abspath(args.image), text=args.text, limit=args.limit)
+        except (ExtractionError, NameOnly) as exc:
+            raise UserError(f"cannot read {args.image}: {exc}") from exc
+    finally:
+        rt.close()
+    print_response(resp, args.json)
+    return 0

@@ -1,0 +1,120 @@
+"""`lodestar status`: what is indexed, what failed and why, models, where data lives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, shorten_home
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("status", parents=[common], help="show folders, counts, models and problems")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--problems", type=int, default=10, metavar="N", help="list up to N problem files (default 10)")
+    add_clip_flag(p)
+    p.set_defaults(func=run)
+
+
+def collect(rt: Any, problems: int = 10) -> dict[str, Any]:
+    from models.weights import weights_status
+
+    from indexer.scan import Exclusions
+
+    store = rt.store
+    counts = store.counts()
+    clip = weights_status(rt.settings, checkpoint=rt.clip_checkpoint)
+    folder_modes = {}
+    try:
+        from indexer.watch import read_watch_status
+
+        folder_modes = {f.path: f for f in read_watch_status(rt.paths)}
+    except ImportError:
+        pass
+    files = store.files().values()
+    folders = []
+    for root in rt.settings.folders:
+        n = sum(1 for r in files if r.root == root)
+        failed = sum(1 for r in files if r.root == root and r.state == "failed")
+        st = folder_modes.get(root)
+        folders.append(
+            {
+                "path": root,
+                "files": n,
+                "failed": failed,
+                "mode": st.mode if st else ("unavailable" if not os.path.isdir(root) else "not watched"),
+                "last_reconcile": st.last_reconcile if st else None,
+                "message": st.message if st else "",
+            }
+        )
+    probs = store.problems()
+    return {
+        "data_dir": str(rt.paths.data_dir),
+        "store_bytes": store.size_bytes(),
+        "folders": folders,
+        "counts": counts,
+        "text_model": {"id": rt.text_embedder.model_id, "dim": rt.text_embedder.dim, "available": True},
+        "image_model": {
+            "id": rt.image_embedder.model_id,
+            "available": clip.get("available", False),
+            "source": clip.get("source"),
+            "message": clip.get("message", ""),
+            "fix": clip.get("fix", ""),
+        },
+        "exclusions": Exclusions(rt.settings, rt.paths.data_dir).describe(),
+        "problems": [
+            {"path": os.fsencode(r.path).decode("utf-8", "backslashreplace"), "state": r.state, "reason": r.reason}
+            for r in probs[:problems]
+        ],
+        "problem_count": len(probs),
+    }
+
+
+def run(args: Any) -> int:
+    rt = runtime_from_args(args)
+    try:
+        data = collect(rt, args.problems)
+    finally:
+        rt.close()
+    if args.json:
+        print_json(data)
+        return 0
+    print(f"Data directory: {shorten_home(data['data_dir'])} ({_size(data['store_bytes'])} index)")
+    c = data["counts"]
+    kinds = ", ".join(f"{v} {k}" for k, v in sorted(c["by_kind"].items())) or "none"
+    states = ", ".join(f"{v} {k}" for k, v in sorted(c["by_state"].items())) or "none"
+    print(f"Files: {c['files']} ({kinds}); states: {states}; {c['chunks']} passages, {c['images']} image vectors")
+    if not data["folders"]:
+        print("Folders: none yet — add one with `lodestar folders add PATH` or `lodestar index PATH`")
+    else:
+        print("Folders:")
+        for f in data["folders"]:
+            when = dt.datetime.fromtimestamp(f["last_reconcile"]).strftime("%Y-%m-%d %H:%M") if f["last_reconcile"] else "never"
+            print(f"  {shorten_home(f['path'])}: {f['files']} files, {f['failed']} failed, {f['mode']}, last full check {when}")
+            if f["message"]:
+                print(f"    {f['message']}")
+    tm = data["text_model"]
+    print(f"Text model: {tm['id']} ({tm['dim']} dimensions)")
+    im = data["image_model"]
+    if im["available"]:
+        print(f"Image model: {im['id']} (weights: {im['source']})")
+    else:
+        print(f"Image model: {im['id']} — NOT AVAILABLE: {im['message']}")
+        if im["fix"]:
+            print(f"  To fix: {im['fix']}")
+        print("  Text search works meanwhile; images are kept as pending and indexed once the weights are there.")
+    print("Exclusions: " + "; ".join(data["exclusions"]))
+    if data["problems"]:
+        print(f"Problems ({data['problem_count']}):")
+        for p in data["problems"]:
+            print(f"  {p['state']}: {shorten_home(p['path'])}: {p['reason']}")
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)

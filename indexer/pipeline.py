@@ -1,0 +1,675 @@
+"""The indexing pipeline: scan → extract → chunk → embed → store, incrementally.
+
+One `IndexService` owns the store's writes in a process (the writer lock makes
+it one per data directory). It is incremental by default:
+
+- unchanged size and mtime: the file is not read;
+- changed mtime but the same bytes: the record is refreshed, no model call;
+- the same bytes under another path (rename, move, copy): vectors are copied,
+  no model call;
+- changed text: only chunks whose embedded text changed are re-embedded;
+- gone: rows are deleted, unless its watched folder is offline (kept, hidden).
+
+Extraction runs on a small thread pool ahead of the model so decoding overlaps
+inference; writes are batched (never one commit per file) and the per-file
+"indexed" state is committed only after its vectors (see `Store.write`).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.config import AppPaths, Settings
+from indexer.errors import DiskFull
+from indexer.store import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
+from indexer.types import (
+    Chunk,
+    ExtractionError,
+    FileInfo,
+    IndexSummary,
+    NameOnly,
+    Progress,
+)
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+
+FILES_PER_COMMIT = 256
+"""Files committed together; a crash loses at most this much finished work."""
+COMMIT_INTERVAL_S = 5.0
+"""...or this much time, whichever comes first, so progress is durable on slow models."""
+TEXT_BATCH = 64
+IMAGE_BATCH = 32
+EXTRACT_AHEAD = 8
+HASH_BLOCK = 1 << 20
+
+
+@dataclasses.dataclass
+class _Work:
+    """One file on its way through the pipeline."""
+
+    info: FileInfo
+    old: FileRecord | None
+    content_hash: str = ""
+    record: FileRecord | None = None
+    chunks: list[Chunk] = dataclasses.field(default_factory=list)
+    inputs: list[str] = dataclasses.field(default_factory=list)
+    chunk_hashes: list[str] = dataclasses.field(default_factory=list)
+    reuse: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # chunk_hash -> vector
+    copied_rows: list[ChunkRow] | None = None
+    copied_image: ImageRow | None = None
+    image: Any = None  # PIL image awaiting CLIP
+    thumb: str = ""
+    width: int = 0
+    height: int = 0
+    is_new: bool = True
+    touched_only: bool = False  # same bytes, new mtime: no model call, no row rewrite
+
+
+class IndexService:
+    """Keeps the store equal to the watched folders. One per process and data directory."""
+
+    def __init__(
+        self,
+        store: Store,
+        paths: AppPaths,
+        settings: Settings,
+        text_embedder: Any,
+        image_embedder: Any | None,
+        progress: ProgressCallback | None = None,
+        *,
+        image_unavailable_reason: str = "",
+        wait_when_disk_full: bool = False,
+        threads: int = 2,
+    ) -> None:
+        self.store = store
+        self.paths = paths
+        self.settings = settings
+        self.text_embedder = text_embedder
+        self.image_embedder = image_embedder
+        self.image_unavailable_reason = image_unavailable_reason
+        self.wait_when_disk_full = wait_when_disk_full
+        self._progress_cb = progress
+        self._threads = max(1, threads)
+        self._lock = threading.RLock()  # one sync at a time in this process
+        self.model_calls = 0
+        self.paused = threading.Event()  # set by the window's pause button
+        paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # ---------------------------------------------------------------- public
+    def index_roots(self, roots: Sequence[str], cancel: threading.Event | None = None) -> IndexSummary:
+        """Reconcile each root with the disk: index what changed, drop what is gone."""
+        from indexer.scan import scan_root
+
+        started = time.monotonic()
+        summary = IndexSummary()
+        with self._lock:
+            for root in roots:
+                root = os.path.abspath(root)
+                if not os.path.isdir(root):
+                    # Unmounted or deleted folder: keep its entries, hidden (W7).
+                    n = self.store.set_available(root, False)
+                    if n:
+                        log.warning("folder %r is unavailable; keeping %d entries", root, n)
+                    continue
+                self.store.set_available(root, True)
+                self._emit(Progress("scanning", message=f"Scanning {root}"))
+                seen: set[str] = set()
+                infos: list[FileInfo] = []
+                for info in scan_root(root, self.settings, self.paths.data_dir):
+                    seen.add(file_id(info.path))
+                    infos.append(info)
+                    if cancel is not None and cancel.is_set():
+                        break
+                if cancel is not None and cancel.is_set():
+                    break
+                known = {fid: r for fid, r in self.store.files().items() if r.root == root}
+                gone = [fid for fid in known if fid not in seen]
+                self._process(infos, root, summary, cancel, gone=gone)
+            if cancel is None or not cancel.is_set():
+                self._after_run()
+        summary.elapsed_s = time.monotonic() - started
+        summary.model_calls = self.model_calls
+        self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
+        return summary
+
+    def sync_paths(self, paths: Iterable[str], cancel: threading.Event | None = None) -> IndexSummary:
+        """Bring the given paths in line with the disk; idempotent; event types never matter."""
+        from indexer.scan import Exclusions, scan_root, stat_file
+
+        started = time.monotonic()
+        summary = IndexSummary()
+        with self._lock:
+            roots = [os.path.abspath(r) for r in self.settings.folders]
+            exclusions = Exclusions(self.settings, self.paths.data_dir)
+            by_root: dict[str, list[FileInfo]] = collections.defaultdict(list)
+            gone: dict[str, list[str]] = collections.defaultdict(list)
+            files = self.store.files()
+            for raw in dict.fromkeys(paths):
+                path = os.path.abspath(raw)
+                root = _root_of(path, roots)
+                if root is None:
+                    continue
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    st = None
+                except OSError as exc:
+                    log.info("cannot stat %r: %s", path, exc)
+                    continue
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    if _is_excluded(exclusions, path, True):
+                        gone[root].extend(_under(files, path))
+                        continue
+                    seen = set()
+                    for info in scan_root(path, self.settings, self.paths.data_dir):
+                        info = dataclasses.replace(info, root=root)
+                        seen.add(file_id(info.path))
+                        by_root[root].append(info)
+                    gone[root].extend(f for f in _under(files, path) if f not in seen)
+                    continue
+                if st is None or _is_excluded(exclusions, path, False):
+                    fid = file_id(path)
+                    if fid in files:
+                        gone[root].append(fid)
+                    gone[root].extend(_under(files, path))  # a folder that went away
+                    continue
+                info = stat_file(path, root)
+                if info is None:  # a symlink, FIFO or other non-regular file
+                    if file_id(path) in files:
+                        gone[root].append(file_id(path))
+                    continue
+                by_root[root].append(info)
+            for root in set(by_root) | set(gone):
+                self._process(by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []))
+        summary.elapsed_s = time.monotonic() - started
+        summary.model_calls = self.model_calls
+        return summary
+
+    def remove_root(self, root: str) -> int:
+        root = os.path.abspath(root)
+        with self._lock:
+            fids = [fid for fid, r in self.store.files().items() if r.root == root]
+            self._write(WriteBatch(delete=fids))
+            self._gc_thumbnails()
+        return len(fids)
+
+    def set_root_available(self, root: str, available: bool) -> None:
+        with self._lock:
+            self.store.set_available(os.path.abspath(root), available)
+
+    def roots_in_store(self) -> set[str]:
+        return {r.root for r in self.store.files().values()}
+
+    def optimize(self) -> None:
+        with self._lock:
+            self._emit(Progress("optimizing", message="Compacting the index"))
+            self.store.optimize()
+
+    # --------------------------------------------------------------- process
+    def _process(
+        self,
+        infos: Sequence[FileInfo],
+        root: str,
+        summary: IndexSummary,
+        cancel: threading.Event | None,
+        gone: Sequence[str] = (),
+    ) -> None:
+        files = self.store.files()
+        todo: list[_Work] = []
+        pending_meta: list[FileRecord] = []
+        for info in infos:
+            fid = file_id(info.path)
+            old = files.get(fid)
+            if old is not None and not self._needs_work(old, info):
+                summary.unchanged += 1
+                if old.root != root or not old.available:
+                    pending_meta.append(dataclasses.replace(old, root=root, available=True))
+                continue
+            todo.append(_Work(info=info, old=old, is_new=old is None))
+
+        batch = WriteBatch(files=pending_meta)
+        if gone:
+            batch.delete.extend(gone)
+            summary.removed += len(gone)
+        total = len(todo)
+        self._emit(Progress("extracting", done=0, total=total))
+        started = time.monotonic()
+        last_commit = started
+        done = 0
+        text_queue: list[_Work] = []
+        image_queue: list[_Work] = []
+
+        def flush(force: bool = False) -> None:
+            nonlocal batch, last_commit
+            if text_queue:
+                self._embed_text(text_queue)
+                for w in text_queue:
+                    _finish_text(w, batch, self.text_embedder.model_id)
+                text_queue.clear()
+            if image_queue:
+                self._embed_images(image_queue, batch)
+                image_queue.clear()
+            if force or len(batch.files) >= FILES_PER_COMMIT or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
+                self._write(batch, cancel)
+                batch = WriteBatch()
+                last_commit = time.monotonic()
+
+        pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="lodestar-extract")
+        try:
+            for work in self._prefetch(pool, todo):
+                if cancel is not None and cancel.is_set():
+                    break
+                self._wait_if_paused(cancel)
+                done += 1
+                rec = work.record
+                assert rec is not None
+                if rec.state == "failed":
+                    summary.failed += 1
+                    summary.failures.append((rec.path, rec.reason))
+                elif rec.state == "name_only":
+                    summary.name_only += 1
+                elif rec.state == "pending":
+                    summary.pending += 1
+                if work.is_new:
+                    summary.new += 1
+                else:
+                    summary.updated += 1
+                if work.touched_only:
+                    batch.files.append(rec)
+                elif work.copied_rows is not None or work.copied_image is not None:
+                    summary.moved += 1
+                    _finish_copied(work, batch)
+                elif rec.state == "indexed" and rec.kind == "text":
+                    text_queue.append(work)
+                elif rec.state == "indexed" and rec.kind == "image":
+                    image_queue.append(work)
+                else:
+                    batch.files.append(rec)
+                if sum(len(w.inputs) - len(w.reuse) for w in text_queue) >= TEXT_BATCH * 4 or len(image_queue) >= IMAGE_BATCH:
+                    flush()
+                elif len(batch.files) >= FILES_PER_COMMIT or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
+                    flush()
+                elapsed = time.monotonic() - started
+                rate = done / elapsed if elapsed > 0 else 0.0
+                self._emit(
+                    Progress(
+                        "embedding",
+                        done=done,
+                        total=total,
+                        failed=summary.failed,
+                        rate=rate,
+                        eta_s=(total - done) / rate if rate > 0 else None,
+                        current=rec.path,
+                    )
+                )
+            flush(force=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _needs_work(self, old: FileRecord, info: FileInfo) -> bool:
+        if old.size != info.size or old.mtime_ns != info.mtime_ns or old.kind != info.kind:
+            return True
+        if old.state == "pending":
+            return self.image_embedder is not None or old.kind != "image"
+        if old.state == "indexed" and old.kind == "text" and old.text_model != self.text_embedder.model_id:
+            return True
+        if (
+            old.state == "indexed"
+            and old.kind == "image"
+            and self.image_embedder is not None
+            and old.image_model != self.image_embedder.model_id
+        ):
+            return True
+        return False
+
+    def _prefetch(self, pool: ThreadPoolExecutor, todo: Sequence[_Work]) -> Iterator[_Work]:
+        """Extract ahead of the model on a small pool, yielding in order."""
+        queue: collections.deque[Future[_Work]] = collections.deque()
+        it = iter(todo)
+        for work in it:
+            queue.append(pool.submit(self._extract, work))
+            if len(queue) >= EXTRACT_AHEAD:
+                break
+        while queue:
+            yield queue.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.append(pool.submit(self._extract, nxt))
+
+    def _extract(self, work: _Work) -> _Work:
+        """Read one file: hash, then reuse vectors or extract. Never raises."""
+        info = work.info
+        rec = FileRecord(
+            fid=file_id(info.path),
+            path=info.path,
+            root=info.root,
+            kind=info.kind,
+            size=info.size,
+            mtime_ns=info.mtime_ns,
+            text_model=self.text_embedder.model_id,
+            image_model=self.image_embedder.model_id if self.image_embedder is not None else "",
+            indexed_at=time.time(),
+        )
+        work.record = rec
+        try:
+            self._extract_into(work, rec)
+        except (ExtractionError, OSError) as exc:
+            rec.state = "failed"
+            rec.reason = _reason(exc)
+        except NameOnly as exc:
+            rec.state = "name_only"
+            rec.reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops a run (a bug, logged)
+            log.exception("unexpected error while indexing %r", info.path)
+            rec.state = "failed"
+            rec.reason = f"internal error: {type(exc).__name__}: {exc}"
+        return work
+
+    def _extract_into(self, work: _Work, rec: FileRecord) -> None:
+        from indexer import extract
+
+        info = work.info
+        if info.kind == "other" or info.size == 0:
+            rec.state = "name_only"
+            rec.reason = "" if info.kind == "other" else "empty file"
+            rec.content_hash = ""
+            return
+        rec.content_hash = work.content_hash = _hash_file(info.path, info.size)
+        old = work.old
+        model_ok = (
+            (info.kind == "text" and old is not None and old.text_model == rec.text_model)
+            or (info.kind == "image" and old is not None and old.image_model == rec.image_model and rec.image_model)
+        )
+        if old is not None and old.content_hash == rec.content_hash and old.state in ("indexed", "name_only", "failed") and model_ok:
+            # Touched but identical: keep everything, refresh the stat.
+            # Its committed rows stay valid (same file_hash): only the record changes.
+            work.record = dataclasses.replace(old, size=info.size, mtime_ns=info.mtime_ns, root=info.root, available=True)
+            work.touched_only = True
+            return
+        if info.kind == "text" or (info.kind == "image" and self.image_embedder is not None):
+            twin = self._twin(rec)
+            if twin is not None:
+                work.record = dataclasses.replace(
+                    twin, fid=rec.fid, path=rec.path, root=rec.root, size=rec.size,
+                    mtime_ns=rec.mtime_ns, indexed_at=time.time(), available=True,
+                )
+                if info.kind == "text":
+                    work.copied_rows = self.store.chunk_rows(twin.fid, twin.content_hash)
+                    if work.copied_rows:
+                        return
+                else:
+                    work.copied_image = self.store.image_row(twin.fid, twin.content_hash)
+                    if work.copied_image is not None:
+                        return
+                work.record = rec
+                work.copied_rows = None
+                work.copied_image = None
+        if info.kind == "text":
+            self._extract_text(work, rec)
+        elif info.kind == "image":
+            self._extract_image(work, rec)
+
+    def _twin(self, rec: FileRecord) -> FileRecord | None:
+        """An indexed file with the same bytes and model: its vectors can be copied."""
+        for other in self.store.by_hash(rec.content_hash):
+            if other.kind != rec.kind:
+                continue
+            if rec.kind == "text" and other.text_model == rec.text_model:
+                return other
+            if rec.kind == "image" and other.image_model == rec.image_model:
+                return other
+        return None
+
+    def _extract_text(self, work: _Work, rec: FileRecord) -> None:
+        from indexer.chunk import chunk_text, embedding_input
+        from indexer.extract import extract_text
+
+        extraction = extract_text(work.info.path, self.settings)
+        rec.title = extraction.title[:500]
+        rec.truncated = extraction.truncated
+        if extraction.truncated:
+            rec.reason = f"text truncated to {self.settings.max_text_mb:g} MB"
+        chunks = chunk_text(extraction.text, extraction.title)
+        if not chunks:
+            raise NameOnly("no text to index")
+        work.chunks = chunks
+        work.inputs = [embedding_input(c, extraction.title) for c in chunks]
+        model = self.text_embedder.model_id
+        work.chunk_hashes = [hashlib.blake2b(f"{model}\0{t}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() for t in work.inputs]
+        old = work.old
+        if old is not None and old.state == "indexed" and old.text_model == model:
+            for row in self.store.chunk_rows(old.fid, old.content_hash):
+                work.reuse[row.chunk_hash] = row.vector
+        rec.state = "indexed"
+        rec.n_chunks = len(chunks)
+
+    def _extract_image(self, work: _Work, rec: FileRecord) -> None:
+        from indexer.extract import extract_image
+
+        if self.image_embedder is None:
+            # Without CLIP weights, images wait; everything else keeps working.
+            rec.state = "pending"
+            rec.reason = self.image_unavailable_reason or "image model unavailable"
+            rec.image_model = ""
+            return
+        extraction = extract_image(work.info.path, self.settings)
+        thumb = f"{rec.content_hash}.png"
+        _write_private(self.paths.thumbnails / thumb, extraction.thumbnail_png)
+        work.thumb = thumb
+        work.width, work.height = extraction.width, extraction.height
+        work.image = extraction.image
+        rec.state = "indexed"
+
+    # ----------------------------------------------------------------- embed
+    def _embed_text(self, works: list[_Work]) -> None:
+        todo: list[str] = []
+        seen: set[str] = set()
+        for w in works:
+            for h, t in zip(w.chunk_hashes, w.inputs):
+                if h not in w.reuse and h not in seen:
+                    seen.add(h)
+                    todo.append((h, t))  # type: ignore[arg-type]
+        if not todo:
+            return
+        self._emit(Progress("embedding", message=f"Embedding {len(todo)} passages"))
+        vectors = self.text_embedder.embed_documents([t for _h, t in todo])  # type: ignore[misc]
+        self.model_calls += 1
+        fresh = {h: v for (h, _t), v in zip(todo, vectors)}  # type: ignore[misc]
+        for w in works:
+            for h in w.chunk_hashes:
+                if h not in w.reuse:
+                    w.reuse[h] = fresh[h]
+
+    def _embed_images(self, works: list[_Work], batch: WriteBatch) -> None:
+        images = [w.image for w in works]
+        try:
+            vectors = self.image_embedder.embed_documents(images)  # type: ignore[union-attr]
+            self.model_calls += 1
+        except Exception as exc:  # noqa: BLE001 - a model failure fails the batch's files, not the run
+            log.exception("image embedding failed")
+            for w in works:
+                assert w.record is not None
+                w.record.state = "failed"
+                w.record.reason = f"image model failed: {exc}"
+                batch.files.append(w.record)
+            return
+        for w, vec in zip(works, vectors):
+            assert w.record is not None
+            batch.files.append(w.record)
+            batch.images[w.record.fid] = ImageRow(width=w.width, height=w.height, thumb=w.thumb, vector=vec)
+            w.image = None  # free the pixels early
+
+    # ----------------------------------------------------------------- write
+    def _write(self, batch: WriteBatch, cancel: threading.Event | None = None) -> None:
+        if not batch:
+            return
+        delay = 2.0
+        while True:
+            try:
+                self._emit(Progress("writing", message=f"Saving {len(batch.files)} files"))
+                self.store.write(batch)
+                return
+            except DiskFull as exc:
+                if not self.wait_when_disk_full:
+                    raise
+                # Pause, keep what is committed, retry once space is back.
+                self._emit(Progress("paused", message=str(exc)))
+                log.warning("%s", exc)
+                if cancel is not None and cancel.wait(delay):
+                    raise
+                if cancel is None:
+                    time.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    def _wait_if_paused(self, cancel: threading.Event | None) -> None:
+        while self.paused.is_set() and not (cancel is not None and cancel.is_set()):
+            self._emit(Progress("paused", message="Indexing paused"))
+            time.sleep(0.2)
+
+    def _after_run(self) -> None:
+        """Store hygiene after a full reconcile: models, orphans, compaction."""
+        files = self.store.files().values()
+        text_id = self.text_embedder.model_id
+        if all(r.text_model == text_id for r in files if r.kind == "text" and r.state == "indexed"):
+            image_id = self.image_embedder.model_id if self.image_embedder is not None else None
+            if image_id is None or all(r.image_model == image_id for r in files if r.kind == "image" and r.state == "indexed"):
+                if image_id is not None or not any(r.kind == "image" and r.state == "indexed" for r in files):
+                    self.store.drop_other_model_tables()
+        self.store.remove_orphans()
+        self.optimize()
+        self._gc_thumbnails()
+
+    def _gc_thumbnails(self) -> None:
+        keep = {f"{r.content_hash}.png" for r in self.store.files().values() if r.kind == "image"}
+        try:
+            for entry in os.scandir(self.paths.thumbnails):
+                if entry.name.endswith(".png") and entry.name not in keep:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+        except FileNotFoundError:
+            pass
+
+    def _emit(self, event: Progress) -> None:
+        if self._progress_cb is None:
+            return
+        try:
+            self._progress_cb(event)
+        except Exception:  # noqa: BLE001 - a broken listener must not stop indexing
+            log.exception("progress callback failed")
+
+
+# ------------------------------------------------------------------ helpers
+def _finish_text(work: _Work, batch: WriteBatch, model_id: str) -> None:
+    rec = work.record
+    assert rec is not None
+    rows = [
+        ChunkRow(ord=i, text=c.text, start=c.start, end=c.end, chunk_hash=h, vector=work.reuse[h])
+        for i, (c, h) in enumerate(zip(work.chunks, work.chunk_hashes))
+    ]
+    rec.text_model = model_id
+    batch.files.append(rec)
+    batch.chunks[rec.fid] = rows
+    work.reuse = {}
+
+
+def _finish_copied(work: _Work, batch: WriteBatch) -> None:
+    rec = work.record
+    assert rec is not None
+    batch.files.append(rec)
+    if work.copied_rows:
+        batch.chunks[rec.fid] = work.copied_rows
+    if work.copied_image is not None:
+        batch.images[rec.fid] = work.copied_image
+
+
+def _hash_file(path: str, size: int) -> str:
+    """Content hash of the bytes (bounded reads; a FIFO is never opened here)."""
+    h = hashlib.blake2b(digest_size=16)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ExtractionError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            while True:
+                block = fh.read(HASH_BLOCK)
+                if not block:
+                    break
+                h.update(block)
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "the file vanished while it was being read"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _root_of(path: str, roots: Sequence[str]) -> str | None:
+    best = None
+    for root in roots:
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            if best is None or len(root) > len(best):
+                best = root
+    return best
+
+
+def _under(files: dict[str, FileRecord], folder: str) -> list[str]:
+    prefix = folder.rstrip(os.sep) + os.sep
+    return [fid for fid, r in files.items() if r.path.startswith(prefix)]
+
+
+def _is_excluded(exclusions: Any, path: str, is_dir: bool) -> bool:
+    try:
+        return bool(exclusions.is_excluded(path, is_dir))
+    except Exception:  # noqa: BLE001 - a bad pattern must not stop syncing
+        log.exception("exclusion check failed for %r", path)
+        return False
+
+
+def _summary_line(s: IndexSummary) -> str:
+    return (
+        f"{s.new} new, {s.updated} updated, {s.unchanged} unchanged, {s.removed} removed, "
+        f"{s.failed} failed"
+    )
+
+
+def free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0

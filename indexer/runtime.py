@@ -1,0 +1,134 @@
+"""Composition root for the CLI (the window has its own in desktop/app.py).
+
+Builds, in order: paths → settings → embedders → store → service / searcher.
+Everything heavy is created lazily, so a command pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from indexer.config import AppPaths, Settings, load_settings, open_paths
+from indexer.pipeline import IndexService, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Owns the services of one process. `close()` releases them."""
+
+    def __init__(self, paths: AppPaths, settings: Settings, *, clip_checkpoint: str | None = None) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.clip_checkpoint = clip_checkpoint or os.environ.get("LODESTAR_CLIP_CHECKPOINT") or settings.clip_checkpoint or None
+        self._lock = threading.RLock()
+        self._store: Any = None
+        self._text: Any = None
+        self._image: Any = None
+        self._image_problem: str | None = None
+        self._service: IndexService | None = None
+        self._searcher: Any = None
+
+    # -------------------------------------------------------------- models
+    @property
+    def text_embedder(self) -> Any:
+        with self._lock:
+            if self._text is None:
+                from models.text import TextEmbedder
+
+                self._text = TextEmbedder(self.settings.text_model, device=self.settings.device)
+            return self._text
+
+    @property
+    def image_embedder(self) -> Any:
+        """The CLIP embedder object (it may lack weights: see `image_ready`)."""
+        with self._lock:
+            if self._image is None:
+                from models.clip import ClipEmbedder
+
+                self._image = ClipEmbedder(
+                    model_name=self.settings.clip_model,
+                    pretrained=self.settings.clip_pretrained,
+                    checkpoint=self.clip_checkpoint,
+                    allow_download=self.settings.allow_download,
+                    device=self.settings.device,
+                )
+            return self._image
+
+    def image_ready(self, load: bool = True) -> tuple[bool, str]:
+        """Whether CLIP can be used now; loads it when asked. Never raises."""
+        from models.errors import ModelUnavailable
+
+        emb = self.image_embedder
+        ok, why = emb.available()
+        if not ok:
+            self._image_problem = why
+            return False, why
+        if load:
+            try:
+                emb.load()
+            except ModelUnavailable as exc:
+                self._image_problem = str(exc)
+                return False, str(exc)
+        self._image_problem = None
+        return True, ""
+
+    # --------------------------------------------------------------- store
+    @property
+    def store(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                from indexer.store import Store
+
+                text = self.text_embedder
+                image = self.image_embedder
+                self._store = Store(
+                    self.paths.store,
+                    text_model=(text.model_id, text.dim),
+                    image_model=(image.model_id, image.dim),
+                )
+            return self._store
+
+    def service(self, progress: ProgressCallback | None = None, *, wait_when_disk_full: bool = False) -> IndexService:
+        with self._lock:
+            if self._service is None:
+                ok, why = self.image_ready(load=True)
+                self._service = IndexService(
+                    self.store,
+                    self.paths,
+                    self.settings,
+                    self.text_embedder,
+                    self.image_embedder if ok else None,
+                    progress,
+                    image_unavailable_reason=why,
+                    wait_when_disk_full=wait_when_disk_full,
+                )
+            elif progress is not None:
+                self._service._progress_cb = progress
+            return self._service
+
+    def searcher(self) -> Any:
+        with self._lock:
+            if self._searcher is None:
+                from indexer.search import Searcher
+
+                ok, _why = self.image_ready(load=True)
+                self._searcher = Searcher(self.store, self.text_embedder, self.image_embedder if ok else None, paths=self.paths, settings=self.settings, image_problem=_why)
+            return self._searcher
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            self._store = None
+            self._service = None
+            self._searcher = None
+
+
+def open_runtime(data_dir: str | os.PathLike[str] | None = None, *, clip_checkpoint: str | None = None) -> Runtime:
+    paths = open_paths(data_dir)
+    settings = load_settings(paths)
+    return Runtime(paths, settings, clip_checkpoint=clip_checkpoint)

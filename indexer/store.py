@@ -1,0 +1,647 @@
+"""The LanceDB store: files, text chunks and images, written by one writer.
+
+Tables
+- ``files``: one row per file (key ``fid``), its state and why.
+- ``chunks__<model>``: passages with vectors of one text model.
+- ``images__<model>``: one vector per image of one CLIP model.
+
+Vectors of different models live in different tables, so a ranking never mixes
+them. Rows of a file become visible to search only once its ``files`` row says
+``indexed`` with the same ``content_hash`` (chunk rows carry ``file_hash``), so
+a crash between two commits never shows a half-indexed file. Predicates only
+ever contain hex ids and fixed literals, never user strings (apostrophes in
+paths cannot break or widen a delete).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.errors import DiskFull, StoreError, is_disk_full
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FILES = "files"
+CLEANUP_OLDER_THAN = timedelta(minutes=2)
+"""Old versions are pruned once older than this; far above any query's duration (L5)."""
+
+
+def file_id(path: str) -> str:
+    """Stable hex key of a path (its OS bytes), safe inside predicates."""
+    return hashlib.blake2b(os.fsencode(path), digest_size=16).hexdigest()
+
+
+def display_path(path: str) -> str:
+    """A printable form of a path; undecodable bytes are shown as escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def table_slug(model_id: str, dim: int) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", model_id).strip("_").lower() + f"_{dim}"
+
+
+def _hex_list(ids: Iterable[str]) -> str:
+    checked = []
+    for i in ids:
+        if not re.fullmatch(r"[0-9a-f]{1,64}", i):
+            raise ValueError(f"not a hex id: {i!r}")
+        checked.append(f"'{i}'")
+    return ", ".join(checked)
+
+
+@dataclasses.dataclass
+class FileRecord:
+    fid: str
+    path: str  # OS path (os.fsdecode of path_bytes)
+    root: str
+    kind: str
+    size: int
+    mtime_ns: int
+    content_hash: str = ""
+    state: str = "pending"
+    reason: str = ""
+    text_model: str = ""
+    image_model: str = ""
+    truncated: bool = False
+    indexed_at: float = 0.0
+    title: str = ""
+    n_chunks: int = 0
+    available: bool = True
+
+    @property
+    def name(self) -> str:
+        return display_path(os.path.basename(self.path))
+
+    @property
+    def folder(self) -> str:
+        return display_path(os.path.dirname(self.path))
+
+    @property
+    def ext(self) -> str:
+        return os.path.splitext(self.path)[1].lower().lstrip(".")
+
+
+@dataclasses.dataclass
+class ChunkRow:
+    ord: int
+    text: str
+    start: int
+    end: int
+    chunk_hash: str
+    vector: np.ndarray
+
+
+@dataclasses.dataclass
+class ImageRow:
+    width: int
+    height: int
+    thumb: str  # file name under the thumbnails folder
+    vector: np.ndarray
+
+
+@dataclasses.dataclass
+class WriteBatch:
+    """Everything one commit changes. Data rows are committed before file rows."""
+
+    files: list[FileRecord] = dataclasses.field(default_factory=list)
+    chunks: dict[str, list[ChunkRow]] = dataclasses.field(default_factory=dict)  # fid -> rows
+    images: dict[str, ImageRow] = dataclasses.field(default_factory=dict)  # fid -> row
+    delete: list[str] = dataclasses.field(default_factory=list)  # fids to remove entirely
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.chunks or self.images or self.delete)
+
+
+def _files_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("fid", pa.string(), nullable=False),
+            pa.field("path", pa.string()),
+            pa.field("path_bytes", pa.binary()),
+            pa.field("root", pa.string()),
+            pa.field("root_bytes", pa.binary()),
+            pa.field("name", pa.string()),
+            pa.field("ext", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("size", pa.int64()),
+            pa.field("mtime_ns", pa.int64()),
+            pa.field("content_hash", pa.string()),
+            pa.field("state", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("text_model", pa.string()),
+            pa.field("image_model", pa.string()),
+            pa.field("truncated", pa.bool_()),
+            pa.field("indexed_at", pa.float64()),
+            pa.field("title", pa.string()),
+            pa.field("n_chunks", pa.int32()),
+            pa.field("available", pa.bool_()),
+        ],
+        metadata={"lodestar_schema": str(SCHEMA_VERSION)},
+    )
+
+
+def _chunks_schema(dim: int, model_id: str) -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("fid", pa.string(), nullable=False),
+            pa.field("file_hash", pa.string()),
+            pa.field("batch", pa.int64()),
+            pa.field("ord", pa.int32()),
+            pa.field("text", pa.string()),
+            pa.field("start", pa.int32()),
+            pa.field("end", pa.int32()),
+            pa.field("chunk_hash", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ],
+        metadata={"model_id": model_id, "dim": str(dim), "lodestar_schema": str(SCHEMA_VERSION)},
+    )
+
+
+def _images_schema(dim: int, model_id: str) -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("fid", pa.string(), nullable=False),
+            pa.field("file_hash", pa.string()),
+            pa.field("batch", pa.int64()),
+            pa.field("width", pa.int32()),
+            pa.field("height", pa.int32()),
+            pa.field("thumb", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ],
+        metadata={"model_id": model_id, "dim": str(dim), "lodestar_schema": str(SCHEMA_VERSION)},
+    )
+
+
+class Store:
+    """One LanceDB database under the data directory.
+
+    Any number of processes may read; only the holder of the writer lock writes
+    (the pipeline makes sure of that). Within a process, writes are serialised
+    by a lock and reads run concurrently.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        text_model: tuple[str, int] | None = None,
+        image_model: tuple[str, int] | None = None,
+        read_consistency: timedelta = timedelta(seconds=0),
+    ) -> None:
+        import lancedb
+
+        self.path = Path(path)
+        self.text_model = text_model
+        self.image_model = image_model
+        self._write_lock = threading.RLock()
+        self._cache_lock = threading.Lock()
+        self._files_cache: dict[str, FileRecord] | None = None
+        self._files_cache_version: int | None = None
+        self._tables: dict[str, Any] = {}
+        try:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = lancedb.connect(str(self.path), read_consistency_interval=read_consistency)
+            self._files = self._open_or_create(FILES, _files_schema())
+            self._files.count_rows()  # touch the latest manifest: detects damage early
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull("the disk holding the index is full; free some space") from exc
+            raise StoreError(f"cannot open the index at {self.path}: {exc}") from exc
+        except Exception as exc:  # lance raises plain RuntimeError/ValueError for damage
+            raise StoreError(f"the index at {self.path} cannot be read ({_short(exc)})") from exc
+
+    # ----------------------------------------------------------------- tables
+    def _open_or_create(self, name: str, schema: Any) -> Any:
+        try:
+            return self._db.open_table(name)
+        except ValueError:
+            pass  # does not exist yet
+        except FileNotFoundError:
+            pass
+        return self._db.create_table(name, schema=schema, exist_ok=True)
+
+    def table_names(self) -> list[str]:
+        result = self._db.list_tables()
+        names = getattr(result, "tables", result)
+        return list(names)
+
+    def chunks_table_name(self) -> str | None:
+        if not self.text_model:
+            return None
+        return "chunks__" + table_slug(*self.text_model)
+
+    def images_table_name(self) -> str | None:
+        if not self.image_model:
+            return None
+        return "images__" + table_slug(*self.image_model)
+
+    def chunks_table(self, create: bool = False) -> Any | None:
+        name = self.chunks_table_name()
+        if name is None or self.text_model is None:
+            return None
+        return self._table(name, _chunks_schema(self.text_model[1], self.text_model[0]), create)
+
+    def images_table(self, create: bool = False) -> Any | None:
+        name = self.images_table_name()
+        if name is None or self.image_model is None:
+            return None
+        return self._table(name, _images_schema(self.image_model[1], self.image_model[0]), create)
+
+    def _table(self, name: str, schema: Any, create: bool) -> Any | None:
+        table = self._tables.get(name)
+        if table is not None:
+            return table
+        with self._write_lock:
+            if name in self.table_names():
+                table = self._db.open_table(name)
+            elif create:
+                table = self._db.create_table(name, schema=schema, exist_ok=True)
+            else:
+                return None
+            self._tables[name] = table
+            return table
+
+    # ------------------------------------------------------------------ reads
+    def files(self) -> dict[str, FileRecord]:
+        """All file records by fid; cached until the files table changes."""
+        version = self._files.version
+        with self._cache_lock:
+            if self._files_cache is not None and self._files_cache_version == version:
+                return self._files_cache
+        records = self._load_files()
+        with self._cache_lock:
+            self._files_cache = records
+            self._files_cache_version = version
+        return records
+
+    def _load_files(self) -> dict[str, FileRecord]:
+        arrow = self._files.to_arrow()
+        cols = {name: arrow.column(name).to_pylist() for name in arrow.column_names}
+        out: dict[str, FileRecord] = {}
+        for i in range(arrow.num_rows):
+            rec = FileRecord(
+                fid=cols["fid"][i],
+                path=os.fsdecode(cols["path_bytes"][i]),
+                root=os.fsdecode(cols["root_bytes"][i] or b""),
+                kind=cols["kind"][i],
+                size=cols["size"][i],
+                mtime_ns=cols["mtime_ns"][i],
+                content_hash=cols["content_hash"][i] or "",
+                state=cols["state"][i],
+                reason=cols["reason"][i] or "",
+                text_model=cols["text_model"][i] or "",
+                image_model=cols["image_model"][i] or "",
+                truncated=bool(cols["truncated"][i]),
+                indexed_at=cols["indexed_at"][i] or 0.0,
+                title=cols["title"][i] or "",
+                n_chunks=cols["n_chunks"][i] or 0,
+                available=cols["available"][i] is not False,
+            )
+            out[rec.fid] = rec
+        return out
+
+    def get_file(self, path: str) -> FileRecord | None:
+        return self.files().get(file_id(path))
+
+    def by_hash(self, content_hash: str) -> list[FileRecord]:
+        return [r for r in self.files().values() if r.content_hash == content_hash and r.state == "indexed"]
+
+    def chunk_rows(self, fid: str, file_hash: str | None = None) -> list[ChunkRow]:
+        table = self.chunks_table()
+        if table is None:
+            return []
+        where = f"fid = '{_checked_hex(fid)}'"
+        if file_hash:
+            where += f" AND file_hash = '{_checked_hex(file_hash)}'"
+        arrow = table.search().where(where).limit(None).to_arrow()
+        rows = [
+            ChunkRow(
+                ord=o, text=t, start=s, end=e, chunk_hash=h, vector=np.asarray(v, dtype=np.float32)
+            )
+            for o, t, s, e, h, v in zip(
+                arrow.column("ord").to_pylist(),
+                arrow.column("text").to_pylist(),
+                arrow.column("start").to_pylist(),
+                arrow.column("end").to_pylist(),
+                arrow.column("chunk_hash").to_pylist(),
+                arrow.column("vector").to_pylist(),
+            )
+        ]
+        rows.sort(key=lambda r: r.ord)
+        # Duplicates can exist briefly after a crash between commits; keep one per ord.
+        seen: set[int] = set()
+        return [r for r in rows if not (r.ord in seen or seen.add(r.ord))]
+
+    def image_row(self, fid: str, file_hash: str | None = None) -> ImageRow | None:
+        table = self.images_table()
+        if table is None:
+            return None
+        where = f"fid = '{_checked_hex(fid)}'"
+        if file_hash:
+            where += f" AND file_hash = '{_checked_hex(file_hash)}'"
+        arrow = table.search().where(where).limit(1).to_arrow()
+        if arrow.num_rows == 0:
+            return None
+        return ImageRow(
+            width=arrow.column("width")[0].as_py(),
+            height=arrow.column("height")[0].as_py(),
+            thumb=arrow.column("thumb")[0].as_py(),
+            vector=np.asarray(arrow.column("vector")[0].as_py(), dtype=np.float32),
+        )
+
+    def counts(self) -> dict[str, Any]:
+        by_kind: dict[str, int] = {}
+        by_state: dict[str, int] = {}
+        for rec in self.files().values():
+            by_kind[rec.kind] = by_kind.get(rec.kind, 0) + 1
+            by_state[rec.state] = by_state.get(rec.state, 0) + 1
+        chunks = self.chunks_table()
+        images = self.images_table()
+        return {
+            "files": sum(by_kind.values()),
+            "by_kind": by_kind,
+            "by_state": by_state,
+            "chunks": chunks.count_rows() if chunks is not None else 0,
+            "images": images.count_rows() if images is not None else 0,
+        }
+
+    def problems(self) -> list[FileRecord]:
+        """Files that failed, are pending, or are findable by name only, with reasons."""
+        return sorted(
+            (r for r in self.files().values() if r.state in ("failed", "pending") or (r.state == "name_only" and r.reason)),
+            key=lambda r: (r.state, r.path),
+        )
+
+    def size_bytes(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.path):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def data_file_count(self) -> int:
+        return sum(len(files) for _d, _s, files in os.walk(self.path))
+
+    # ----------------------------------------------------------------- writes
+    def write(self, batch: WriteBatch) -> None:
+        """Commit one batch: data rows first, then file rows, then stale rows go.
+
+        The order is what makes a crash harmless: a file is marked ``indexed``
+        only after its vectors are committed; rows of the old content are
+        removed last and are invisible meanwhile (their ``file_hash`` differs).
+        """
+        if not batch:
+            return
+        import pyarrow as pa
+
+        batch_id = time.time_ns()
+        try:
+            with self._write_lock:
+                touched_text = list(batch.chunks)
+                touched_images = list(batch.images)
+                if batch.chunks:
+                    table = self.chunks_table(create=True)
+                    assert table is not None and self.text_model is not None
+                    hashes = {r.fid: r.content_hash for r in batch.files}
+                    fids, fhash, ords, texts, starts, ends, chashes, vecs = [], [], [], [], [], [], [], []
+                    for fid, rows in batch.chunks.items():
+                        for row in rows:
+                            fids.append(fid)
+                            fhash.append(hashes.get(fid, ""))
+                            ords.append(row.ord)
+                            texts.append(row.text)
+                            starts.append(row.start)
+                            ends.append(row.end)
+                            chashes.append(row.chunk_hash)
+                            vecs.append(row.vector)
+                    if fids:
+                        dim = self.text_model[1]
+                        flat = np.ascontiguousarray(np.stack(vecs).astype(np.float32)).reshape(-1)
+                        data = pa.table(
+                            {
+                                "fid": fids,
+                                "file_hash": fhash,
+                                "batch": pa.array([batch_id] * len(fids), pa.int64()),
+                                "ord": pa.array(ords, pa.int32()),
+                                "text": texts,
+                                "start": pa.array(starts, pa.int32()),
+                                "end": pa.array(ends, pa.int32()),
+                                "chunk_hash": chashes,
+                                "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim),
+                            },
+                            schema=table.schema,
+                        )
+                        table.add(data)
+                if batch.images:
+                    table = self.images_table(create=True)
+                    assert table is not None and self.image_model is not None
+                    hashes = {r.fid: r.content_hash for r in batch.files}
+                    items = list(batch.images.items())
+                    dim = self.image_model[1]
+                    flat = np.ascontiguousarray(np.stack([r.vector for _f, r in items]).astype(np.float32)).reshape(-1)
+                    data = pa.table(
+                        {
+                            "fid": [f for f, _r in items],
+                            "file_hash": [hashes.get(f, "") for f, _r in items],
+                            "batch": pa.array([batch_id] * len(items), pa.int64()),
+                            "width": pa.array([r.width for _f, r in items], pa.int32()),
+                            "height": pa.array([r.height for _f, r in items], pa.int32()),
+                            "thumb": [r.thumb for _f, r in items],
+                            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim),
+                        },
+                        schema=table.schema,
+                    )
+                    table.add(data)
+                if batch.files:
+                    self._upsert_files(batch.files)
+                if batch.delete:
+                    self._delete_files(batch.delete)
+                # Rows of the old content (earlier batches) go last; until now they
+                # were invisible because their file_hash no longer matches.
+                self._delete_rows(self.chunks_table(), touched_text, batch_id)
+                self._delete_rows(self.images_table(), touched_images, batch_id)
+                # Files that no longer have vectors (now failed, name-only, or another kind).
+                no_text = [
+                    r.fid for r in batch.files
+                    if r.fid not in batch.chunks and (r.state != "indexed" or r.kind != "text")
+                ]
+                no_image = [
+                    r.fid for r in batch.files
+                    if r.fid not in batch.images and (r.state != "indexed" or r.kind != "image")
+                ]
+                self._delete_rows(self.chunks_table(), no_text, None)
+                self._delete_rows(self.images_table(), no_image, None)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull("the disk holding the index is full; indexing is paused until space is freed") from exc
+            raise
+        except RuntimeError as exc:
+            if is_disk_full(exc):
+                raise DiskFull("the disk holding the index is full; indexing is paused until space is freed") from exc
+            raise
+
+    def _upsert_files(self, records: Sequence[FileRecord]) -> None:
+        import pyarrow as pa
+
+        unique: dict[str, FileRecord] = {}
+        for rec in records:  # merge_insert with duplicate keys is undefined (L6)
+            unique[rec.fid] = rec
+        recs = list(unique.values())
+        data = pa.table(
+            {
+                "fid": [r.fid for r in recs],
+                "path": [display_path(r.path) for r in recs],
+                "path_bytes": [os.fsencode(r.path) for r in recs],
+                "root": [display_path(r.root) for r in recs],
+                "root_bytes": [os.fsencode(r.root) for r in recs],
+                "name": [r.name for r in recs],
+                "ext": [r.ext for r in recs],
+                "kind": [r.kind for r in recs],
+                "size": pa.array([r.size for r in recs], pa.int64()),
+                "mtime_ns": pa.array([r.mtime_ns for r in recs], pa.int64()),
+                "content_hash": [r.content_hash for r in recs],
+                "state": [r.state for r in recs],
+                "reason": [r.reason for r in recs],
+                "text_model": [r.text_model for r in recs],
+                "image_model": [r.image_model for r in recs],
+                "truncated": [r.truncated for r in recs],
+                "indexed_at": pa.array([r.indexed_at for r in recs], pa.float64()),
+                "title": [r.title for r in recs],
+                "n_chunks": pa.array([r.n_chunks for r in recs], pa.int32()),
+                "available": [r.available for r in recs],
+            },
+            schema=self._files.schema,
+        )
+        (
+            self._files.merge_insert("fid")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
+
+    def _delete_files(self, fids: Sequence[str]) -> None:
+        for part in _batches(list(dict.fromkeys(fids)), 500):
+            ids = _hex_list(part)
+            self._files.delete(f"fid IN ({ids})")
+            for table in (self.chunks_table(), self.images_table()):
+                if table is not None:
+                    table.delete(f"fid IN ({ids})")
+
+    def _delete_rows(self, table: Any | None, fids: Sequence[str], keep_batch: int | None) -> None:
+        if table is None or not fids:
+            return
+        for part in _batches(list(dict.fromkeys(fids)), 500):
+            where = f"fid IN ({_hex_list(part)})"
+            if keep_batch is not None:
+                where += f" AND batch != {int(keep_batch)}"
+            table.delete(where)
+
+    def set_available(self, root: str, available: bool) -> int:
+        """Mark every file under ``root`` (un)available without touching vectors."""
+        recs = [dataclasses.replace(r, available=available) for r in self.files().values() if r.root == root and r.available != available]
+        if recs:
+            with self._write_lock:
+                self._upsert_files(recs)
+        return len(recs)
+
+    def delete_files(self, fids: Sequence[str]) -> None:
+        if fids:
+            self.write(WriteBatch(delete=list(fids)))
+
+    def drop_other_model_tables(self) -> list[str]:
+        """Drop vector tables of models that are no longer configured."""
+        keep = {self.chunks_table_name(), self.images_table_name(), FILES}
+        dropped = []
+        with self._write_lock:
+            for name in self.table_names():
+                if name not in keep and (name.startswith("chunks__") or name.startswith("images__")):
+                    self._db.drop_table(name)
+                    self._tables.pop(name, None)
+                    dropped.append(name)
+        return dropped
+
+    def remove_orphans(self) -> int:
+        """Delete vector rows whose file no longer exists (left by a crash)."""
+        known = set(self.files())
+        removed = 0
+        for table in (self.chunks_table(), self.images_table()):
+            if table is None:
+                continue
+            fids = set(table.search().select(["fid"]).limit(None).to_arrow().column("fid").to_pylist())
+            orphans = sorted(fids - known)
+            if orphans:
+                with self._write_lock:
+                    self._delete_rows(table, orphans, None)
+                removed += len(orphans)
+        return removed
+
+    def optimize(self, cleanup_older_than: timedelta = CLEANUP_OLDER_THAN) -> None:
+        """Compact fragments, fold new rows into indexes, prune old versions (L4)."""
+        with self._write_lock:
+            for table in (self._files, self.chunks_table(), self.images_table()):
+                if table is None:
+                    continue
+                try:
+                    table.optimize(cleanup_older_than=cleanup_older_than)
+                except Exception as exc:  # noqa: BLE001 - optimisation is best-effort; data is intact
+                    if is_disk_full(exc):
+                        raise DiskFull("the disk holding the index is full") from exc
+                    log.warning("optimize of %s failed: %s", getattr(table, "name", "?"), _short(exc))
+
+    def clear(self) -> None:
+        with self._write_lock:
+            for name in self.table_names():
+                self._db.drop_table(name)
+            self._tables.clear()
+            self._files = self._db.create_table(FILES, schema=_files_schema(), exist_ok=True)
+            with self._cache_lock:
+                self._files_cache = None
+
+    def refresh(self) -> None:
+        """Make sure the next read sees other processes' commits."""
+        for table in [self._files, *self._tables.values()]:
+            try:
+                table.checkout_latest()
+            except Exception:  # noqa: BLE001 - a table handle that is already latest
+                pass
+
+    def close(self) -> None:
+        self._tables.clear()
+
+
+def _checked_hex(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{1,64}", value):
+        raise ValueError(f"not a hex id: {value!r}")
+    return value
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

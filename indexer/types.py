@@ -1,0 +1,145 @@
+"""Plain data types shared by every step of the pipeline.
+
+Data flows one way: files → scan → extract → chunk → embed → store ← search ← window.
+These dataclasses are the currency between those steps; none of them import
+heavy libraries so any module (and the window) can use them cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+FileKind = Literal["text", "image", "other"]
+"""`text` is embedded by the text model, `image` by CLIP, `other` is name-only."""
+
+FileState = Literal["indexed", "name_only", "failed", "pending", "unavailable"]
+"""Life cycle of one file record.
+
+- ``indexed``: its vectors are committed.
+- ``name_only``: findable by name only (binary, unknown type, over a size cap, empty).
+- ``failed``: extraction failed; ``reason`` says why. Retried when the file changes.
+- ``pending``: known but not embedded yet (e.g. CLIP weights missing); ``reason`` says why.
+- ``unavailable``: its watched folder is offline; rows are kept but hidden from results.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class FileInfo:
+    """What a stat of one regular file tells us (no content read)."""
+
+    path: str  # absolute, as returned by os.fsdecode (may hold surrogate escapes)
+    root: str  # the watched folder it belongs to
+    size: int
+    mtime_ns: int
+    kind: FileKind
+
+
+@dataclasses.dataclass
+class Chunk:
+    """A passage of a document, with its character span in the extracted text."""
+
+    text: str
+    start: int
+    end: int
+    heading: str = ""  # nearest heading/title, used as embedding context
+
+
+@dataclasses.dataclass
+class TextExtraction:
+    text: str
+    title: str = ""
+    encoding: str = ""
+    truncated: bool = False
+
+
+@dataclasses.dataclass
+class ImageExtraction:
+    """One decode of an image: a small RGB copy for the model plus a thumbnail."""
+
+    image: object  # PIL.Image.Image in RGB, at most a few hundred px on its short side
+    thumbnail_png: bytes  # re-encoded PNG, metadata stripped, <= 256 px
+    width: int  # original size after EXIF orientation
+    height: int
+
+
+class ExtractionError(Exception):
+    """A file could not be extracted; ``str(exc)`` is the user-facing reason."""
+
+
+class NameOnly(Exception):
+    """The file should be recorded by name only; ``str(exc)`` says why."""
+
+
+@dataclasses.dataclass
+class Progress:
+    """A progress event from the pipeline (plain Python; desktop/ adapts it to signals)."""
+
+    phase: Literal["scanning", "extracting", "embedding", "writing", "optimizing", "idle", "paused"]
+    done: int = 0
+    total: int = 0
+    failed: int = 0
+    rate: float = 0.0  # files per second
+    eta_s: float | None = None
+    message: str = ""
+    current: str = ""
+
+
+@dataclasses.dataclass
+class IndexSummary:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    moved: int = 0
+    pending: int = 0
+    name_only: int = 0
+    elapsed_s: float = 0.0
+    model_calls: int = 0  # forward passes by either model (0 on a pure rename)
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """One file in a ranked result list (one result per file)."""
+
+    path: str
+    kind: FileKind
+    score: float
+    name: str = ""
+    folder: str = ""
+    ext: str = ""
+    size: int = 0
+    mtime: float = 0.0
+    passage: str = ""  # best passage (documents)
+    passage_start: int = -1  # character span of the passage in the extracted text
+    passage_end: int = -1
+    highlights: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # spans within passage
+    thumbnail: str = ""  # absolute path of the stored PNG thumbnail (images)
+    width: int = 0
+    height: int = 0
+    state: str = "indexed"
+
+
+@dataclasses.dataclass
+class SearchResponse:
+    """A ranked list of files plus what the person should be told about it."""
+
+    results: list[SearchResult] = dataclasses.field(default_factory=list)
+    query: str = ""
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)  # by kind: "text", "image", "other"
+    message: str = ""  # e.g. "No good match.", "Image search needs the CLIP weights: ..."
+    elapsed_ms: float = 0.0
+
+
+@dataclasses.dataclass
+class FolderStatus:
+    """How one watched folder is doing (shown by `lodestar status` and the window)."""
+
+    path: str
+    mode: Literal["live", "polling", "unavailable", "stopped"] = "stopped"
+    files: int = 0
+    failed: int = 0
+    last_reconcile: float | None = None  # unix time
+    message: str = ""

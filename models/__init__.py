@@ -1,0 +1,1 @@
+"""Model loading and embedding (sentence-transformers text model, open_clip CLIP)."""
