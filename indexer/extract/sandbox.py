@@ -1,0 +1,181 @@
+"""A disposable worker process for complex document formats (PDF, DOCX, EPUB).
+
+A hostile PDF can make a parser loop for minutes, recurse deeply or allocate
+gigabytes (RELIABILITY D2, X1). Parsing happens in one long-lived *spawned*
+child (never forked: LanceDB and torch threads are not fork-safe) with an
+address-space cap; each request has a wall-clock limit. On a timeout or a
+crash the child is killed and replaced, and that one file is reported failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from indexer.types import ExtractionError, NameOnly
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_TIMEOUT_S = 60.0
+"""Wall-clock limit for one document; the child is killed past it."""
+WORKER_MEMORY_MB = 2048
+"""Address-space cap for the child (Linux/macOS RLIMIT_AS); a bomb fails with MemoryError."""
+ENABLED = True
+"""Tests and frozen builds may switch to in-process parsing (no time limit then)."""
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+
+
+class _Worker:
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(
+            target=_serve, args=(child, WORKER_MEMORY_MB), name="lodestar-extract", daemon=True
+        )
+        self.proc.start()
+        child.close()
+
+    def kill(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout=5)
+
+
+def _get_worker() -> _Worker:
+    global _worker
+    if _worker is None or not _worker.proc.is_alive():
+        if _worker is not None:
+            _worker.kill()
+        _worker = _Worker()
+    return _worker
+
+
+def shutdown() -> None:
+    """Stop the worker (idempotent); the next request starts a fresh one."""
+    global _worker
+    with _lock:
+        if _worker is not None:
+            try:
+                _worker.conn.send(None)
+            except OSError:
+                pass
+            _worker.kill()
+            _worker = None
+
+
+def run(task: str, args: tuple[Any, ...], timeout_s: float | None = None) -> Any:
+    """Run ``task`` (a name from ``_TASKS``) in the worker; re-raise its NameOnly/ExtractionError."""
+    if not ENABLED:
+        return _dispatch(task, args)
+    global _worker
+    timeout = DOCUMENT_TIMEOUT_S if timeout_s is None else timeout_s
+    with _lock:  # one request at a time: the worker is single-threaded
+        w = _get_worker()
+        started = time.monotonic()
+        try:
+            w.conn.send((task, args))
+            ready = w.conn.poll(timeout)
+            reply = w.conn.recv() if ready else None
+        except (EOFError, OSError) as exc:
+            log.warning("document worker died on %s%r: %s", task, args[:1], exc)
+            w.kill()
+            _worker = None
+            raise ExtractionError("the document reader crashed on this file") from exc
+        if not ready:
+            log.warning("document worker timed out after %.1fs on %s%r", time.monotonic() - started, task, args[:1])
+            w.kill()
+            _worker = None
+            raise ExtractionError(f"took longer than {timeout:.0f} s to read (gave up)")
+    status, payload = reply
+    if status == "ok":
+        return payload
+    if status == "name_only":
+        raise NameOnly(payload)
+    if status == "bug":
+        # An unexpected exception in a parser: a bug or a hostile file; keep the traceback.
+        log.error("document worker error on %r:\n%s", args[:1], payload)
+        raise ExtractionError("unexpected error while reading this file (see log)")
+    raise ExtractionError(payload)
+
+
+def _selftest_sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+def _selftest_crash() -> None:
+    os._exit(70)  # simulates a segfault in a C decoder
+
+
+def _dispatch(task: str, args: tuple[Any, ...]) -> Any:
+    from indexer.extract import documents
+
+    tasks = {
+        "pdf": documents.parse_pdf,
+        "docx": documents.parse_docx,
+        "epub": documents.parse_epub,
+        "selftest_sleep": _selftest_sleep,
+        "selftest_crash": _selftest_crash,
+    }
+    try:
+        func = tasks[task]
+    except KeyError:
+        raise ValueError(f"unknown sandbox task {task!r}") from None
+    return func(*args)
+
+
+def _limit_memory(mb: int) -> None:
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits; the timeout still applies
+        return
+    limit = mb * 1024 * 1024
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError) as exc:
+        log.debug("cannot cap worker memory: %s", exc)
+
+
+def _serve(conn: Connection, memory_mb: int) -> None:
+    """Child main loop: one request at a time until the parent closes the pipe."""
+    _limit_memory(memory_mb)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # it warns on every odd xref
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        task, args = msg
+        try:
+            reply: tuple[str, Any] = ("ok", _dispatch(task, args))
+        except NameOnly as exc:
+            reply = ("name_only", str(exc))
+        except ExtractionError as exc:
+            reply = ("error", str(exc))
+        except MemoryError:
+            reply = ("error", f"needs more than {memory_mb} MB of memory to read (gave up)")
+        except RecursionError:
+            reply = ("error", "too deeply nested to read (corrupt or hostile file)")
+        except Exception:  # noqa: BLE001 - report any parser bug to the parent, keep serving
+            reply = ("bug", traceback.format_exc())
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
