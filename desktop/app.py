@@ -1,0 +1,234 @@
+"""Composition root of the window: QApplication → runtime → backend/controller → MainWindow.
+
+The window is shown before anything heavy happens: models load and the store opens
+on worker threads (:class:`desktop.backend.Backend`), the indexer and watcher run
+in background threads of this process when we hold the writer lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from desktop.backend import Backend
+from desktop.icons import app_icon
+from desktop.main_window import MainWindow
+from desktop.opener import Opener
+from desktop.search_controller import SearchController
+from desktop.thumbnails import ThumbnailCache
+
+log = logging.getLogger(__name__)
+
+ORG = "Lodestar"
+APP = "Lodestar"
+
+
+@dataclass
+class Parts:
+    """Everything the composition root built, so it can be shut down in order."""
+
+    window: MainWindow
+    controller: SearchController
+    backend: Backend
+    thumbnails: ThumbnailCache
+    opener: Opener
+    dialogs: dict[str, QWidget] = field(default_factory=dict)
+    _closed: bool = False
+
+    def shutdown(self) -> None:
+        """Cancel and await every background job, stop the watcher, close the runtime."""
+        if self._closed:
+            return
+        self._closed = True
+        self.controller.close()
+        self.thumbnails.close()
+        self.backend.close()
+        for dlg in self.dialogs.values():
+            dlg.close()
+
+
+def build_window(runtime: Any, *, lock_factory: Callable[[Any], Any] | None = None,
+                 watch_factory: Callable[..., Any] | None = None,
+                 open_url: Callable[..., bool] | None = None, run: Callable[[list[str]], None] | None = None,
+                 platform: str = sys.platform) -> Parts:
+    """Wire the window to a runtime (real or fake) and start loading in the background."""
+    backend = Backend(runtime, lock_factory=lock_factory, watch_factory=watch_factory)
+    controller = SearchController()
+    thumbnails = ThumbnailCache(str(runtime.paths.thumbnails))
+    opener_kwargs: dict[str, Any] = {"platform": platform}
+    if open_url is not None:
+        opener_kwargs["open_url"] = open_url
+    if run is not None:
+        opener_kwargs["run"] = run
+    opener = Opener(backend.folders, **opener_kwargs)
+    window = MainWindow(backend, controller, opener, thumbnails)
+    parts = Parts(window, controller, backend, thumbnails, opener)
+    window.settingsRequested.connect(lambda: show_settings(parts))
+    window.problemsRequested.connect(lambda: show_problems(parts))
+    backend.start()
+    return parts
+
+
+def show_settings(parts: Parts) -> None:
+    from desktop.settings_dialog import SettingsDialog
+
+    dlg = parts.dialogs.get("settings")
+    if dlg is None:
+        dlg = SettingsDialog(parts.backend, parts.window)
+        parts.dialogs["settings"] = dlg
+    dlg.refresh()
+    dlg.show()
+    dlg.raise_()
+
+
+def show_problems(parts: Parts) -> None:
+    from desktop.problems_dialog import ProblemsDialog
+
+    dlg = parts.dialogs.get("problems")
+    if dlg is None:
+        dlg = ProblemsDialog(parts.backend, parts.opener, parts.window)
+        parts.dialogs["problems"] = dlg
+    dlg.reload()
+    dlg.show()
+    dlg.raise_()
+
+
+class _BugReporter(QObject):
+    """Shows uncaught exceptions from any thread on the GUI thread."""
+
+    bug = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.bug.connect(self._show, Qt.ConnectionType.QueuedConnection)
+        self._shown = 0
+
+    def _show(self, text: str) -> None:
+        self._shown += 1
+        if self._shown > 3:
+            return  # a bug in a loop must not bury the person in dialogs
+        box = QMessageBox(QMessageBox.Icon.Critical, "Lodestar hit a bug",
+                          "Something went wrong inside Lodestar. It was written to the log.")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setDetailedText(text)
+        box.exec()
+
+
+def install_excepthooks(reporter: _BugReporter) -> None:
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("uncaught exception:\n%s", text)
+        reporter.bug.emit(text)
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        hook(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+    sys.excepthook = hook
+    threading.excepthook = thread_hook
+
+
+def _setup_file_log(logs_dir: str) -> None:
+    from logging.handlers import RotatingFileHandler
+
+    try:
+        os.makedirs(logs_dir, mode=0o700, exist_ok=True)
+        handler = RotatingFileHandler(os.path.join(logs_dir, "lodestar.log"), maxBytes=2_000_000, backupCount=3,
+                                      encoding="utf-8")
+    except OSError as exc:
+        log.warning("no log file: %s", exc)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def restore_geometry(window: MainWindow) -> None:
+    qs = QSettings(ORG, APP)
+    geom = qs.value("main/geometry")
+    if geom is not None:
+        window.restoreGeometry(geom)
+    split = qs.value("main/splitter")
+    if split is not None:
+        window.splitter.restoreState(split)
+
+
+def save_geometry(window: MainWindow) -> None:
+    qs = QSettings(ORG, APP)
+    qs.setValue("main/geometry", window.saveGeometry())
+    qs.setValue("main/splitter", window.splitter.saveState())
+
+
+def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
+    """Open the window; returns the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName(APP)
+    app.setOrganizationName(ORG)
+    app.setApplicationDisplayName(APP)
+    app.setDesktopFileName("lodestar")
+    app.setWindowIcon(app_icon())
+    reporter = _BugReporter(app)
+    install_excepthooks(reporter)
+
+    from indexer.config import ConfigError
+    from indexer.runtime import open_runtime
+
+    try:
+        runtime = open_runtime(data_dir)  # paths + settings only; store and models open lazily
+    except ConfigError as exc:
+        QMessageBox.critical(None, APP, str(exc))
+        return 2
+    _setup_file_log(str(runtime.paths.logs))
+
+    if not runtime.settings.welcome_done:
+        from desktop.welcome_dialog import WelcomeDialog
+
+        dlg = WelcomeDialog(str(runtime.paths.data_dir))
+        if dlg.exec():
+            from indexer.config import normalise_folder, save_settings
+
+            for f in dlg.chosen_folders():
+                f = normalise_folder(f)
+                if f not in runtime.settings.folders:
+                    runtime.settings.folders.append(f)
+            runtime.settings.welcome_done = True
+            save_settings(runtime.paths, runtime.settings)
+
+    parts = build_window(runtime)
+    window = parts.window
+    restore_geometry(window)
+
+    from desktop.tray import Tray
+
+    tray = Tray.create(parts, app)
+    if tray is not None:
+        window.keep_in_tray = bool(runtime.settings.keep_running_in_tray)
+
+    def quit_app() -> None:
+        save_geometry(window)
+        app.quit()
+
+    window.quitRequested.connect(quit_app)
+    window.show()
+    try:
+        code = app.exec()
+    finally:
+        if tray is not None:
+            tray.hide()
+        parts.shutdown()
+    return int(code)

@@ -1,0 +1,314 @@
+"""The window's view of the runtime: model loading, the writer (index + watch), folders.
+
+Everything slow (loading models, opening the store, indexing, reading problems)
+runs on :class:`~desktop.workers.WorkerPool` threads or the watcher's own threads;
+results come back as queued signals. The runtime is duck-typed against
+``indexer.runtime.Runtime`` so tests can hand in a small fake.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.workers import ProgressBridge, Worker, WorkerPool
+from indexer.config import normalise_folder, save_settings
+from indexer.types import FolderStatus, Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Problem:
+    path: str
+    state: str
+    reason: str
+
+
+@dataclass
+class ClipState:
+    state: str  # "loading" | "ready" | "missing"
+    message: str = ""
+    fix: str = ""
+
+
+class Backend(QObject):
+    modelsText = Signal(str)
+    searcherReady = Signal(object)
+    clipChanged = Signal(object)  # ClipState
+    progress = Signal(object)  # indexer.types.Progress
+    folderStatus = Signal(object)  # list[FolderStatus]
+    writerChanged = Signal(str)  # "" when this process writes, else who does
+    foldersChanged = Signal(object)
+    problemsReady = Signal(object)  # list[Problem]
+    failed = Signal(str)
+
+    def __init__(self, runtime: Any, parent: QObject | None = None, *,
+                 lock_factory: Callable[[Any], Any] | None = None,
+                 watch_factory: Callable[..., Any] | None = None) -> None:
+        super().__init__(parent)
+        self.runtime = runtime
+        self._lock_factory = lock_factory or take_writer_lock
+        self._watch_factory = watch_factory or _real_watch_service
+        self.pool = WorkerPool(max_threads=2, name="backend", parent=self)
+        self._bridge = ProgressBridge(self)
+        self._bridge.progress.connect(self._on_progress)
+        self._status_bridge = ProgressBridge(self)
+        self._status_bridge.progress.connect(self.folderStatus)
+        self.searcher: Any = None
+        self.service: Any = None
+        self.watch: Any = None
+        self.lock: Any = None
+        self.writer_message = ""
+        self.clip = ClipState("loading")
+        self.paused = False
+        self.last_progress: Progress | None = None
+        self._closed = False
+
+    # -- settings ---------------------------------------------------------------
+    @property
+    def settings(self) -> Any:
+        return self.runtime.settings
+
+    def folders(self) -> list[str]:
+        return list(self.settings.folders)
+
+    def data_dir(self) -> str:
+        return str(self.runtime.paths.data_dir)
+
+    def save_settings(self) -> None:
+        save_settings(self.runtime.paths, self.settings)
+
+    def add_folder(self, path: str) -> bool:
+        folder = normalise_folder(path)
+        if folder in self.settings.folders:
+            return False
+        self.settings.folders.append(folder)
+        self._folders_changed()
+        return True
+
+    def remove_folder(self, path: str) -> bool:
+        if path not in self.settings.folders:
+            return False
+        self.settings.folders.remove(path)
+        self._folders_changed()
+        return True
+
+    def _folders_changed(self) -> None:
+        self.save_settings()
+        if self.watch is not None:
+            self.watch.set_roots(self.settings.folders)
+        elif self.service is None and self.searcher is not None and not self.writer_message:
+            self.start_writer()
+        self.foldersChanged.emit(self.folders())
+
+    # -- start-up -----------------------------------------------------------------
+    def start(self) -> None:
+        """Load the text model and open the store off the GUI thread."""
+        self.modelsText.emit("Loading text model…")
+        worker = Worker(self._load_text)
+        worker.signals.result.connect(self._on_text_loaded)
+        worker.signals.error.connect(self._on_text_failed)
+        self.pool.start(worker)
+
+    def _load_text(self) -> Any:
+        loader = getattr(self.runtime.text_embedder, "load", None)
+        if callable(loader):
+            loader()
+        return self.runtime.searcher()
+
+    def _on_text_loaded(self, searcher: Any) -> None:
+        if self._closed:
+            return
+        self.searcher = searcher
+        self.modelsText.emit("Text model ready")
+        self.searcherReady.emit(searcher)
+        self.load_clip()
+        self.start_writer()
+
+    def _on_text_failed(self, exc: BaseException) -> None:
+        from indexer.errors import user_message
+
+        msg = user_message(exc) or f"{type(exc).__name__}: {exc}"
+        self.modelsText.emit("Text model unavailable")
+        self.failed.emit(f"Search is unavailable: {msg}")
+
+    def load_clip(self) -> None:
+        self.clip = ClipState("loading", "Loading image model…")
+        self.clipChanged.emit(self.clip)
+        worker = Worker(self._load_clip)
+        worker.signals.result.connect(self._on_clip)
+        worker.signals.error.connect(lambda exc: self._on_clip(ClipState("missing", str(exc))))
+        self.pool.start(worker)
+
+    def _load_clip(self) -> ClipState:
+        emb = self.runtime.image_embedder
+        available = getattr(emb, "available", None)
+        if callable(available) and not available():
+            return ClipState("missing", "Image search unavailable: CLIP weights missing",
+                             "Download the weights or choose a checkpoint file.")
+        try:
+            emb.load()
+        except Exception as exc:  # noqa: BLE001 - ModelUnavailable and friends carry the reason
+            reason = getattr(exc, "reason", "") or str(exc)
+            return ClipState("missing", f"Image search unavailable: {reason}", getattr(exc, "fix", ""))
+        return ClipState("ready", "Image search ready")
+
+    def _on_clip(self, state: ClipState) -> None:
+        self.clip = state
+        self.clipChanged.emit(state)
+
+    # -- the writer -------------------------------------------------------------
+    def start_writer(self) -> None:
+        if self.service is not None or self._closed:
+            return
+        worker = Worker(self._become_writer)
+        worker.signals.result.connect(self._on_writer)
+        worker.signals.error.connect(lambda exc: self.failed.emit(f"Indexing could not start: {exc}"))
+        self.pool.start(worker)
+
+    def _become_writer(self) -> tuple[str, Any, Any, Any]:
+        from indexer.errors import WriterBusy
+
+        try:
+            lock = self._lock_factory(self.runtime.paths)
+        except WriterBusy as exc:
+            holder = getattr(exc, "holder", None) or {}
+            pid = holder.get("pid") if isinstance(holder, dict) else None
+            pid = pid or _pid_from(str(exc))
+            who = f"pid {pid}" if pid else "unknown pid"
+            return f"Indexing is done by another Lodestar process ({who})", None, None, None
+        service = self.runtime.service(progress=self._bridge)
+        watch = None
+        if self.settings.folders:
+            watch = self._watch_factory(service, self.settings, self.runtime.paths, on_status=self._status_bridge)
+            watch.start()
+        return "", lock, service, watch
+
+    def _on_writer(self, value: tuple[str, Any, Any, Any]) -> None:
+        message, lock, service, watch = value
+        self.writer_message, self.lock, self.service, self.watch = message, lock, service, watch
+        if self._closed:
+            self._stop_writer()
+            return
+        self.writerChanged.emit(message)
+
+    def pause(self, paused: bool) -> None:
+        """Pause stops the watcher (cancelling its batch); resume starts it again and reconciles."""
+        self.paused = paused
+        if paused and self.watch is not None:
+            watch, self.watch = self.watch, None
+            self.pool.submit(watch.stop)
+            self._on_progress(Progress("paused", message="Indexing paused"))
+        elif not paused and self.watch is None and self.service is not None and self.settings.folders:
+            self.watch = self._watch_factory(self.service, self.settings, self.runtime.paths,
+                                             on_status=self._status_bridge)
+            self.pool.submit(self.watch.start)
+
+    def _on_progress(self, p: Progress) -> None:
+        if self.paused and p.phase != "paused":
+            return
+        self.last_progress = p
+        self.progress.emit(p)
+
+    def folder_status(self) -> list[FolderStatus]:
+        if self.watch is not None:
+            return list(self.watch.folder_status())
+        try:
+            from indexer.watch import read_watch_status
+
+            return list(read_watch_status(self.runtime.paths))
+        except (ImportError, OSError, ValueError):
+            return [FolderStatus(path=f) for f in self.folders()]
+
+    # -- problems ----------------------------------------------------------------
+    def load_problems(self) -> None:
+        worker = Worker(self._read_problems)
+        worker.signals.result.connect(self.problemsReady)
+        worker.signals.error.connect(lambda exc: self.failed.emit(f"Could not read problems: {exc}"))
+        self.pool.start(worker)
+
+    def _read_problems(self) -> list[Problem]:
+        store = self.runtime.store
+        reader = getattr(store, "problems", None)
+        if not callable(reader):
+            return []
+        out = []
+        for row in reader():
+            if isinstance(row, tuple):
+                out.append(Problem(*[str(x) for x in row[:3]]))
+            else:
+                out.append(Problem(row.path, row.state, row.reason))
+        return out
+
+    def retry(self, paths: list[str]) -> Worker | None:
+        if self.service is None:
+            self.failed.emit(self.writer_message or "Indexing has not started yet.")
+            return None
+        worker = Worker(self.service.sync_paths, list(paths))
+        worker.signals.finished.connect(self.load_problems)
+        return self.pool.start(worker)
+
+    def clear_index(self) -> Worker:
+        def clear() -> None:
+            self.runtime.store.clear()
+
+        worker = Worker(clear)
+        worker.signals.result.connect(lambda _v: self.watch.request_reconcile() if self.watch else None)
+        return self.pool.start(worker)
+
+    # -- shutdown ---------------------------------------------------------------
+    def _stop_writer(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+            self.watch = None
+        if self.lock is not None:
+            release = getattr(self.lock, "release", None) or getattr(self.lock, "close", None)
+            if callable(release):
+                release()
+            self.lock = None
+
+    def close(self) -> None:
+        """Stop the watcher, await every worker, close the runtime (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        cancel = getattr(self.watch, "cancel", None)
+        if cancel is not None:
+            cancel.set()  # let a long batch stop between files before we join
+        self.pool.wait()
+        self._stop_writer()
+        closer = getattr(self.runtime, "close", None)
+        if callable(closer):
+            closer()
+
+
+def _real_watch_service(*args: Any, **kwargs: Any) -> Any:
+    from indexer.watch import WatchService
+
+    return WatchService(*args, **kwargs)
+
+
+def take_writer_lock(paths: Any) -> Any:
+    """Acquire the data directory's writer lock without waiting (raises WriterBusy)."""
+    from indexer.writer_lock import WriterLock
+
+    lock = WriterLock(paths, command="lodestar (window)")
+    lock.acquire(wait=False, then="search only")
+    return lock
+
+
+def _pid_from(text: str) -> int | None:
+    m = re.search(r"pid\D{0,3}(\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+def suggested_folders(home: str | None = None) -> list[str]:
+    home = home or os.path.expanduser("~")
+    return [p for p in (os.path.join(home, "Documents"), os.path.join(home, "Pictures")) if os.path.isdir(p)]

@@ -1,0 +1,137 @@
+"""Preview pane: the stored thumbnail, or the passage in context, plus file facts.
+
+User-controlled text (names, passages, metadata) is always shown as plain text;
+highlights are applied as character formats, never as HTML.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QFormLayout, QLabel, QPlainTextEdit, QSizePolicy, QVBoxLayout, QWidget
+
+from desktop.results_model import format_mtime, format_size
+from desktop.thumbnails import ThumbnailCache
+from indexer.types import SearchResult
+
+PREVIEW_PX = 256
+
+
+def _plain_label(parent: QWidget) -> QLabel:
+    label = QLabel(parent)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
+
+
+class PreviewPane(QWidget):
+    def __init__(self, thumbnails: ThumbnailCache | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._thumbs = thumbnails
+        self._result: SearchResult | None = None
+        self.setAccessibleName("Preview")
+        self.setMinimumWidth(240)
+        lay = QVBoxLayout(self)
+        self.title = _plain_label(self)
+        font = self.title.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title.setFont(font)
+        self.image = QLabel(self)
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setMinimumHeight(PREVIEW_PX // 2)
+        self.image.setAccessibleName("Image preview")
+        self.passage = QPlainTextEdit(self)
+        self.passage.setReadOnly(True)
+        self.passage.setAccessibleName("Passage")
+        self.passage.setFrameShape(QPlainTextEdit.Shape.NoFrame)
+        form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        self.path_label = _plain_label(self)
+        self.path_label.setWordWrap(True)
+        self.size_label = _plain_label(self)
+        self.modified_label = _plain_label(self)
+        self.score_label = _plain_label(self)
+        form.addRow("Path", self.path_label)
+        form.addRow("Size", self.size_label)
+        form.addRow("Modified", self.modified_label)
+        form.addRow("Score", self.score_label)
+        lay.addWidget(self.title)
+        lay.addWidget(self.image)
+        lay.addWidget(self.passage, 1)
+        lay.addLayout(form)
+        if thumbnails is not None:
+            thumbnails.loaded.connect(self._on_thumbnail)
+        self.show_result(None)
+
+    def show_result(self, result: SearchResult | None) -> None:
+        self._result = result
+        for w in (self.title, self.path_label, self.size_label, self.modified_label, self.score_label):
+            w.clear()
+        self.passage.clear()
+        self.image.clear()
+        if result is None:
+            self.title.setText("Nothing selected")
+            self.image.hide()
+            self.passage.hide()
+            return
+        self.title.setText(result.name or os.path.basename(result.path))
+        self.title.setToolTip(result.path)
+        self.path_label.setText(result.path)
+        dims = f"  ·  {result.width}×{result.height}" if result.width and result.height else ""
+        self.size_label.setText(format_size(result.size) + dims if result.size else dims.strip(" ·"))
+        self.modified_label.setText(format_mtime(result.mtime))
+        self.score_label.setText(f"{result.score:.3f}")
+        is_image = result.kind == "image"
+        self.image.setVisible(is_image)
+        self.passage.setVisible(not is_image and bool(result.passage))
+        if is_image:
+            self._load_image()
+        elif result.passage:
+            self._show_passage(result)
+
+    def current(self) -> SearchResult | None:
+        return self._result
+
+    def _load_image(self) -> None:
+        r = self._result
+        if r is None or self._thumbs is None or not r.thumbnail:
+            self.image.setText("No preview")
+            return
+        pm = self._thumbs.pixmap(r.thumbnail)
+        if pm is None:
+            self.image.setText("Loading preview…")
+            return
+        self.image.setPixmap(pm.scaled(QSize(PREVIEW_PX, PREVIEW_PX), Qt.AspectRatioMode.KeepAspectRatio,
+                                       Qt.TransformationMode.SmoothTransformation))
+
+    def _on_thumbnail(self, path: str) -> None:
+        if self._result is not None and self._result.thumbnail == path:
+            self._load_image()
+
+    def _show_passage(self, r: SearchResult) -> None:
+        self.passage.setPlainText(r.passage)
+        fmt = QTextCharFormat()
+        bg = QColor(self.palette().color(QPalette.ColorRole.Highlight))
+        bg.setAlpha(80)
+        fmt.setBackground(bg)
+        fmt.setFontWeight(700)
+        n = len(r.passage)
+        first = None
+        for start, end in r.highlights:
+            start, end = max(0, start), min(n, end)
+            if end <= start:
+                continue
+            cur = QTextCursor(self.passage.document())
+            cur.setPosition(start)
+            cur.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+            cur.mergeCharFormat(fmt)
+            first = start if first is None else min(first, start)
+        if first is not None:
+            cur = QTextCursor(self.passage.document())
+            cur.setPosition(first)
+            self.passage.setTextCursor(cur)
+            self.passage.ensureCursorVisible()

@@ -1,0 +1,146 @@
+"""Item models for a SearchResponse: one list model plus per-tab proxies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QIcon
+
+from desktop.icons import type_icon
+from desktop.thumbnails import ThumbnailCache
+from indexer.types import SearchResult
+
+ResultRole = Qt.ItemDataRole.UserRole + 1
+PathRole = Qt.ItemDataRole.UserRole + 2
+KindRole = Qt.ItemDataRole.UserRole + 3
+ScoreRole = Qt.ItemDataRole.UserRole + 4
+MtimeRole = Qt.ItemDataRole.UserRole + 5
+RankRole = Qt.ItemDataRole.UserRole + 6
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+def format_mtime(mtime: float) -> str:
+    if mtime <= 0:
+        return ""
+    try:
+        when = dt.datetime.fromtimestamp(mtime)
+    except (OverflowError, OSError, ValueError):
+        return ""
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+class ResultsModel(QAbstractListModel):
+    """Read-only list of SearchResults in rank order."""
+
+    def __init__(self, thumbnails: ThumbnailCache | None = None, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[SearchResult] = []
+        self._thumbs = thumbnails
+        if thumbnails is not None:
+            thumbnails.loaded.connect(self._on_thumbnail)
+
+    def set_results(self, results: list[SearchResult]) -> None:
+        self.beginResetModel()
+        self._rows = list(results)
+        self.endResetModel()
+
+    def results(self) -> list[SearchResult]:
+        return list(self._rows)
+
+    def result(self, row: int) -> SearchResult | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.parent().isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        r = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return r.name or os.path.basename(r.path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return r.path
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._decoration(r)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{r.name or os.path.basename(r.path)} in {r.folder or os.path.dirname(r.path)}"
+        if role == ResultRole:
+            return r
+        if role == PathRole:
+            return r.path
+        if role == KindRole:
+            return r.kind
+        if role == ScoreRole:
+            return float(r.score)
+        if role == MtimeRole:
+            return float(r.mtime)
+        if role == RankRole:
+            return index.row()
+        return None
+
+    def _decoration(self, r: SearchResult) -> Any:
+        if r.kind == "image" and r.thumbnail and self._thumbs is not None:
+            pm = self._thumbs.pixmap(r.thumbnail)
+            if pm is not None:
+                return QIcon(pm)
+        return type_icon(r.kind, r.ext)
+
+    def _on_thumbnail(self, thumb_path: str) -> None:
+        for row, r in enumerate(self._rows):
+            if r.thumbnail == thumb_path:
+                idx = self.index(row, 0)
+                self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+class ResultsProxy(QSortFilterProxyModel):
+    """One tab's view: a kind filter ("all", "documents", "images") and a sort (relevance/date)."""
+
+    def __init__(self, tab: str, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.tab = tab
+        self._sort = "relevance"
+        self.setDynamicSortFilter(True)
+        self.sort(0, Qt.SortOrder.AscendingOrder)
+
+    def set_sort(self, mode: str) -> None:
+        self._sort = mode
+        self.invalidate()
+        self.sort(0, Qt.SortOrder.AscendingOrder)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if self.tab == "all":
+            return True
+        kind = self.sourceModel().index(source_row, 0, source_parent).data(KindRole)
+        return (kind == "image") == (self.tab == "images")
+
+    def lessThan(self, left: Index, right: Index) -> bool:
+        if self._sort == "date":
+            lm, rm = left.data(MtimeRole) or 0.0, right.data(MtimeRole) or 0.0
+            if lm != rm:
+                return lm > rm  # newest first
+        return (left.data(RankRole) or 0) < (right.data(RankRole) or 0)

@@ -1,0 +1,194 @@
+"""User flows through the real MainWindow on a fake runtime."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication
+
+from desktop.results_model import PathRole
+
+
+pytestmark = pytest.mark.gui
+
+
+def _search(qtbot: Any, window: Any, text: str) -> None:
+    qtbot.keyClicks(window.search_bar.field, text)
+    qtbot.waitUntil(lambda: window.results.showing_results() and window.model.rowCount() > 0, timeout=3000)
+
+
+def test_field_focused_and_shortcuts(qtbot: Any, window: Any) -> None:
+    qtbot.waitUntil(lambda: window.search_bar.field.hasFocus() or not window.isActiveWindow(), timeout=2000)
+    window.results.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.search_bar.field, timeout=2000)
+    window.search_bar.field.setText("bread")
+    qtbot.keyClick(window.search_bar.field, Qt.Key.Key_Escape)
+    assert window.search_bar.text() == ""
+
+
+def test_type_query_shows_results(qtbot: Any, window: Any, fake_searcher: Any) -> None:
+    _search(qtbot, window, "tax")
+    assert window.model.rowCount() == 1
+    assert window.model.index(0, 0).data() == "tax-return-2023.pdf"
+    assert window.results.tabs.tabText(0) == "All (1)"
+    # Debounced: one search for the whole burst of keystrokes.
+    assert [c for c in fake_searcher.calls if c[0] == "search"] == [("search", ("tax", None))]
+    # The preview follows the current result and shows the passage as plain text.
+    qtbot.waitUntil(lambda: window.preview.current() is not None, timeout=2000)
+    assert "income tax" in window.preview.passage.toPlainText()
+
+
+def test_no_match_shows_message(qtbot: Any, window: Any) -> None:
+    qtbot.keyClicks(window.search_bar.field, "zzzz")
+    qtbot.waitUntil(lambda: window.results.empty.title.text() == "No good match", timeout=3000)
+    assert window.results.empty.text.text() == "No good match."
+
+
+def test_stale_responses_are_dropped(qtbot: Any, window: Any, fake_searcher: Any) -> None:
+    gate = threading.Event()
+    fake_searcher.gates["tax"] = gate  # the first query hangs until we release it
+    c = window.controller
+    c.set_text("tax")
+    c.run_now()
+    qtbot.waitUntil(lambda: ("search", ("tax", None)) in fake_searcher.calls, timeout=2000)
+    with qtbot.waitSignal(c.responseReady, timeout=3000) as blocker:
+        c.set_text("bread")
+        c.run_now()
+    assert blocker.args[0].query == "bread"
+    seen: list[str] = []
+    c.responseReady.connect(lambda r: seen.append(r.query))
+    gate.set()
+    qtbot.waitUntil(lambda: not c.is_busy(), timeout=3000)
+    assert seen == []  # the late "tax" answer never reached the window
+    assert window.model.index(0, 0).data() == "recipe.txt"
+
+
+def test_enter_opens_and_ctrl_enter_reveals(qtbot: Any, window: Any, opened: list, docs_dir: Path) -> None:
+    _search(qtbot, window, "bread")
+    qtbot.keyClick(window.search_bar.field, Qt.Key.Key_Return)
+    assert opened == [("open", str(docs_dir / "recipe.txt"))]
+    qtbot.keyClick(window.search_bar.field, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert opened[-1] == ("run", str(docs_dir))  # xdg-open of the parent folder
+    view = window.results.current_view()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert opened[-1] == ("open", str(docs_dir / "recipe.txt"))
+
+
+def test_open_refuses_path_outside_roots(qtbot: Any, window: Any, opened: list, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("x")
+    window.open_path(str(outside))
+    assert opened == []
+    assert "outside your watched folders" in window.statusBar().currentMessage()
+    # A symlink inside a root that points outside is refused too (realpath check).
+    link = Path(window.backend.folders()[0]) / "leak.txt"
+    link.symlink_to(outside)
+    window.reveal_path(str(link))
+    assert opened == []
+
+
+def test_drop_image_file_searches_similar(qtbot: Any, window: Any, fake_searcher: Any,
+                                          docs_dir: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(docs_dir / "sunset.jpg"))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.controller.responseReady, timeout=3000):
+        window.dropEvent(event)
+    assert ("similar_image", (str(docs_dir / "sunset.jpg"), None)) in fake_searcher.calls
+    assert window.search_bar.chip.isVisible()
+    assert window.results.current_tab() == "images"
+    assert window.results.current_view().model().rowCount() == 1
+    # × removes the image query.
+    window.search_bar.chip.close_button.click()
+    assert not window.search_bar.chip.isVisible()
+
+
+def test_paste_image_data(qtbot: Any, window: Any, fake_searcher: Any) -> None:
+    img = QImage(8, 8, QImage.Format.Format_RGB32)
+    img.fill(QColor("blue"))
+    QGuiApplication.clipboard().setImage(img)
+    window.search_bar.field.setFocus()
+    with qtbot.waitSignal(window.controller.responseReady, timeout=3000):
+        qtbot.keyClick(window.search_bar.field, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    kinds = [c for c in fake_searcher.calls if c[0] == "similar_image"]
+    assert kinds and isinstance(kinds[0][1][0], bytes) and kinds[0][1][0].startswith(b"\x89PNG")
+    assert window.search_bar.text() == ""  # the image was not pasted as text
+
+
+def test_image_thumbnail_loaded_in_grid(qtbot: Any, window: Any) -> None:
+    window.controller.set_text("sunset")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=3000)
+    idx = window.model.index(0, 0)
+    idx.data(Qt.ItemDataRole.DecorationRole)  # triggers the background load
+    qtbot.waitUntil(lambda: window.thumbnails.pixmap(idx.data(PathRole) and window.model.result(0).thumbnail)
+                    is not None, timeout=3000)
+    window.results.select_tab("images")
+    assert window.results.current_view().model().rowCount() == 1
+
+
+def test_context_menu_actions(qtbot: Any, window: Any, fake_searcher: Any, docs_dir: Path) -> None:
+    _search(qtbot, window, "hiking")
+    path = str(docs_dir / "holiday-notes.md")
+    actions = {a.text(): a for a in window.results.context_actions(path)}
+    assert list(actions) == ["Open", "Reveal in folder", "Copy path", "Find similar"]
+    actions["Copy path"].trigger()
+    assert QGuiApplication.clipboard().text() == path
+    with qtbot.waitSignal(window.controller.responseReady, timeout=3000):
+        actions["Find similar"].trigger()
+    assert ("similar_to", path) in fake_searcher.calls
+
+
+def test_filters_passed_to_searcher(qtbot: Any, window: Any, fake_searcher: Any) -> None:
+    window.search_bar.field.setText("tax")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=3000)
+    fb = window.filter_bar
+    with qtbot.waitSignal(window.controller.responseReady, timeout=3000):
+        fb.type_combo.setCurrentIndex(fb.type_combo.findText("PDF"))
+    last = [c for c in fake_searcher.calls if c[0] == "search"][-1]
+    assert last[1][1] == {"ext": [".pdf"]}
+    with qtbot.waitSignal(window.controller.responseReady, timeout=3000):
+        fb.date_combo.setCurrentIndex(fb.date_combo.findText("Past year"))
+    last = [c for c in fake_searcher.calls if c[0] == "search"][-1]
+    assert set(last[1][1]) == {"ext", "after"}
+
+
+def test_sort_by_date(qtbot: Any, window: Any) -> None:
+    window.controller.set_text("tax hiking sunset")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=3000)
+    window.filter_bar.sort_combo.setCurrentIndex(1)
+    proxy = window.results.proxies["all"]
+    names = [proxy.index(i, 0).data() for i in range(proxy.rowCount())]
+    assert names[-1] == "sunset.jpg"  # oldest last
+    window.filter_bar.sort_combo.setCurrentIndex(0)
+    names = [proxy.index(i, 0).data() for i in range(proxy.rowCount())]
+    assert names == ["tax-return-2023.pdf", "holiday-notes.md", "sunset.jpg"]
+
+
+def test_empty_state_no_folders(qtbot: Any, window: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    window.backend.remove_folder(window.backend.folders()[0])
+    assert window.results.empty.title.text() == "No folders yet"
+    new = tmp_path / "more"
+    new.mkdir()
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(new))
+    window.results.empty.click("Add folder…")
+    assert window.backend.folders() == [str(new)]
+    assert window.results.empty.title.text() != "No folders yet"
+
+
+def test_progress_shown_in_status_bar(qtbot: Any, window: Any) -> None:
+    from indexer.types import Progress
+
+    window.backend._bridge(Progress("embedding", done=5, total=10, rate=2.5, eta_s=2.0, failed=1))
+    qtbot.waitUntil(lambda: "5/10 files" in window.status.progress_label.text(), timeout=2000)
+    assert window.status.problems_button.text() == "Problems (1)"
+    assert window.status.pause_button.isVisible()
