@@ -1,0 +1,182 @@
+"""`lodestar watch [--once]`: keep the index in step with the watched folders.
+
+Becomes the single writer (waits, saying so, if another process is), then runs
+`WatchService` until SIGINT/SIGTERM. Folder changes made with `lodestar folders`
+or the window are picked up from settings.json every few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from indexer.config import AppPaths, ConfigError, Settings, load_settings, normalise_folder, open_paths
+from indexer.types import FolderStatus, IndexSummary
+
+log = logging.getLogger(__name__)
+
+SETTINGS_POLL_S = 3.0
+# Settings a running watcher follows live; model choices need a restart.
+_LIVE_FIELDS = (
+    "folders", "excludes", "skip_hidden", "honour_gitignore", "max_text_mb", "max_text_file_mb",
+    "max_document_mb", "max_image_mb", "reconcile_interval_s",
+)
+_EXCLUSION_FIELDS = ("excludes", "skip_hidden", "honour_gitignore")
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "watch",
+        parents=[common],
+        help="keep the index up to date while files change (runs until Ctrl+C)",
+    )
+    p.add_argument("--once", action="store_true", help="check every folder once, then exit")
+    p.set_defaults(func=run)
+
+
+def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # second Ctrl+C: stop waiting for the batch
+        print("lodestar: stopping after the current batch…", file=sys.stderr, flush=True)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread (tests) or unsupported
+            pass
+    return previous
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for sig, old in previous.items():
+        try:
+            signal.signal(sig, old)
+        except (ValueError, OSError):
+            pass
+
+
+def _acquire(lock: Any, stop: threading.Event) -> bool:
+    """Become the writer; if busy, say who is and wait. False if stopped while waiting."""
+    from indexer.errors import WriterBusy
+
+    try:
+        lock.acquire(then="wait until it exits")
+        return True
+    except WriterBusy as exc:
+        print(f"lodestar: {exc} (Ctrl+C to give up)", file=sys.stderr, flush=True)
+    while not stop.is_set():
+        try:
+            lock.acquire(wait=True, timeout=1.0)
+            return True
+        except WriterBusy:
+            continue
+    return False
+
+
+def _follow_settings(paths: AppPaths, live: Settings, ws: Any) -> None:
+    """Copy live-followable settings from disk into the shared Settings object."""
+    fresh = load_settings(paths)
+    changed = [f for f in _LIVE_FIELDS if getattr(fresh, f) != getattr(live, f)]
+    if not changed:
+        return
+    for name in changed:
+        # Mutate in place: the pipeline and the watcher share this object.
+        value = getattr(fresh, name)
+        if isinstance(value, list):
+            getattr(live, name)[:] = value
+        else:
+            setattr(live, name, value)
+    log.info("settings changed: %s", ", ".join(changed))
+    if "folders" in changed:
+        ws.set_roots(live.folders)
+    if any(f in changed for f in _EXCLUSION_FIELDS):
+        ws.request_reconcile()
+
+
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """``stop``: set by SIGINT/SIGTERM (or by a caller embedding the watcher) to finish."""
+    from indexer.writer_lock import WriterLock
+
+    paths = open_paths(args.data_dir)
+    stop = stop or threading.Event()
+    previous = _install_signal_handlers(stop)
+    lock = WriterLock(paths, command="lodestar watch")
+    try:
+        if not _acquire(lock, stop):
+            return 0
+        try:
+            return _watch(args, paths, stop)
+        finally:
+            lock.release()
+    finally:
+        _restore_signal_handlers(previous)
+
+
+def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> int:
+    from indexer.runtime import open_runtime
+    from indexer.watch import WatchService
+
+    verbose = bool(getattr(args, "verbose", 0))
+    rt = open_runtime(paths.data_dir)
+    try:
+        settings = rt.settings
+        if not settings.folders:
+            print("No watched folders yet; add one with `lodestar folders add PATH`.", flush=True)
+            if args.once:
+                return 0
+        print("Loading models…", flush=True)
+        service = rt.service()
+        modes: dict[str, str] = {}
+
+        def on_status(statuses: list[FolderStatus]) -> None:
+            for st in statuses:
+                if modes.get(st.path) != st.mode:
+                    modes[st.path] = st.mode
+                    note = f" — {st.message}" if st.message else ""
+                    print(f"{st.mode:<11} {st.path}{note}", flush=True)
+
+        def on_batch(batch: list[str], s: IndexSummary) -> None:
+            if verbose:
+                print(
+                    f"{time.strftime('%H:%M:%S')} {len(batch)} changed paths: {s.new} new, {s.updated} updated, "
+                    f"{s.moved} moved, {s.removed} removed, {s.failed} failed",
+                    flush=True,
+                )
+
+        ws = WatchService(service, settings, rt.paths, on_status=on_status, on_batch=on_batch)
+        ws.start()
+        try:
+            if args.once:
+                while not stop.is_set() and not ws.wait_idle(1.0):
+                    pass
+                _report(ws.folder_status())
+                return 0
+            print(f"Watching {len(settings.folders)} folder(s); Ctrl+C to stop.", flush=True)
+            while not stop.wait(SETTINGS_POLL_S):
+                try:
+                    _follow_settings(paths, settings, ws)
+                except (OSError, ValueError, ConfigError) as exc:  # unreadable now: try next time
+                    log.warning("cannot re-read settings: %s", exc)
+        finally:
+            if not ws.stop(timeout=30):
+                log.warning("the current batch did not finish within 30 s; abandoning it")
+    finally:
+        rt.close()
+    print("Stopped watching.", flush=True)
+    return 0
+
+
+def _report(statuses: list[FolderStatus]) -> None:
+    for st in statuses:
+        when = time.strftime("%H:%M:%S", time.localtime(st.last_reconcile)) if st.last_reconcile else "never"
+        print(f"{st.mode:<11} {normalise_folder(st.path)} (checked {when})", flush=True)
+
