@@ -110,26 +110,63 @@ class Backend(QObject):
 
     # -- start-up -----------------------------------------------------------------
     def start(self) -> None:
-        """Load the text model and open the store off the GUI thread."""
+        """Load the models and open the store off the GUI thread."""
         self.modelsText.emit("Loading text model…")
-        worker = Worker(self._load_text)
-        worker.signals.result.connect(self._on_text_loaded)
+        self._on_clip(ClipState("loading", "Loading image model…"))
+        worker = Worker(self._load_models, pass_progress=True)
+        worker.signals.progress.connect(self._on_load_step)
+        worker.signals.result.connect(self._on_models_loaded)
         worker.signals.error.connect(self._on_text_failed)
         self.pool.start(worker)
 
-    def _load_text(self) -> Any:
-        loader = getattr(self.runtime.text_embedder, "load", None)
+    def _load_models(self, progress: Callable[[object], None]) -> tuple[Any, ClipState]:
+        """Text model → store → a text-only searcher (usable at once) → CLIP → the full searcher."""
+        text = self.runtime.text_embedder
+        loader = getattr(text, "load", None)
         if callable(loader):
             loader()
-        return self.runtime.searcher()
+        early = self._text_only_searcher()
+        if early is not None:
+            progress(("searcher", early))
+        clip = self._clip_state()
+        return self.runtime.searcher(), clip
 
-    def _on_text_loaded(self, searcher: Any) -> None:
+    def _text_only_searcher(self) -> Any:
+        from indexer.runtime import Runtime
+        from indexer.search import Searcher
+
+        if not isinstance(self.runtime, Runtime):
+            return None  # a test double: it hands out its own searcher
+        return Searcher(self.runtime.store, self.runtime.text_embedder, None, paths=self.runtime.paths,
+                        settings=self.runtime.settings, image_problem="the image model is still loading")
+
+    def _clip_state(self) -> ClipState:
+        ready = getattr(self.runtime, "image_ready", None)
+        if callable(ready):
+            ok, why = ready(load=True)
+        else:
+            ok, why = _load_embedder(self.runtime.image_embedder)
+        if ok:
+            return ClipState("ready", "Image search ready")
+        return ClipState("missing", f"Image search unavailable: {why or 'CLIP weights missing'}",
+                         "Download the weights, or choose a .safetensors checkpoint file.")
+
+    def _on_load_step(self, step: Any) -> None:
+        kind, value = step
+        if kind == "searcher" and not self._closed and self.searcher is None:
+            self.searcher = value
+            self.modelsText.emit("Text model ready")
+            self.searcherReady.emit(value)
+            self.start_writer()
+
+    def _on_models_loaded(self, value: tuple[Any, ClipState]) -> None:
         if self._closed:
             return
+        searcher, clip = value
         self.searcher = searcher
+        self._on_clip(clip)
         self.modelsText.emit("Text model ready")
         self.searcherReady.emit(searcher)
-        self.load_clip()
         self.start_writer()
 
     def _on_text_failed(self, exc: BaseException) -> None:
@@ -140,25 +177,15 @@ class Backend(QObject):
         self.failed.emit(f"Search is unavailable: {msg}")
 
     def load_clip(self) -> None:
-        self.clip = ClipState("loading", "Loading image model…")
-        self.clipChanged.emit(self.clip)
-        worker = Worker(self._load_clip)
-        worker.signals.result.connect(self._on_clip)
+        """Try CLIP again after the settings changed (download allowed / checkpoint chosen)."""
+        reset = getattr(self.runtime, "reset_image_model", None)
+        if callable(reset):
+            reset()
+        self._on_clip(ClipState("loading", "Loading image model…"))
+        worker = Worker(lambda: (self.runtime.searcher(), self._clip_state()))
+        worker.signals.result.connect(self._on_models_loaded)
         worker.signals.error.connect(lambda exc: self._on_clip(ClipState("missing", str(exc))))
         self.pool.start(worker)
-
-    def _load_clip(self) -> ClipState:
-        emb = self.runtime.image_embedder
-        available = getattr(emb, "available", None)
-        if callable(available) and not available():
-            return ClipState("missing", "Image search unavailable: CLIP weights missing",
-                             "Download the weights or choose a checkpoint file.")
-        try:
-            emb.load()
-        except Exception as exc:  # noqa: BLE001 - ModelUnavailable and friends carry the reason
-            reason = getattr(exc, "reason", "") or str(exc)
-            return ClipState("missing", f"Image search unavailable: {reason}", getattr(exc, "fix", ""))
-        return ClipState("ready", "Image search ready")
 
     def _on_clip(self, state: ClipState) -> None:
         self.clip = state
@@ -302,6 +329,20 @@ def take_writer_lock(paths: Any) -> Any:
     lock = WriterLock(paths, command="lodestar (window)")
     lock.acquire(wait=False, then="search only")
     return lock
+
+
+def _load_embedder(emb: Any) -> tuple[bool, str]:
+    available = getattr(emb, "available", None)
+    if callable(available):
+        res = available()
+        ok, why = res if isinstance(res, tuple) else (bool(res), "CLIP weights missing")
+        if not ok:
+            return False, why
+    try:
+        emb.load()
+    except Exception as exc:  # noqa: BLE001 - ModelUnavailable and friends carry the reason
+        return False, getattr(exc, "reason", "") or str(exc)
+    return True, ""
 
 
 def _pid_from(text: str) -> int | None:

@@ -60,8 +60,8 @@ class FakeEmbedder:
         self._available = available
         self.loaded = False
 
-    def available(self) -> bool:
-        return self._available
+    def available(self) -> tuple[bool, str]:
+        return self._available, "" if self._available else "CLIP weights missing"
 
     def load(self) -> None:
         self.loaded = True
@@ -139,6 +139,12 @@ class FakeRuntime:
 
     def searcher(self) -> FakeSearcher:
         return self._searcher
+
+    def image_ready(self, load: bool = True) -> tuple[bool, str]:
+        ok, why = self.image_embedder.available()
+        if ok and load:
+            self.image_embedder.load()
+        return ok, why
 
     def service(self, progress: Any = None) -> FakeService:
         svc = FakeService(progress)
