@@ -29,18 +29,26 @@ class NetworkAttempt(AssertionError):
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Refuse (and record) any non-loopback connection, even if the code swallows the error."""
+    """Record any non-loopback lookup/connection: model loaders turn errors into
+    ModelUnavailable, so a refused attempt alone could pass unnoticed."""
     attempts: list[Any] = []
-    real_connect = socket.socket.connect
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+    local = ("127.0.0.1", "::1", "localhost", "", None)
 
     def guarded(self: socket.socket, address: Any, *args: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family == socket.AF_UNIX or host in ("127.0.0.1", "::1", "localhost"):
-            return real_connect(self, address, *args)
-        attempts.append(address)
-        raise NetworkAttempt(f"network access to {address!r} in a test")
+        if self.family != socket.AF_UNIX and (address[0] if isinstance(address, tuple) else address) not in local:
+            attempts.append(address)
+            raise NetworkAttempt(f"network access to {address!r} in a test")
+        return real_connect(self, address, *args)
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in local:
+            attempts.append(host)
+            raise NetworkAttempt(f"name lookup of {host!r} in a test")
+        return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
     monkeypatch.delenv("LODESTAR_CLIP_CHECKPOINT", raising=False)
     yield attempts
     assert not attempts, f"tests must not reach the network: {attempts}"
@@ -71,15 +79,6 @@ def test_l2_normalise_keeps_zero_rows() -> None:
 
 
 # -- text -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def text_embedder() -> Any:
-    from models.text import TextEmbedder
-
-    emb = TextEmbedder(device="cpu")
-    emb.load()
-    return emb
-
-
 def test_default_text_model_is_known_before_loading() -> None:
     from models.text import TextEmbedder
 
@@ -177,13 +176,6 @@ def test_local_folder_asking_for_custom_code_is_refused(tmp_path: Path) -> None:
 
 
 # -- tiny CLIP --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_clip import make_tiny_clip_checkpoint
-
-    return make_tiny_clip_checkpoint(tmp_path_factory.mktemp("clip") / "tiny.safetensors")
-
-
 def _images() -> list[Any]:
     from PIL import Image
 
@@ -192,13 +184,13 @@ def _images() -> list[Any]:
     return [Image.new("RGB", (64, 40), (220, 20, 20)), Image.new("L", (30, 30), 128), noise]
 
 
-def test_tiny_clip_embeds_images_and_text(tiny_checkpoint: Path) -> None:
+def test_tiny_clip_embeds_images_and_text(tiny_clip_checkpoint: Path) -> None:
     from models.clip import ClipEmbedder
-    from tests.tiny_clip import TINY_CLIP_DIM, TINY_CLIP_NAME
+    from tiny_clip import TINY_CLIP_DIM, TINY_CLIP_NAME
 
-    emb = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_checkpoint))
+    emb = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_clip_checkpoint))
     ok, msg = emb.available()
-    assert ok and str(tiny_checkpoint) in msg
+    assert ok and str(tiny_clip_checkpoint) in msg
     assert emb.dim == TINY_CLIP_DIM and not emb.loaded
     assert emb.model_id.startswith(f"open_clip/{TINY_CLIP_NAME}/sha256-")
 
@@ -219,26 +211,26 @@ def test_tiny_clip_embeds_images_and_text(tiny_checkpoint: Path) -> None:
     assert emb.embed_documents([]).shape == (0, TINY_CLIP_DIM)
 
 
-def test_tiny_clip_is_deterministic(tiny_checkpoint: Path) -> None:
+def test_tiny_clip_is_deterministic(tiny_clip_checkpoint: Path) -> None:
     from models.clip import ClipEmbedder
-    from tests.tiny_clip import TINY_CLIP_NAME, make_tiny_clip_checkpoint
+    from tiny_clip import TINY_CLIP_NAME, make_tiny_clip_checkpoint
 
-    a = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_checkpoint), device="cpu")
-    b = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_checkpoint), device="cpu")
+    a = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_clip_checkpoint), device="cpu")
+    b = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_clip_checkpoint), device="cpu")
     img = _images()[2]
     assert np.array_equal(a.embed_image(img), a.embed_image(img))
     np.testing.assert_array_equal(a.embed_image(img), b.embed_image(img))
     np.testing.assert_array_equal(a.embed_query("holiday photo"), b.embed_query("holiday photo"))
     # Rebuilding the checkpoint gives the same bytes, hence the same model_id.
-    again = make_tiny_clip_checkpoint(tiny_checkpoint.parent / "again.safetensors")
+    again = make_tiny_clip_checkpoint(tiny_clip_checkpoint.parent / "again.safetensors")
     assert ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(again)).model_id == a.model_id
 
 
-def test_tiny_clip_load_is_thread_safe(tiny_checkpoint: Path) -> None:
+def test_tiny_clip_load_is_thread_safe(tiny_clip_checkpoint: Path) -> None:
     from models.clip import ClipEmbedder
-    from tests.tiny_clip import TINY_CLIP_NAME
+    from tiny_clip import TINY_CLIP_NAME
 
-    emb = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_checkpoint))
+    emb = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_clip_checkpoint))
     threads = [threading.Thread(target=emb.load) for _ in range(3)]
     for t in threads:
         t.start()
@@ -250,13 +242,13 @@ def test_tiny_clip_load_is_thread_safe(tiny_checkpoint: Path) -> None:
     assert emb._model is model
 
 
-def test_checkpoint_for_another_architecture_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_checkpoint_for_another_architecture_is_refused(tiny_clip_checkpoint: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
     from models.clip import ClipEmbedder
-    from tests.tiny_clip import TINY_CLIP_NAME
+    from tiny_clip import TINY_CLIP_NAME
 
-    state = load_file(str(tiny_checkpoint))
+    state = load_file(str(tiny_clip_checkpoint))
     state.pop("logit_scale")
     broken = tmp_path / "broken.safetensors"
     save_file(state, str(broken))
@@ -265,8 +257,8 @@ def test_checkpoint_for_another_architecture_is_refused(tiny_checkpoint: Path, t
     assert "clip_model" in info.value.fix
 
 
-def test_unknown_clip_model_is_unavailable(tiny_checkpoint: Path) -> None:
+def test_unknown_clip_model_is_unavailable(tiny_clip_checkpoint: Path) -> None:
     from models.clip import ClipEmbedder
 
     with pytest.raises(ModelUnavailable, match="unknown open_clip model"):
-        ClipEmbedder(model_name="No-Such-Model", checkpoint=str(tiny_checkpoint)).load()
+        ClipEmbedder(model_name="No-Such-Model", checkpoint=str(tiny_clip_checkpoint)).load()

@@ -31,19 +31,27 @@ class NetworkAttempt(AssertionError):
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Refuse (and record) any non-loopback connection, even if the code swallows the error."""
+    """Record any non-loopback lookup/connection: model loaders turn errors into
+    ModelUnavailable, so a refused attempt alone could pass unnoticed."""
     attempts: list[Any] = []
-    real_connect = socket.socket.connect
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+    local = ("127.0.0.1", "::1", "localhost", "", None)
 
     def guarded(self: socket.socket, address: Any, *args: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family == socket.AF_UNIX or host in ("127.0.0.1", "::1", "localhost"):
-            return real_connect(self, address, *args)
-        attempts.append(address)
-        raise NetworkAttempt(f"network access to {address!r} in a test")
+        if self.family != socket.AF_UNIX and (address[0] if isinstance(address, tuple) else address) not in local:
+            attempts.append(address)
+            raise NetworkAttempt(f"network access to {address!r} in a test")
+        return real_connect(self, address, *args)
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in local:
+            attempts.append(host)
+            raise NetworkAttempt(f"name lookup of {host!r} in a test")
+        return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
-    monkeypatch.delenv(weights.CHECKPOINT_ENV, raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.delenv("LODESTAR_CLIP_CHECKPOINT", raising=False)
     yield attempts
     assert not attempts, f"tests must not reach the network: {attempts}"
 
@@ -68,13 +76,6 @@ def _put_in_cache(cache: Path, repo_id: str, filename: str, data: bytes) -> Path
     snap.mkdir(parents=True)
     (snap / filename).write_bytes(data)
     return snap / filename
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_clip import make_tiny_clip_checkpoint
-
-    return make_tiny_clip_checkpoint(tmp_path_factory.mktemp("clip") / "tiny.safetensors")
 
 
 class Payload:
@@ -120,7 +121,7 @@ def test_pickled_object_is_refused_without_running_it(tmp_path: Path) -> None:
     import torch
 
     from models.clip import ClipEmbedder
-    from tests.tiny_clip import register_tiny_clip
+    from tiny_clip import register_tiny_clip
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
@@ -131,17 +132,17 @@ def test_pickled_object_is_refused_without_running_it(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_plain_tensor_pt_checkpoint_loads(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_plain_tensor_pt_checkpoint_loads(tiny_clip_checkpoint: Path, tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
     from models.clip import ClipEmbedder
-    from tests.tiny_clip import TINY_CLIP_NAME
+    from tiny_clip import TINY_CLIP_NAME
 
     pt = tmp_path / "tiny.pt"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in load_file(str(tiny_checkpoint)).items()}}, str(pt))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in load_file(str(tiny_clip_checkpoint)).items()}}, str(pt))
     a = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(pt))
-    b = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_checkpoint))
+    b = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_clip_checkpoint))
     np.testing.assert_array_equal(a.embed_query("a dog"), b.embed_query("a dog"))
 
 
@@ -217,13 +218,13 @@ def _patch_hub(monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> None:
 
 
 def test_download_reports_progress_and_loads(
-    monkeypatch: pytest.MonkeyPatch, hf_cache: Path, tiny_checkpoint: Path
+    monkeypatch: pytest.MonkeyPatch, hf_cache: Path, tiny_clip_checkpoint: Path
 ) -> None:
     from models.clip import ClipEmbedder
-    from tests.tiny_clip import TINY_CLIP_NAME
+    from tiny_clip import TINY_CLIP_NAME
 
     monkeypatch.setitem(weights.KNOWN_HF, (TINY_CLIP_NAME, "tiny-tag"), ("lodestar/tiny", weights.HF_SAFE_WEIGHTS_NAME))
-    data = tiny_checkpoint.read_bytes()
+    data = tiny_clip_checkpoint.read_bytes()
     hub = FakeHub(data, hf_cache / "downloaded" / weights.HF_SAFE_WEIGHTS_NAME, chunk=1 << 20)
     _patch_hub(monkeypatch, hub)
     seen: list[tuple[int, int]] = []
@@ -239,7 +240,7 @@ def test_download_reports_progress_and_loads(
     assert all(total == len(data) for _, total in seen)
     assert len(seen) > 3
     np.testing.assert_array_equal(
-        q, ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_checkpoint)).embed_query("a cat")
+        q, ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_clip_checkpoint)).embed_query("a cat")
     )
 
 
@@ -289,14 +290,14 @@ def test_stalled_download_gives_up(monkeypatch: pytest.MonkeyPatch, hf_cache: Pa
 
 
 # -- status -------------------------------------------------------------------------------------
-def test_weights_status_shapes(tmp_path: Path, hf_cache: Path, tiny_checkpoint: Path) -> None:
+def test_weights_status_shapes(tmp_path: Path, hf_cache: Path, tiny_clip_checkpoint: Path) -> None:
     off = weights.weights_status(Settings(allow_download=False))
     assert off == {"available": False, "source": None, "path": None, "message": off["message"], "fix": weights.FIX}
     assert off["message"].startswith("CLIP weights for ViT-B-32 (laion2b_s34b_b79k) are not on this machine")
     on = weights.weights_status(Settings(allow_download=True))
     assert on["available"] and on["source"] == "download" and on["path"] is None
-    ck = weights.weights_status(Settings(clip_checkpoint=str(tiny_checkpoint)))
-    assert ck["available"] and ck["source"] == "checkpoint" and ck["path"] == str(tiny_checkpoint)
+    ck = weights.weights_status(Settings(clip_checkpoint=str(tiny_clip_checkpoint)))
+    assert ck["available"] and ck["source"] == "checkpoint" and ck["path"] == str(tiny_clip_checkpoint)
     gone = weights.weights_status(Settings(clip_checkpoint=str(tmp_path / "gone.safetensors")))
     assert not gone["available"] and "does not exist" in gone["message"] and gone["fix"]
 
