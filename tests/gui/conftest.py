@@ -18,6 +18,16 @@ from indexer.types import FolderStatus, IndexSummary, Progress, SearchResponse, 
 pytestmark = pytest.mark.gui
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _qt_test_paths(qapp: Any) -> None:
+    """QSettings (geometry) go to Qt's test locations, never the real user config."""
+    from PySide6.QtCore import QStandardPaths
+
+    QStandardPaths.setTestModeEnabled(True)
+    qapp.setOrganizationName("LodestarTests")
+    qapp.setApplicationName("LodestarTests")
+
+
 class FakeSearcher:
     """Deterministic searcher; ``gate`` (per query) lets a test hold a response back."""
 
@@ -247,3 +257,9 @@ def window(qtbot: Any, fake_runtime: FakeRuntime, opened: list[tuple[str, str]],
     qtbot.waitUntil(lambda: parts.backend.service is not None, timeout=5000)
     yield win
     parts.shutdown()
+    # Every pool awaited, the debounce timer stopped, the watcher stopped, the runtime closed.
+    for pool in (parts.controller.pool, parts.backend.pool, parts.thumbnails.pool):
+        assert pool.active() == 0
+    assert not parts.controller._timer.isActive()
+    assert parts.backend.watch is None or parts.backend.watch.stopped
+    assert fake_runtime.closed
