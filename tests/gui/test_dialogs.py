@@ -89,7 +89,7 @@ def test_problems_lists_corrupt_file_and_retries(qtbot: Any, window: Any, docs_d
                                                  opened: list) -> None:
     corrupt = docs_dir / "broken.pdf"
     corrupt.write_bytes(b"%PDF-1.4 garbage")
-    from conftest import FakeRecord
+    from gui_fakes import FakeRecord
 
     window.backend.runtime.store.problem_rows = [
         FakeRecord(str(corrupt), "failed", "PDF is damaged: no trailer <b>found</b>")]
