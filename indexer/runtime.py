@@ -21,6 +21,8 @@ class Runtime:
     """Owns the services of one process. `close()` releases them."""
 
     def __init__(self, paths: AppPaths, settings: Settings, *, clip_checkpoint: str | None = None) -> None:
+        # Private by default: whatever this process creates is readable by the user only.
+        os.umask(0o077)
         self.paths = paths
         self.settings = settings
         self.clip_checkpoint = clip_checkpoint or os.environ.get("LODESTAR_CLIP_CHECKPOINT") or settings.clip_checkpoint or None
