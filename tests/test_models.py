@@ -262,3 +262,71 @@ def test_unknown_clip_model_is_unavailable(tiny_clip_checkpoint: Path) -> None:
 
     with pytest.raises(ModelUnavailable, match="unknown open_clip model"):
         ClipEmbedder(model_name="No-Such-Model", checkpoint=str(tiny_clip_checkpoint)).load()
+
+
+# -- offline without help from the environment -------------------------------------------
+_OFFLINE_SCRIPT = r"""
+import socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args[:2])
+    raise OSError("network blocked by test")
+socket.socket.connect = lambda self, addr, *a: refuse(addr)
+socket.getaddrinfo = refuse
+from models.errors import ModelUnavailable
+from models.text import TextEmbedder
+emb = TextEmbedder(device="cpu")
+emb.load()
+assert emb.embed_query("hello").shape == (384,)
+try:
+    TextEmbedder("lodestar-test/not-cached", device="cpu").load()
+except ModelUnavailable as exc:
+    print("unavailable:", exc.reason[:60])
+assert not attempts, attempts
+print("ok")
+"""
+
+
+def test_text_model_never_calls_the_hub_even_without_offline_env(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env["HF_HOME"] = str(tmp_path / "hf")  # empty cache: nothing to find, nothing to fetch
+    proc = subprocess.run(
+        [sys.executable, "-c", _OFFLINE_SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "unavailable: text model 'lodestar-test/not-cached' is not on this machine" in proc.stdout
+    assert proc.stdout.strip().endswith("ok")
+
+
+# -- device -------------------------------------------------------------------------------
+def test_pick_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from models.device import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == "cpu"
+    assert pick_device("cuda") == "cpu"  # asked for, not there: fall back, don't crash
+    assert pick_device("bogus") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == "cuda"
+    assert pick_device("cpu") == "cpu"
+
+
+def test_thread_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from models.device import apply_thread_setting
+
+    before = torch.get_num_threads()
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.delenv("LODESTAR_TORCH_THREADS", raising=False)
+    apply_thread_setting()
+    monkeypatch.setenv("LODESTAR_TORCH_THREADS", "lots")
+    apply_thread_setting()
+    assert calls == [] and torch.get_num_threads() == before
+    monkeypatch.setenv("LODESTAR_TORCH_THREADS", str(before + 1))
+    apply_thread_setting()
+    assert calls == [before + 1]
