@@ -16,7 +16,7 @@ import sys
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ["index", "search", "similar", "status", "folders", "watch", "eval", "autostart"]
+COMMANDS = ["index", "search", "similar", "status", "folders", "watch", "eval", "autostart", "models"]
 
 
 class UserError(Exception):

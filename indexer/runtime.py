@@ -33,6 +33,7 @@ class Runtime:
         self._image_problem: str | None = None
         self._service: IndexService | None = None
         self._searcher: Any = None
+        self.health: Any = None  # indexer.health.HealthReport once the store is opened
 
     # -------------------------------------------------------------- models
     @property
@@ -60,21 +61,50 @@ class Runtime:
                 )
             return self._image
 
-    def image_ready(self, load: bool = True) -> tuple[bool, str]:
-        """Whether CLIP can be used now; loads it when asked. Never raises."""
-        from models.errors import ModelUnavailable
+    def image_ready(self, load: bool = True, *, download: bool = False) -> tuple[bool, str]:
+        """Whether CLIP can be used now; loads it when asked. Never raises.
 
-        emb = self.image_embedder
-        ok, why = emb.available()
-        if not ok:
-            self._image_problem = why
-            return False, why
+        A download happens only when ``download`` is asked for (indexing, or the
+        person pressing Download) and the settings allow it; a failed attempt is
+        remembered for an hour so an offline laptop is not retried on every run.
+        """
+        import json
+        import time
+
+        from models.errors import ModelUnavailable
+        from models.weights import weights_status
+
+        status = weights_status(self.settings, checkpoint=self.clip_checkpoint)
+        if not status.get("available"):
+            self._image_problem = f"{status.get('message', '')}. {status.get('fix', '')}".strip(". ")
+            return False, self._image_problem
+        memo = self.paths.data_dir / "clip-download-failed.json"
+        if status.get("source") == "download":
+            if not download:
+                why = "CLIP weights are not downloaded yet; they are fetched when indexing starts (or run `lodestar models download`)"
+                return False, self._image_problem or why
+            try:
+                failed = json.loads(memo.read_text(encoding="utf-8"))
+                if time.time() - float(failed.get("at", 0)) < 3600:
+                    self._image_problem = str(failed.get("reason", "the last download failed"))
+                    return False, self._image_problem
+            except (OSError, ValueError):
+                pass
         if load:
             try:
-                emb.load()
+                self.image_embedder.load()
             except ModelUnavailable as exc:
                 self._image_problem = str(exc)
+                if status.get("source") == "download":
+                    try:
+                        memo.write_text(json.dumps({"at": time.time(), "reason": str(exc)}), encoding="utf-8")
+                    except OSError:
+                        pass
                 return False, str(exc)
+        try:
+            memo.unlink()
+        except OSError:
+            pass
         self._image_problem = None
         return True, ""
 
@@ -83,8 +113,10 @@ class Runtime:
     def store(self) -> Any:
         with self._lock:
             if self._store is None:
+                from indexer.health import check_and_heal
                 from indexer.store import Store
 
+                self.health = check_and_heal(self.paths)  # detect and repair a damaged index before opening it
                 text = self.text_embedder
                 image = self.image_embedder
                 self._store = Store(
@@ -97,7 +129,7 @@ class Runtime:
     def service(self, progress: ProgressCallback | None = None, *, wait_when_disk_full: bool = False) -> IndexService:
         with self._lock:
             if self._service is None:
-                ok, why = self.image_ready(load=True)
+                ok, why = self.image_ready(load=True, download=True)
                 self._service = IndexService(
                     self.store,
                     self.paths,

@@ -35,6 +35,9 @@ def _drop_random_init_warning(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("No pretrained weights loaded for model")
 
 
+KNOWN_DIMS = {"ViT-B-32": 512, "ViT-B-16": 512, "ViT-L-14": 768, "ViT-H-14": 1024, "RN50": 1024}
+
+
 class ClipEmbedder:
     """open_clip model behind the Embedder protocol: documents are RGB PIL images."""
 
@@ -83,6 +86,9 @@ class ClipEmbedder:
     @property
     def dim(self) -> int:
         """Embedding size from open_clip's config (no weights needed)."""
+        if self._dim is None and self.model_name in KNOWN_DIMS:
+            # Known without importing torch/open_clip: keeps `status` and start-up light.
+            self._dim = KNOWN_DIMS[self.model_name]
         if self._dim is None:
             import open_clip
 

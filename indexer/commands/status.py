@@ -55,20 +55,40 @@ def collect(rt: Any, problems: int = 10) -> dict[str, Any]:
         "folders": folders,
         "counts": counts,
         "text_model": {"id": rt.text_embedder.model_id, "dim": rt.text_embedder.dim, "available": True},
-        "image_model": {
-            "id": rt.image_embedder.model_id,
-            "available": clip.get("available", False),
-            "source": clip.get("source"),
-            "message": clip.get("message", ""),
-            "fix": clip.get("fix", ""),
-        },
+        "image_model": _image_model_status(rt, clip),
         "exclusions": Exclusions(rt.settings, rt.paths.data_dir).describe(),
         "problems": [
             {"path": os.fsencode(r.path).decode("utf-8", "backslashreplace"), "state": r.state, "reason": r.reason}
             for r in probs[:problems]
         ],
         "problem_count": len(probs),
+        "index_health": _health(rt),
     }
+
+
+def _image_model_status(rt: Any, clip: dict[str, Any]) -> dict[str, Any]:
+    """Plainly: are the CLIP weights on this machine, and if not, how to get them."""
+    import json
+
+    out = {
+        "id": rt.image_embedder.model_id,
+        "available": bool(clip.get("available")) and clip.get("source") != "download",
+        "source": clip.get("source"),
+        "message": clip.get("message", ""),
+        "fix": clip.get("fix", ""),
+    }
+    if clip.get("source") == "download":
+        out["message"] = "the CLIP weights are not on this machine yet (about 600 MB; downloaded when indexing starts, as allowed by the settings)"
+        out["fix"] = (
+            "run `lodestar models download` while online, or use a local checkpoint: "
+            "--clip-checkpoint FILE / LODESTAR_CLIP_CHECKPOINT / settings"
+        )
+        try:
+            failed = json.loads((rt.paths.data_dir / "clip-download-failed.json").read_text(encoding="utf-8"))
+            out["message"] += f"; the last download attempt failed: {failed.get('reason', '')}"
+        except (OSError, ValueError):
+            pass
+    return out
 
 
 def run(args: Any) -> int:
@@ -81,6 +101,8 @@ def run(args: Any) -> int:
         print_json(data)
         return 0
     print(f"Data directory: {shorten_home(data['data_dir'])} ({_size(data['store_bytes'])} index)")
+    if data["index_health"]:
+        print(f"Index check: {data['index_health']}")
     c = data["counts"]
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(c["by_kind"].items())) or "none"
     states = ", ".join(f"{v} {k}" for k, v in sorted(c["by_state"].items())) or "none"
@@ -110,6 +132,17 @@ def run(args: Any) -> int:
         for p in data["problems"]:
             print(f"  {p['state']}: {shorten_home(p['path'])}: {p['reason']}")
     return 0
+
+
+def _health(rt: Any) -> str:
+    """This start's repair message, else the last one any process recorded (promise 2)."""
+    from indexer.health import last_report
+
+    if rt.health is not None and rt.health.message:
+        return str(rt.health.message)
+    last = last_report(rt.paths) or {}
+    when = dt.datetime.fromtimestamp(last.get("checked_at") or 0).strftime("%Y-%m-%d %H:%M")
+    return f"{last['message']} ({when})" if last.get("message") else ""
 
 
 def _size(n: int) -> str:
