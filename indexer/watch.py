@@ -289,6 +289,7 @@ class WatchService:
         roots: Iterable[str] | None = None,
         supervise_interval_s: float = 2.0,
         poll_interval_s: float = 5.0,
+        network_poll_interval_s: float = 30.0,
         max_batch: int = 1000,
         on_batch: Callable[[list[str], IndexSummary], None] | None = None,
         observer_factory: Callable[[], Any] = _make_native_observer,
@@ -304,6 +305,8 @@ class WatchService:
         self.max_delay_s = max_delay_s
         self.supervise_interval_s = supervise_interval_s
         self.poll_interval_s = poll_interval_s
+        # A snapshot of a network share costs a full remote listing: poll it less often.
+        self.network_poll_interval_s = network_poll_interval_s
         self.max_batch = max_batch
         self._on_batch = on_batch
         self._observer_factory = observer_factory
@@ -323,6 +326,7 @@ class WatchService:
         self._stop = threading.Event()
         self.cancel = threading.Event()  # handed to the pipeline, checked between batches
         self._threads: list[threading.Thread] = []
+        self._publish_lock = threading.Lock()
         self.batches = 0  # sync_paths calls made (tests and progress lines)
         self.reconciles = 0
         self.last_error = ""
@@ -455,8 +459,10 @@ class WatchService:
         r.was_mount = r.was_mount or os.path.ismount(root)
         fstype = filesystem_type(root, self._mounts_file)
         polling, message = r.force_polling, INOTIFY_HINT if r.force_polling else ""
+        interval = self.poll_interval_s
         if is_network_fs(fstype):
             polling, message = True, NETWORK_HINT.format(fstype=fstype)
+            interval = self.network_poll_interval_s
         handler = _EnqueueHandler(self._enqueue, lambda: self.request_reconcile(root))
         observer = None
         if not polling:
@@ -479,7 +485,7 @@ class WatchService:
                     polling, message = True, f"live watching failed ({exc.strerror or exc}); checked by polling"
         if polling:
             try:
-                observer = self._polling_factory(self.poll_interval_s)
+                observer = self._polling_factory(interval)
                 observer.schedule(handler, root, recursive=True)
                 observer.start()
             except OSError as exc:
@@ -539,8 +545,8 @@ class WatchService:
             self._availability_pending[r.path] = False
             self._cond.notify_all()
         log.warning("watched folder %s is unavailable; hiding its files until it returns", r.path)
-        self._disarm(r)
         self._publish()
+        self._disarm(r)
 
     def _supervise_once(self) -> None:
         now = time.monotonic()
@@ -738,11 +744,14 @@ class WatchService:
     # ----------------------------------------------------------------- status
 
     def _publish(self) -> None:
-        statuses = self.folder_status()
-        try:
-            write_watch_status(self.paths, statuses)
-        except OSError as exc:
-            log.warning("cannot write watch status %s: %s", self.paths.status_file, exc)
+        # Serialised and read inside the lock, so the last write always holds the latest
+        # state (two threads publishing must not leave an older snapshot on disk).
+        with self._publish_lock:
+            statuses = self.folder_status()
+            try:
+                write_watch_status(self.paths, statuses)
+            except OSError as exc:
+                log.warning("cannot write watch status %s: %s", self.paths.status_file, exc)
         if self._on_status is not None:
             try:
                 self._on_status(statuses)
