@@ -201,6 +201,27 @@ class IndexService:
         summary.model_calls = self.model_calls
         return summary
 
+    def index_files(self, paths: Iterable[str], cancel: threading.Event | None = None) -> IndexSummary:
+        """Index individual files, even outside watched folders (root = their folder)."""
+        from indexer.scan import stat_file
+
+        started = time.monotonic()
+        summary = IndexSummary()
+        with self._lock:
+            roots = [os.path.abspath(r) for r in self.settings.folders]
+            by_root: dict[str, list[FileInfo]] = collections.defaultdict(list)
+            for raw in dict.fromkeys(paths):
+                path = os.path.abspath(raw)
+                root = _root_of(path, roots) or os.path.dirname(path)
+                info = stat_file(path, root)
+                if info is not None:
+                    by_root[root].append(info)
+            for root, infos in by_root.items():
+                self._process(infos, root, summary, cancel)
+        summary.elapsed_s = time.monotonic() - started
+        summary.model_calls = self.model_calls
+        return summary
+
     def remove_root(self, root: str) -> int:
         root = os.path.abspath(root)
         with self._lock:
@@ -220,6 +241,9 @@ class IndexService:
         with self._lock:
             self._emit(Progress("optimizing", message="Compacting the index"))
             self.store.optimize()
+            from indexer.ann import ensure_indexes
+
+            ensure_indexes(self.store)  # keyword index; ANN index once the tables are large
 
     # --------------------------------------------------------------- process
     def _process(

@@ -45,7 +45,7 @@ def run(args: Any) -> int:
         save_settings(rt.paths, rt.settings)
         summary = service.index_roots(roots)
         if files:
-            more = service.sync_paths(files)
+            more = service.index_files(files)
             for f in dataclasses.fields(more):
                 if f.name in ("elapsed_s", "model_calls"):
                     continue

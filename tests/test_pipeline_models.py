@@ -1,0 +1,57 @@
+"""Model changes and single-file indexing through the real pipeline (fake models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fakes import HashImageEmbedder, HashTextEmbedder
+from indexer.config import Settings, open_paths
+from indexer.pipeline import IndexService
+from indexer.search import Searcher
+from indexer.store import Store
+
+
+def _service(data: Path, root: Path, text: Any, image: Any) -> IndexService:
+    paths = open_paths(data)
+    store = Store(paths.store, text_model=(text.model_id, text.dim), image_model=(image.model_id, image.dim))
+    return IndexService(store, paths, Settings(folders=[str(root)]), text, image)
+
+
+def test_model_change_reembeds_and_never_mixes_models(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    for i in range(5):
+        (root / f"note{i}.txt").write_text(f"note {i} about glaciers and fjords number {i}", encoding="utf-8")
+    old = HashTextEmbedder(dim=64, model_id="fake/old")
+    image = HashImageEmbedder()
+    svc = _service(tmp_path / "data", root, old, image)
+    svc.index_roots([str(root)])
+    assert any(n.startswith("chunks__fake_old") for n in svc.store.table_names())
+
+    new = HashTextEmbedder(dim=48, model_id="fake/new")
+    svc2 = _service(tmp_path / "data", root, new, image)
+    summary = svc2.index_roots([str(root)])
+    assert summary.updated == 5 and new.texts_embedded >= 5
+    names = svc2.store.table_names()
+    assert not any(n.startswith("chunks__fake_old") for n in names), names
+    assert all(r.text_model == "fake/new" for r in svc2.store.files().values())
+    results = Searcher(svc2.store, new, image).search("glaciers fjords", kind="text").results
+    assert len(results) == 5
+    # A third run is a no-op: nothing re-embedded.
+    before = new.texts_embedded
+    assert svc2.index_roots([str(root)]).unchanged == 5
+    assert new.texts_embedded == before
+
+
+def test_index_single_files_outside_watched_folders(tmp_path: Path) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    doc = loose / "recipe.txt"
+    doc.write_text("slow cooked lentil soup with cumin", encoding="utf-8")
+    text = HashTextEmbedder()
+    svc = _service(tmp_path / "data", tmp_path / "elsewhere", text, HashImageEmbedder())
+    summary = svc.index_files([str(doc)])
+    assert summary.new == 1
+    rec = svc.store.get_file(str(doc))
+    assert rec is not None and rec.state == "indexed" and rec.root == str(loose)
