@@ -7,6 +7,7 @@ local folder or a name already in the HF cache (downloaded only when allowed).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_TEXT_MODEL, DEFAULT_MODEL_ID})
 _DEFAULT_DIM = 384
 _DEFAULT_MAX_SEQ = 256
+_CPU_SLICE = 32  # texts per forward pass on CPU: bounds how long a query can wait
 # sha256 of the upstream model.safetensors (HF sentence-transformers/all-MiniLM-L6-v2);
 # a swapped file in site-packages is refused before anything reads it (RELIABILITY S1).
 _DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -97,6 +99,13 @@ class TextEmbedder:
         self._model: Any = None
         self._dim: int | None = _DEFAULT_DIM if self._is_default else None
         self._lock = threading.Lock()
+        # The fast (Rust) tokenizer inside the model raises "Already borrowed" when two
+        # threads encode at once (tokenizers #537, transformers #47085), so forward passes
+        # are serialised; queries pass through the gate ahead of the next document slice.
+        self._infer_lock = threading.Lock()
+        self._gate = threading.Lock()
+        self._count_tok: Any = None  # private copy for count_tokens: never shared with encode
+        self._count_lock = threading.Lock()
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -129,7 +138,12 @@ class TextEmbedder:
 
     @property
     def tokenizer(self) -> Any:
-        return self._ensure().tokenizer
+        """A copy of the model's tokenizer for chunk sizing (not the one encode uses)."""
+        model = self._ensure()
+        with self._count_lock:
+            if self._count_tok is None:
+                self._count_tok = copy.deepcopy(model.tokenizer)
+            return self._count_tok
 
     # -- loading --------------------------------------------------------------------
     def load(self) -> None:
@@ -228,20 +242,32 @@ class TextEmbedder:
         model = self._ensure()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = model.encode_document(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(out, dtype=np.float32)
+        # One slice per forward pass so a query waits for at most one slice.
+        step = self.batch_size if (self.device or "cpu") != "cpu" else min(self.batch_size, _CPU_SLICE)
+        out: list[np.ndarray] = []
+        for i in range(0, len(texts), step):
+            with self._gate:
+                self._infer_lock.acquire()
+            try:
+                out.append(
+                    model.encode_document(
+                        texts[i : i + step],
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                )
+            finally:
+                self._infer_lock.release()
+        return np.ascontiguousarray(np.concatenate(out, axis=0), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         model = self._ensure()
-        out = model.encode_query(
-            [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        with self._gate, self._infer_lock:  # holding the gate keeps the next document slice out
+            out = model.encode_query(
+                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         return np.ascontiguousarray(out[0], dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -249,17 +275,20 @@ class TextEmbedder:
         texts = list(texts)
         if not texts:
             return []
-        enc = self.tokenizer(
-            texts,
-            add_special_tokens=False,
-            truncation=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
+        tok = self.tokenizer
+        with self._count_lock:
+            enc = tok(
+                texts,
+                add_special_tokens=False,
+                truncation=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
         return [len(ids) for ids in enc["input_ids"]]
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
-        with self._lock:
+        with self._lock, self._infer_lock:
             self._model = None
+            self._count_tok = None
