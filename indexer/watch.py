@@ -321,6 +321,7 @@ class WatchService:
         self._reconcile_pending: set[str] = set()
         self._availability_pending: dict[str, bool] = {}
         self._removals_pending: set[str] = set()
+        self._removed: set[str] = set()  # roots whose entries this watcher already dropped
         self._prune_pending = False
         self._busy = False
         self._stop = threading.Event()
@@ -341,7 +342,7 @@ class WatchService:
             raise RuntimeError("WatchService already started")
         with self._cond:
             roots = list(self._roots)
-            # Roots the store knows but settings dropped are removed on the first reconcile.
+            # Folders removed while another process was the writer are dropped first.
             self._prune_pending = True
         for root in roots:
             self._arm(root)
@@ -400,6 +401,7 @@ class WatchService:
             dropped = [r for r in self._roots if r not in wanted]
             for r in added:
                 self._roots[r] = _Root(r)
+                self._removed.discard(r)
             gone = [self._roots.pop(r) for r in dropped]
             for r in dropped:
                 self._reconcile_pending.discard(r)
@@ -548,8 +550,15 @@ class WatchService:
         self._publish()
         self._disarm(r)
 
+    def _check_pending_removals(self) -> None:
+        if (self.paths.data_dir / PENDING_REMOVALS_FILE).exists():
+            with self._cond:
+                self._prune_pending = True
+                self._cond.notify_all()
+
     def _supervise_once(self) -> None:
         now = time.monotonic()
+        self._check_pending_removals()
         with self._cond:
             roots = list(self._roots.values())
         for r in roots:
@@ -686,21 +695,31 @@ class WatchService:
                    lambda: self.service.set_root_available(root, available))
 
     def _do_remove(self, root: str) -> None:
+        with self._cond:
+            if root in self._removed or root in self._roots:
+                return  # already done (settings change and a noted removal both ask)
+            self._removed.add(root)
         removed = self._call(f"removing {root}", lambda: self.service.remove_root(root))
         log.info("removed %s entries of %s, no longer watched", removed, root)
 
     def _do_prune(self) -> None:
-        """Remove roots the index holds that settings no longer list (e.g. `folders remove`
-        while another process was the writer)."""
-        lister = getattr(self.service, "roots_in_store", None) or getattr(self.service, "indexed_roots", None)
-        if lister is None:
+        """Drop the entries of folders removed while another process was the writer
+        (`lodestar folders remove` leaves a note; see `add_pending_removal`)."""
+        try:
+            noted = read_pending_removals(self.paths)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", self.paths.data_dir / PENDING_REMOVALS_FILE, exc)
             return
-        known = self._call("listing indexed folders", lister) or []
-        with self._cond:
-            wanted = set(self._roots)
-        for root in known:
-            if root not in wanted and not self._stop.is_set():
-                self._do_remove(root)
+        done = []
+        for root in noted:
+            if self._stop.is_set():
+                break
+            self._do_remove(root)  # skips folders re-added since
+            done.append(root)
+        try:
+            clear_pending_removals(self.paths, done)
+        except OSError as exc:
+            log.warning("cannot update %s: %s", self.paths.data_dir / PENDING_REMOVALS_FILE, exc)
 
     def _do_reconcile(self, root: str) -> None:
         with self._cond:
@@ -814,3 +833,55 @@ def read_watch_status(paths: AppPaths) -> list[FolderStatus]:
             st.message = "not being watched (no `lodestar watch` or window running)"
         out.append(st)
     return out
+
+
+# --------------------------------------------------------------------------- pending removals
+
+PENDING_REMOVALS_FILE = "pending-removals.json"
+
+
+def read_pending_removals(paths: AppPaths) -> list[str]:
+    try:
+        data = json.loads((paths.data_dir / PENDING_REMOVALS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except ValueError:
+        return []
+    return [str(p) for p in data] if isinstance(data, list) else []
+
+
+def _write_json_atomic(target: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def add_pending_removal(paths: AppPaths, root: str) -> None:
+    """Note that ``root``'s entries must go; the writer (watcher) drops them within seconds.
+
+    Only noted folders are removed: files indexed one by one outside any watched folder
+    (``lodestar index FILE``) have roots that settings never listed, and must stay.
+    """
+    noted = read_pending_removals(paths)
+    if root not in noted:
+        _write_json_atomic(paths.data_dir / PENDING_REMOVALS_FILE, [*noted, root])
+
+
+def clear_pending_removals(paths: AppPaths, done: Sequence[str]) -> None:
+    left = [r for r in read_pending_removals(paths) if r not in set(done)]
+    target = paths.data_dir / PENDING_REMOVALS_FILE
+    if left:
+        _write_json_atomic(target, left)
+    else:
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            pass

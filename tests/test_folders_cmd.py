@@ -110,5 +110,8 @@ def test_remove_while_another_writer_runs_defers_to_it(
         assert run(data, "remove", str(tmp_path / "docs")) == 0
     out = capsys.readouterr().out
     assert "lodestar watch" in out and f"pid {os.getpid()}" in out and "next check" in out
-    assert removed == []  # left to the writer, whose reconcile prunes roots not in settings
+    assert removed == []  # left to the writer, which drops noted folders
     assert folders(data) == []
+    from indexer.watch import read_pending_removals
+
+    assert read_pending_removals(open_paths(data)) == [os.path.realpath(tmp_path / "docs")]

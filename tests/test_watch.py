@@ -57,7 +57,6 @@ class FakeService:
         self.reconciles: list[str] = []
         self.availability: list[tuple[str, bool]] = []
         self.removed_roots: list[str] = []
-        self.extra_roots: list[str] = []
         self.excl = BasicExclusions(settings)  # names only: the walk prunes folders itself
         self.block_reconcile: threading.Event | None = None
 
@@ -124,9 +123,6 @@ class FakeService:
     def set_root_available(self, root: str, available: bool) -> None:
         with self.lock:
             self.availability.append((root, available))
-
-    def indexed_roots(self) -> list[str]:
-        return list(self.extra_roots)
 
     # -- assertions
     def matches_disk(self, root: str) -> bool:
@@ -459,12 +455,18 @@ def test_handler_error_does_not_stop_watching(env, monkeypatch) -> None:  # type
 
 
 def test_roots_dropped_from_settings_are_removed(env) -> None:  # type: ignore[no-untyped-def]
-    root, _, _, svc = env
-    svc.extra_roots = [root, "/old/removed/folder"]
+    from indexer.watch import add_pending_removal, read_pending_removals
+
+    root, paths, _, svc = env
+    add_pending_removal(paths, "/old/removed/folder")  # `folders remove` while busy
+    add_pending_removal(paths, root)  # removed, then re-added: must stay
     ws = make_watch(env)
     ws.start()
     try:
         assert wait_until(lambda: svc.removed_roots == ["/old/removed/folder"])
+        assert wait_until(lambda: read_pending_removals(paths) == [])
+        add_pending_removal(paths, "/another/one")  # noticed while running, too
+        assert wait_until(lambda: svc.removed_roots == ["/old/removed/folder", "/another/one"])
         other = Path(root).parent / "second"
         other.mkdir()
         write(other / "s.txt", "s")

@@ -86,6 +86,7 @@ def test_watch_follows_settings_and_stops_cleanly(
         # Removing while we are the writer: the CLI defers, the watcher drops the entries.
         assert cli.main(["folders", "remove", str(docs), "--data-dir", str(data)]) == 0
         assert wait_until(lambda: rt.svc.removed_roots == [os.path.realpath(docs)])
+        assert rt.svc.removed_roots == [os.path.realpath(docs)]  # once, though asked twice
     finally:
         stop.set()  # what the SIGINT/SIGTERM handler does
     t.join(15)

@@ -95,7 +95,10 @@ def remove_folder(paths: AppPaths, raw: str, data_dir: str | None = None) -> int
     try:
         lock.acquire(then="leave the clean-up to it")
     except WriterBusy as exc:
-        # The writer drops roots that settings no longer list on its next check.
+        from indexer.watch import add_pending_removal
+
+        # The writer's watcher drops noted folders within seconds (or when it next starts).
+        add_pending_removal(paths, path)
         print(f"{exc}: it removes this folder's entries on its next check.")
         return 0
     try:
