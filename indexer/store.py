@@ -216,6 +216,8 @@ class Store:
         self._cache_lock = threading.Lock()
         self._files_cache: dict[str, FileRecord] | None = None
         self._files_cache_version: int | None = None
+        self._hash_index: dict[str, list[str]] | None = None
+        self._hash_index_of: dict[str, FileRecord] | None = None
         self._tables: dict[str, Any] = {}
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -323,7 +325,33 @@ class Store:
         return self.files().get(file_id(path))
 
     def by_hash(self, content_hash: str) -> list[FileRecord]:
-        return [r for r in self.files().values() if r.content_hash == content_hash and r.state == "indexed"]
+        """Indexed files with these bytes (for rename/copy reuse); O(1) per call."""
+        files = self.files()
+        with self._cache_lock:
+            if self._hash_index is None or self._hash_index_of is not files:
+                index: dict[str, list[str]] = {}
+                for rec in files.values():
+                    if rec.content_hash:
+                        index.setdefault(rec.content_hash, []).append(rec.fid)
+                self._hash_index, self._hash_index_of = index, files
+            fids = list(self._hash_index.get(content_hash, ()))
+        return [files[f] for f in fids if f in files and files[f].state == "indexed" and files[f].content_hash == content_hash]
+
+    def _apply_to_cache(self, batch: WriteBatch, version_before: int) -> None:
+        """The writer knows what it wrote: update the cached snapshot instead of
+        re-reading the whole files table after every commit (O(batch), not O(store))."""
+        with self._cache_lock:
+            if self._files_cache is None or self._files_cache_version != version_before:
+                self._files_cache = None
+                return
+            cache = dict(self._files_cache)
+            for fid in batch.delete:
+                cache.pop(fid, None)
+            for rec in batch.files:
+                cache[rec.fid] = rec
+            self._files_cache = cache
+            self._files_cache_version = self._files.version
+            self._hash_index = None
 
     def chunk_rows(self, fid: str, file_hash: str | None = None) -> list[ChunkRow]:
         table = self.chunks_table()
@@ -474,10 +502,12 @@ class Store:
                         schema=table.schema,
                     )
                     table.add(data)
+                version_before = self._files.version
                 if batch.files:
                     self._upsert_files(batch.files)
                 if batch.delete:
                     self._delete_files(batch.delete)
+                self._apply_to_cache(batch, version_before)
                 # Rows of the old content (earlier batches) go last; until now they
                 # were invisible because their file_hash no longer matches.
                 self._delete_rows(self.chunks_table(), touched_text, batch_id)
