@@ -116,3 +116,64 @@ def test_waits_for_busy_writer_and_says_who(tmp_path: Path, capsys) -> None:  # 
     stop.set()
     assert watch_cmd._acquire(WriterLock(paths), stop) is False
     holder.release()
+
+
+REPO = str(Path(__file__).resolve().parents[1])
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority") or os.name != "posix", reason="POSIX signals and nice")
+def test_sigterm_stops_watch_process_cleanly(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    data = tmp_path / "data"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    save_settings(open_paths(data), Settings(folders=[os.path.realpath(docs)]))
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{REPO!r}, {REPO + '/tests'!r}]
+        import indexer.runtime
+        from test_watch_cmd import FakeRuntime
+        from pathlib import Path
+        indexer.runtime.open_runtime = lambda d=None, **k: FakeRuntime(Path(d))
+        from indexer.cli import main
+        sys.exit(main(["watch", "--data-dir", {str(data)!r}]))
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until it is watching (no sleep)
+            if line.startswith("Watching"):
+                break
+        holder = WriterLock(open_paths(data)).holder()
+        assert holder is not None and holder["pid"] == proc.pid and holder["command"] == "lodestar watch"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Stopped watching." in out
+    assert WriterLock(open_paths(data)).holder() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="per-thread nice is Linux/POSIX")
+def test_worker_thread_runs_at_lower_priority(tmp_path: Path) -> None:
+    from indexer.watch import WatchService
+
+    paths = open_paths(tmp_path / "data")
+    settings = Settings(folders=[], reconcile_interval_s=3600)
+    ws = WatchService(FakeService(settings), settings, paths)
+    ws.start()
+    try:
+        worker = ws._threads[0]
+        assert wait_until(lambda: worker.native_id is not None and os.getpriority(os.PRIO_PROCESS, worker.native_id) >= 10)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 10  # the rest of the process is untouched
+    finally:
+        assert ws.stop()
