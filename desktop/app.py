@@ -217,7 +217,8 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
 
     tray = Tray.create(parts, app)
     if tray is not None:
-        window.keep_in_tray = bool(runtime.settings.keep_running_in_tray)
+        window.tray_available = True
+        app.setQuitOnLastWindowClosed(False)  # closing the window may just hide it; Quit is in the tray
 
     def quit_app() -> None:
         save_geometry(window)

@@ -104,6 +104,11 @@ class Backend(QObject):
         self.save_settings()
         if self.watch is not None:
             self.watch.set_roots(self.settings.folders)
+        elif self.service is not None and not self.paused and self.settings.folders:
+            # We are the writer but had nothing to watch until now.
+            self.watch = self._watch_factory(self.service, self.settings, self.runtime.paths,
+                                             on_status=self._status_bridge)
+            self.pool.submit(self.watch.start)
         elif self.service is None and self.searcher is not None and not self.writer_message:
             self.start_writer()
         self.foldersChanged.emit(self.folders())

@@ -108,7 +108,8 @@ class FilterBar(QWidget):
             w.setVisible(custom)
         if custom:
             out["after"] = self.after_edit.date().toPython()
-            out["before"] = self.before_edit.date().toPython()
+            # The searcher's "before" is exclusive; the person means "up to and including".
+            out["before"] = self.before_edit.date().toPython() + dt.timedelta(days=1)
         elif days:
             today = self._today or dt.date.today()
             out["after"] = today - dt.timedelta(days=days)

@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
         self.controller = controller
         self.opener = opener
         self.thumbnails = thumbnails
-        self.keep_in_tray = False  # set by the app when a tray icon exists
+        self.tray_available = False  # set by the app when a tray icon exists
         self._indexing: Progress | None = None
         self.setWindowTitle("Lodestar")
         self.setWindowIcon(app_icon())
@@ -253,6 +253,8 @@ class MainWindow(QMainWindow):
     def show_response(self, response: SearchResponse) -> None:
         if response.results:
             self.results.set_response(response)
+            if response.message:
+                self.statusBar().showMessage(response.message, 8000)
             return
         actions = []
         title = "No good match"
@@ -351,7 +353,7 @@ class MainWindow(QMainWindow):
             self.backend.load_clip()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.keep_in_tray:
+        if self.tray_available and self.backend.settings.keep_running_in_tray:
             # Keep watching in the background; the tray menu offers Quit.
             event.ignore()
             self.hide()

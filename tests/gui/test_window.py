@@ -192,3 +192,28 @@ def test_progress_shown_in_status_bar(qtbot: Any, window: Any) -> None:
     qtbot.waitUntil(lambda: "5/10 files" in window.status.progress_label.text(), timeout=2000)
     assert window.status.problems_button.text() == "Problems (1)"
     assert window.status.pause_button.isVisible()
+
+
+def test_close_keeps_running_in_tray(qtbot: Any, window: Any) -> None:
+    quits: list[int] = []
+    window.quitRequested.connect(lambda: quits.append(1))
+    window.tray_available = True
+    window.backend.settings.keep_running_in_tray = True
+    window.close()
+    assert not window.isVisible() and quits == []
+    assert window.backend.watch is not None and not window.backend.watch.stopped  # still watching
+    window.show()
+    window.backend.settings.keep_running_in_tray = False
+    with qtbot.waitSignal(window.quitRequested, timeout=2000):
+        window.close()
+
+
+def test_pause_and_resume(qtbot: Any, window: Any) -> None:
+    watch = window.backend.watch
+    window.status.pause_button.show()
+    window.status.pause_button.click()
+    qtbot.waitUntil(lambda: watch.stopped, timeout=2000)
+    assert window.status.pause_button.text() == "Resume"
+    window.status.pause_button.click()
+    qtbot.waitUntil(lambda: window.backend.watch is not None and window.backend.watch.started, timeout=2000)
+    assert window.backend.watch is not watch
