@@ -198,6 +198,12 @@ class TextEmbedder:
             raise ModelUnavailable(
                 f"sentence-transformers is not installed ({exc})", "`pip install sentence-transformers`"
             ) from exc
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # loads run in the background: no terminal bars
+        except ImportError:
+            pass
         device = pick_device(self.device_setting)
         try:
             model = SentenceTransformer(

@@ -189,19 +189,17 @@ def _progress_tqdm(on_progress: ProgressFn | None, total_hint: int, touched: lis
     return _Progress
 
 
-def _probe_hub(host: str = "huggingface.co", timeout: float = 3.0) -> None:
+def _probe_hub(model: str, pretrained: str, host: str = "huggingface.co", timeout: float = 3.0) -> None:
     """Fail in seconds when offline, instead of the hub client's minute of retries."""
     import socket
 
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # behind a proxy a direct connection proves nothing; the client's timeouts apply
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             pass
     except (OSError, RuntimeError) as exc:  # RuntimeError: a test's network guard
-        raise ModelUnavailable(
-            f"CLIP weights are not on this machine and {host} cannot be reached (offline?)",
-            "connect to the internet and run `lodestar models download`, or point Lodestar at a "
-            "local .safetensors checkpoint (--clip-checkpoint FILE, LODESTAR_CLIP_CHECKPOINT, or Settings)",
-        ) from exc
+        raise _unavailable(model, pretrained, f"{host} cannot be reached (offline?)") from exc
 
 
 def download_weights(
@@ -217,7 +215,7 @@ def download_weights(
     if loc is None:
         raise _unavailable(model, pretrained, "no Hugging Face source is known for this pretrained tag")
     repo_id, filename = loc
-    _probe_hub()
+    _probe_hub(model, pretrained)
     import huggingface_hub
 
     total = 0

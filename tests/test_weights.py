@@ -154,6 +154,10 @@ def test_known_hf_sources_match_open_clip_registry() -> None:
         hub = open_clip.get_pretrained_cfg(model, tag)["hf_hub"]
         assert hub.rstrip("/") == repo_id
         assert filename == weights.HF_SAFE_WEIGHTS_NAME
+    from models.clip import KNOWN_DIMS
+
+    for model, dim in KNOWN_DIMS.items():
+        assert open_clip.get_model_config(model)["embed_dim"] == dim, model
 
 
 def test_weights_found_in_hf_cache(hf_cache: Path) -> None:
@@ -213,6 +217,7 @@ class FakeHub:
 def _patch_hub(monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> None:
     import huggingface_hub
 
+    monkeypatch.setattr(weights, "_probe_hub", lambda *a, **k: None)  # "online"
     monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", hub.metadata)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub.download)
 
@@ -265,9 +270,31 @@ def test_unreachable_hub_is_unavailable(monkeypatch: pytest.MonkeyPatch, hf_cach
     def unreachable(*_: Any, **__: Any) -> Any:
         raise TimeoutError("timed out")
 
+    monkeypatch.setattr(weights, "_probe_hub", lambda *a, **k: None)
     monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", unreachable)
     with pytest.raises(ModelUnavailable, match="cannot reach the Hugging Face Hub"):
         weights.download_weights("ViT-B-32", "laion2b_s34b_b79k")
+
+
+def test_offline_probe_fails_fast(monkeypatch: pytest.MonkeyPatch, hf_cache: Path) -> None:
+    import huggingface_hub
+
+    def no_route(address: Any, timeout: float | None = None, **_: Any) -> Any:
+        assert timeout is not None and timeout <= 5
+        raise OSError("Network is unreachable")
+
+    def must_not_run(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the hub client must not be tried when the probe fails")
+
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_route)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", must_not_run)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", must_not_run)
+    with pytest.raises(ModelUnavailable, match="cannot be reached") as info:
+        weights.resolve_weights("ViT-B-32", "laion2b_s34b_b79k", allow_download=True)
+    assert info.value.reason.startswith("CLIP weights for ViT-B-32 (laion2b_s34b_b79k) are not on this machine")
+    assert info.value.fix == weights.FIX
 
 
 def test_stalled_download_gives_up(monkeypatch: pytest.MonkeyPatch, hf_cache: Path) -> None:
@@ -314,3 +341,24 @@ def test_weights_status_without_torch(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert '"available": false' in proc.stdout and "lodestar models download" in proc.stdout
+
+
+def test_models_never_unpickle_or_trust_remote_code() -> None:
+    """Static check (RELIABILITY S1): every torch.load passes weights_only=True, and
+    trust_remote_code is never set to anything but False."""
+    import ast
+
+    for path in sorted((REPO / "models").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            kwargs = {k.arg: k.value for k in node.keywords if k.arg}
+            if name == "load" and isinstance(func, ast.Attribute) and getattr(func.value, "id", "") == "torch":
+                wo = kwargs.get("weights_only")
+                assert isinstance(wo, ast.Constant) and wo.value is True, f"{path}:{node.lineno} torch.load"
+            if "trust_remote_code" in kwargs:
+                trc = kwargs["trust_remote_code"]
+                assert isinstance(trc, ast.Constant) and trc.value is False, f"{path}:{node.lineno}"
