@@ -259,6 +259,27 @@ class Backend(QObject):
         except (ImportError, OSError, ValueError):
             return [FolderStatus(path=f) for f in self.folders()]
 
+    def load_folder_status(self) -> None:
+        """Folder states plus per-folder file/problem counts read from the store (off-thread)."""
+        worker = Worker(self._counted_status)
+        worker.signals.result.connect(self.folderStatus)
+        worker.signals.error.connect(lambda exc: log.info("folder counts unavailable: %s", exc))
+        self.pool.start(worker)
+
+    def _counted_status(self) -> list[FolderStatus]:
+        statuses = self.folder_status()
+        files = getattr(self.runtime.store, "files", None)
+        if not callable(files):
+            return statuses
+        counts: dict[str, list[int]] = {}
+        for rec in files().values():
+            c = counts.setdefault(getattr(rec, "root", ""), [0, 0])
+            c[0] += 1
+            c[1] += getattr(rec, "state", "") == "failed"
+        for st in statuses:
+            st.files, st.failed = counts.get(st.path, [st.files, st.failed])
+        return statuses
+
     # -- problems ----------------------------------------------------------------
     def load_problems(self) -> None:
         worker = Worker(self._read_problems)

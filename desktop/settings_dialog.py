@@ -131,6 +131,7 @@ class SettingsDialog(QDialog):
     def refresh(self) -> None:
         s = self.backend.settings
         self._show_status(self.backend.folder_status())
+        self.backend.load_folder_status()
         self.excludes.setPlainText("\n".join(s.excludes))
         self.text_model.setText(s.text_model)
         self.clip_checkpoint.setText(s.clip_checkpoint)

@@ -85,6 +85,9 @@ class FakeStore:
         self.problem_rows: list[FakeRecord] = []
         self.cleared = 0
 
+    def files(self) -> dict[str, Any]:
+        return {}
+
     def problems(self) -> list[FakeRecord]:
         return list(self.problem_rows)
 
