@@ -311,7 +311,7 @@ def scan_root(
     special files and unreadable folders/files are reported via ``on_skip``.
     """
     root = os.path.abspath(os.fsdecode(root))
-    excl = exclusions or Exclusions(settings, data_dir, roots=[root])
+    excl = exclusions or Exclusions(settings, data_dir, roots=[*settings.folders, root])
     try:
         st = os.lstat(root)
     except OSError as exc:
@@ -324,7 +324,7 @@ def scan_root(
         return
 
     # Each stack entry: (folder, the .gitignore chain that applies inside it).
-    stack: list[tuple[str, list[GitIgnore]]] = [(root, [])]
+    stack: list[tuple[str, list[GitIgnore]]] = [(root, _ancestor_gitignores(excl, root))]
     while stack:
         folder, chain = stack.pop()
         try:
@@ -371,6 +371,26 @@ def scan_root(
         # Reverse so that popping visits sub-folders in name order.
         for sub in reversed(subdirs):
             stack.append((sub, chain))
+
+
+def _ancestor_gitignores(excl: Exclusions, folder: str) -> list[GitIgnore]:
+    """.gitignore files between the watched root holding ``folder`` and ``folder``'s parent.
+
+    Rescanning a sub-folder (``sync_paths`` on a folder event) must apply the same
+    rules as the full walk, including patterns from .gitignore files above it.
+    """
+    if not excl.honour_gitignore:
+        return []
+    # Innermost watched folder that strictly contains ``folder`` (roots are sorted longest first).
+    outer = next((r for r in excl.roots if folder.startswith(r.rstrip(os.sep) + os.sep)), None)
+    if outer is None:
+        return []
+    folders = [outer]
+    rel = os.path.relpath(os.path.dirname(folder), outer)
+    if rel != ".":
+        for part in rel.split(os.sep):
+            folders.append(os.path.join(folders[-1], part))
+    return [gi for gi in (excl._cached_gitignore(f) for f in folders) if gi is not None]
 
 
 def stat_file(path: str, root: str) -> FileInfo | None:

@@ -231,3 +231,15 @@ def test_scan_speed_10k_files(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - t0
     assert n == 10_000
     assert elapsed < 5.0, f"scanning 10k files took {elapsed:.2f}s"
+
+
+def test_subfolder_rescan_applies_parent_gitignore(tmp_path: Path) -> None:
+    _touch(tmp_path / ".gitignore", b"*.log\n")
+    _touch(tmp_path / "a" / ".gitignore", b"secret/\n")
+    _touch(tmp_path / "a" / "b" / "x.log")
+    _touch(tmp_path / "a" / "b" / "secret" / "k.txt")
+    _touch(tmp_path / "a" / "b" / "keep.txt")
+    settings = Settings(folders=[str(tmp_path)])
+    full = {f.path for f in scan_root(str(tmp_path), settings, None)}
+    sub = {f.path for f in scan_root(str(tmp_path / "a" / "b"), settings, None)}
+    assert sub == full == {str(tmp_path / "a" / "b" / "keep.txt")}
