@@ -18,7 +18,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 
 from indexer.config import DEFAULT_EXCLUDES, IGNORE_MARKER, Settings
-from indexer.extract import kind_for_path
+from indexer.extract import kind_for_name, kind_for_path
 from indexer.types import FileInfo
 
 log = logging.getLogger(__name__)
@@ -367,7 +367,7 @@ def scan_root(
                 continue
             if getattr(est, "st_file_attributes", 0) & _FILE_ATTRIBUTE_HIDDEN and excl.skip_hidden:
                 continue
-            yield FileInfo(path=path, root=root, size=est.st_size, mtime_ns=est.st_mtime_ns, kind=kind_for_path(name))
+            yield FileInfo(path=path, root=root, size=est.st_size, mtime_ns=est.st_mtime_ns, kind=kind_for_name(name))
         # Reverse so that popping visits sub-folders in name order.
         for sub in reversed(subdirs):
             stack.append((sub, chain))

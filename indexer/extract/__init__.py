@@ -68,6 +68,7 @@ __all__ = [
     "extract_image",
     "extract_text",
     "has_markup_headings",
+    "kind_for_name",
     "kind_for_path",
     "shutdown",
 ]
@@ -75,7 +76,10 @@ __all__ = [
 
 def extension(path: str) -> str:
     """Lower-case extension without the dot ('' if none); ``.bashrc`` has none."""
-    name = os.path.basename(path)
+    return _ext_of_name(os.path.basename(path))
+
+
+def _ext_of_name(name: str) -> str:
     dot = name.rfind(".")
     if dot <= 0:
         return ""
@@ -84,12 +88,17 @@ def extension(path: str) -> str:
 
 def kind_for_path(path: str) -> FileKind:
     """Classify by extension, case-insensitively; never touches the disk."""
-    ext = extension(path)
+    return kind_for_name(os.path.basename(path))
+
+
+def kind_for_name(name: str) -> FileKind:
+    """``kind_for_path`` for a bare file name (the scanner's hot path skips basename)."""
+    ext = _ext_of_name(name)
     if ext in TEXT_EXTENSIONS:
         return "text"
     if ext in IMAGE_EXTENSIONS:
         return "image"
-    if not ext and os.path.basename(path).lower() in TEXT_FILENAMES:
+    if not ext and name.lower() in TEXT_FILENAMES:
         return "text"
     return "other"
 
