@@ -173,7 +173,7 @@ class IndexService:
                     log.info("cannot stat %r: %s", path, exc)
                     continue
                 if st is not None and stat.S_ISDIR(st.st_mode):
-                    if _is_excluded(exclusions, path, True):
+                    if _is_excluded(exclusions, path, True) or _via_symlinked_folder(path, root):
                         gone[root].extend(_under(files, path))
                         continue
                     seen = set()
@@ -670,6 +670,19 @@ def _root_of(path: str, roots: Sequence[str]) -> str | None:
             if best is None or len(root) > len(best):
                 best = root
     return best
+
+
+def _via_symlinked_folder(path: str, root: str) -> bool:
+    """Whether a folder between ``root`` and ``path`` is a symlink (it may lead outside: fail closed)."""
+    parent = os.path.dirname(path)
+    while parent != root and len(parent) > len(root):
+        try:
+            if not stat.S_ISDIR(os.lstat(parent).st_mode):
+                return True
+        except OSError:
+            return True
+        parent = os.path.dirname(parent)
+    return False
 
 
 def _under(files: dict[str, FileRecord], folder: str) -> list[str]:
