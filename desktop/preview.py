@@ -59,10 +59,13 @@ class PreviewPane(QWidget):
         form.addRow("Size", self.size_label)
         form.addRow("Modified", self.modified_label)
         form.addRow("Score", self.score_label)
+        self.facts = QWidget(self)
+        self.facts.setLayout(form)
         lay.addWidget(self.title)
         lay.addWidget(self.image)
         lay.addWidget(self.passage, 1)
-        lay.addLayout(form)
+        lay.addWidget(self.facts)
+        lay.addStretch()  # keeps things at the top when there is no passage
         if thumbnails is not None:
             thumbnails.loaded.connect(self._on_thumbnail)
         self.show_result(None)
@@ -73,6 +76,7 @@ class PreviewPane(QWidget):
             w.clear()
         self.passage.clear()
         self.image.clear()
+        self.facts.setVisible(result is not None)
         if result is None:
             self.title.setText("Nothing selected")
             self.image.hide()

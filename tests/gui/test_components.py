@@ -209,3 +209,40 @@ def test_opener_containment(tmp_path: Path) -> None:
 def test_no_global_pool_threads_left(window: Any) -> None:
     # The window fixture's teardown checks our pools; the global pool is never used.
     assert QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+def test_models_load_off_the_gui_thread(qtbot: Any, fake_runtime: Any, no_leaks: None) -> None:
+    from desktop.app import build_window
+    from gui_fakes import FakeLock, FakeWatch
+
+    threads: list[str] = []
+    fake_runtime.text_embedder.load = lambda: threads.append(threading.current_thread().name)
+    orig = fake_runtime.image_ready
+    fake_runtime.image_ready = lambda load=True: (threads.append(threading.current_thread().name), orig(load))[1]
+    parts = build_window(fake_runtime, lock_factory=lambda p: FakeLock(), watch_factory=FakeWatch)
+    qtbot.addWidget(parts.window)
+    try:
+        assert threads == []  # nothing loaded while building the window
+        qtbot.waitUntil(lambda: parts.controller.has_searcher(), timeout=3000)
+        assert len(threads) == 2 and threading.main_thread().name not in threads
+    finally:
+        parts.shutdown()
+
+
+def test_excepthooks_surface_thread_bugs(qtbot: Any) -> None:
+    import sys
+
+    from desktop.app import _BugReporter, install_excepthooks
+
+    saved = (sys.excepthook, threading.excepthook)
+    reporter = _BugReporter()
+    reporter.bug.disconnect()  # no modal dialog in tests; we only check it is reported
+    try:
+        install_excepthooks(reporter)
+        with qtbot.waitSignal(reporter.bug, timeout=2000) as blocker:
+            t = threading.Thread(target=lambda: 1 / 0)
+            t.start()
+            t.join()
+        assert "ZeroDivisionError" in blocker.args[0]
+    finally:
+        sys.excepthook, threading.excepthook = saved
