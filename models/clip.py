@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,8 @@ class ClipEmbedder:
             if self.checkpoint:
                 try:
                     ident = "sha256-" + file_sha256(self.checkpoint)[:12]
-                except OSError:
-                    ident = self.pretrained or "missing-checkpoint"
+                except OSError:  # not cached: the file may appear later
+                    return f"open_clip/{self.model_name}/missing-checkpoint"
             else:
                 ident = self.pretrained or "untrained"
             self._model_id = f"open_clip/{self.model_name}/{ident}"
@@ -106,13 +107,10 @@ class ClipEmbedder:
 
     def available(self) -> tuple[bool, str]:
         """Can weights be had (cheap: no torch, no network)? Plus a message for people."""
-        class _S:  # weights_status reads these attributes, like Settings
-            clip_model = self.model_name
-            clip_pretrained = self.pretrained
-            allow_download = self.allow_download
-            clip_checkpoint = ""
-
-        st = weights_status(_S(), checkpoint=self.checkpoint or None)  # type: ignore[arg-type]
+        # weights_status reads Settings-like attributes; the checkpoint is passed explicitly.
+        spec = SimpleNamespace(clip_model=self.model_name, clip_pretrained=self.pretrained,
+                               allow_download=self.allow_download, clip_checkpoint="")
+        st = weights_status(spec, checkpoint=self.checkpoint or None)  # type: ignore[arg-type]
         msg = st["message"] if st["available"] or not st["fix"] else f"{st['message']}. {st['fix']}"
         return bool(st["available"]), msg
 

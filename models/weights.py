@@ -322,7 +322,7 @@ def weights_status(settings: Settings | None = None, *, checkpoint: str | os.Pat
     message, fix.
     """
     model = getattr(settings, "clip_model", None) or "ViT-B-32"
-    pretrained = getattr(settings, "clip_pretrained", None) or "laion2b_s34b_b79k"
+    pretrained = getattr(settings, "clip_pretrained", "laion2b_s34b_b79k") or ""  # "" = no tag
     allow = bool(getattr(settings, "allow_download", False))
     status: dict[str, Any] = {"available": False, "source": None, "path": None, "message": "", "fix": ""}
     configured = configured_checkpoint(checkpoint, settings)
