@@ -175,3 +175,22 @@ def test_chunks_fit_model_window_with_real_tokenizer() -> None:
             n = len(tok.encode(embedding_input(c, "A Typical Document Title"), add_special_tokens=True).ids)
             worst = max(worst, n)
     assert worst <= 256, f"a chunk needs {worst} word pieces; the model truncates at 256"
+
+
+def test_chunk_property_spans_and_progress() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(list("ab cd.\n\n#=-Zx日é!?\t") + ["# Head\n", "\nTitle Case\n\n", "===\n"])
+
+    @hypothesis.settings(max_examples=200, deadline=None, database=None)
+    @hypothesis.given(st.lists(alphabet, max_size=800).map("".join))
+    def check(text: str) -> None:
+        chunks = chunk_text(text)
+        _check_spans(text, chunks)
+        for c in chunks:
+            assert estimate_tokens(c.text) <= 180 and len(c.text) <= MAX_CHARS
+        if text.strip():
+            assert chunks
+
+    check()

@@ -215,3 +215,18 @@ def test_undecodable_filename(tmp_path: Path) -> None:
         fh.write(b"content")
     r = extract_text(os.fsdecode(raw), Settings())
     assert r.text == "content"
+
+
+def test_decode_property_any_bytes() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None)
+    @hypothesis.given(st.binary(max_size=2048), st.booleans())
+    def check(data: bytes, truncated: bool) -> None:
+        text, enc = decode_bytes(data, truncated)
+        assert enc
+        text.encode("utf-8")  # no lone surrogates
+        assert len(text) <= len(data)  # every codec we pick yields <= 1 char per byte
+
+    check()
