@@ -221,7 +221,7 @@ def test_decode_property_any_bytes() -> None:
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import strategies as st
 
-    @hypothesis.settings(max_examples=300, deadline=None, database=None)
+    @hypothesis.settings(max_examples=150, deadline=None, database=None)
     @hypothesis.given(st.binary(max_size=2048), st.booleans())
     def check(data: bytes, truncated: bool) -> None:
         text, enc = decode_bytes(data, truncated)

@@ -246,8 +246,10 @@ def test_subfolder_rescan_applies_parent_gitignore(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_scan_speed_100k_files(tmp_path: Path) -> None:
+def test_scan_speed_100k_files(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The figure in docs/EXTRACTION.md: `pytest -m slow -s tests/test_scan.py -k 100k`."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("benchmark: run with -m slow")
     for d in range(1000):
         sub = tmp_path / f"d{d // 100:02}" / f"s{d:04}"
         sub.mkdir(parents=True)
