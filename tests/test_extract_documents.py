@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -147,3 +148,12 @@ def test_in_process_mode_gives_same_result(tmp_path: Path, monkeypatch: pytest.M
     via_worker = extract_text(p, Settings())
     monkeypatch.setattr(sandbox, "ENABLED", False)
     assert extract_text(p, Settings()) == via_worker
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
+def test_sandbox_memory_cap_turns_bomb_into_failure(tmp_path: Path) -> None:
+    with pytest.raises(ExtractionError, match="memory"):
+        sandbox.run("selftest_alloc", (sandbox.WORKER_MEMORY_MB * 2,))
+    # The same worker keeps serving.
+    r = extract_text(_write(tmp_path / "d.pdf", minimal_pdf(["still alive"])), Settings())
+    assert "still alive" in r.text

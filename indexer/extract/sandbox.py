@@ -115,6 +115,10 @@ def _selftest_sleep(seconds: float) -> str:
     return "slept"
 
 
+def _selftest_alloc(mb: int) -> int:
+    return len(bytearray(mb * 1024 * 1024))  # a bomb-sized allocation
+
+
 def _selftest_crash() -> None:
     os._exit(70)  # simulates a segfault in a C decoder
 
@@ -128,6 +132,7 @@ def _dispatch(task: str, args: tuple[Any, ...]) -> Any:
         "epub": documents.parse_epub,
         "selftest_sleep": _selftest_sleep,
         "selftest_crash": _selftest_crash,
+        "selftest_alloc": _selftest_alloc,
     }
     try:
         func = tasks[task]
