@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, QSize, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextLayout
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextLayout
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop.results_model import ResultRole, format_mtime
@@ -23,14 +23,51 @@ LEAD_CONTEXT = 60  # characters kept before the first highlight when the passage
 
 def trim_passage(passage: str, highlights: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
     """Flatten whitespace and start near the first highlight so the match is visible."""
-    text = "".join(" " if ch in "\r\n\t\f\v" else ch for ch in passage)
-    spans = sorted((max(0, s), min(len(text), e)) for s, e in highlights if e > s and s < len(text))
+    # Collapse whitespace runs (code indentation, line breaks) and remap the highlight spans.
+    out: list[str] = []
+    new_pos: list[int] = []  # new index of each original character
+    for ch in passage:
+        if ch.isspace():
+            if out and out[-1] == " ":
+                new_pos.append(len(out) - 1)
+                continue
+            ch = " "
+        new_pos.append(len(out))
+        out.append(ch)
+    new_pos.append(len(out))
+    text = "".join(out)
+    n = len(passage)
+    spans = sorted((new_pos[max(0, s)], new_pos[min(n, e)]) for s, e in highlights if e > s and s < n)
+    spans = [(s, e) for s, e in spans if e > s]
     if spans and spans[0][0] > LEAD_CONTEXT * 2:
         cut = text.rfind(" ", 0, spans[0][0] - LEAD_CONTEXT) + 1
         if cut > 0:
             text = "…" + text[cut:]
             spans = [(s - cut + 1, e - cut + 1) for s, e in spans if s >= cut]
     return text, spans
+
+
+BADGE_COLORS = {"pdf": "#c0392b", "docx": "#2b579a", "doc": "#2b579a", "odt": "#2b579a", "md": "#6c5ce7",
+                "txt": "#607d8b", "rst": "#6c5ce7", "html": "#e67e22", "htm": "#e67e22", "epub": "#16a085",
+                "py": "#3572a5", "csv": "#2e7d32", "json": "#8d6e63"}
+
+
+def paint_badge(painter: QPainter, rect: QRect, ext: str, font: QFont) -> None:
+    """A file-type badge (e.g. PDF, TXT): readable in light and dark palettes, no theme icons needed."""
+    label = ext.lower().lstrip(".")[:4] or "file"
+    color = QColor(BADGE_COLORS.get(label, "#78909c"))
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(color)
+    painter.drawRoundedRect(rect.adjusted(2, 4, -2, -4), 6, 6)
+    f = QFont(font)
+    f.setBold(True)
+    f.setPointSizeF(max(6.0, font.pointSizeF() * 0.75))
+    painter.setFont(f)
+    painter.setPen(QColor("white"))
+    painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), label.upper())
+    painter.restore()
 
 
 class DocumentDelegate(QStyledItemDelegate):
@@ -63,9 +100,13 @@ class DocumentDelegate(QStyledItemDelegate):
         dim = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText
 
         rect = option.rect.adjusted(PAD, PAD, -PAD, -PAD)
-        icon = index.data(Qt.ItemDataRole.DecorationRole)
-        if icon is not None:
-            icon.paint(painter, QRect(rect.left(), rect.top(), ICON, ICON), Qt.AlignmentFlag.AlignCenter)
+        icon_rect = QRect(rect.left(), rect.top(), ICON, ICON)
+        if result.kind == "image":
+            icon = index.data(Qt.ItemDataRole.DecorationRole)
+            if icon is not None:
+                icon.paint(painter, icon_rect, Qt.AlignmentFlag.AlignCenter)
+        else:
+            paint_badge(painter, icon_rect, result.ext or os.path.splitext(result.path)[1], option.font)
         left = rect.left() + ICON + PAD
         width = max(10, rect.right() - left)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
 
 from indexer.types import Progress
 
@@ -71,7 +71,12 @@ class StatusPanel(QWidget):
         self.problems_button.setFlat(True)
         self.problems_button.setAccessibleName("Show problems")
         self.problems_button.clicked.connect(self.problemsRequested)
+        sep = QFrame(self)
+        sep.setFrameShape(QFrame.Shape.VLine)
+        sep.setFrameShadow(QFrame.Shadow.Sunken)
+        lay.setSpacing(10)
         lay.addWidget(self.models_label)
+        lay.addWidget(sep)
         lay.addWidget(self.progress_label, 1)
         lay.addWidget(self.bar)
         lay.addWidget(self.pause_button)
