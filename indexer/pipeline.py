@@ -57,6 +57,10 @@ TEXT_BATCH = 64
 IMAGE_BATCH = 32
 EXTRACT_AHEAD = 8
 HASH_BLOCK = 1 << 20
+OPTIMIZE_EVERY_COMMITS = 100
+"""A watcher only calls sync_paths (never index_roots, which optimizes after each run), so
+compact and prune after this many commits or ``OPTIMIZE_INTERVAL_S``: bounded disk (L4/L5)."""
+OPTIMIZE_INTERVAL_S = 600.0
 
 
 @dataclasses.dataclass
@@ -109,6 +113,8 @@ class IndexService:
         self._lock = threading.RLock()  # one sync at a time in this process
         self.model_calls = 0
         self.paused = threading.Event()  # set by the window's pause button
+        self._commits_since_optimize = 0
+        self._last_optimize = time.monotonic()
         paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # ---------------------------------------------------------------- public
@@ -197,6 +203,7 @@ class IndexService:
                 by_root[root].append(info)
             for root in set(by_root) | set(gone):
                 self._process(by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []))
+            self._maybe_optimize()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
         return summary
@@ -241,6 +248,20 @@ class IndexService:
         with self._lock:
             self._emit(Progress("optimizing", message="Compacting the index"))
             self.store.optimize()
+            self._commits_since_optimize = 0
+            self._last_optimize = time.monotonic()
+
+    def _maybe_optimize(self) -> None:
+        """Compact now and then on sync-only (watcher) workloads; best effort."""
+        due = self._commits_since_optimize >= OPTIMIZE_EVERY_COMMITS or (
+            self._commits_since_optimize and time.monotonic() - self._last_optimize > OPTIMIZE_INTERVAL_S
+        )
+        if not due:
+            return
+        try:
+            self.optimize()
+        except DiskFull as exc:  # committed data is intact; compaction waits for space
+            log.warning("compaction postponed: %s", exc)
             from indexer.ann import ensure_indexes
 
             ensure_indexes(self.store)  # keyword index; ANN index once the tables are large
@@ -548,6 +569,7 @@ class IndexService:
             try:
                 self._emit(Progress("writing", message=f"Saving {len(batch.files)} files"))
                 self.store.write(batch)
+                self._commits_since_optimize += 1
                 return
             except DiskFull as exc:
                 if not self.wait_when_disk_full:
