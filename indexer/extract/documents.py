@@ -1,8 +1,8 @@
 """HTML, PDF, DOCX and EPUB to plain text.
 
-HTML runs in-process (stdlib ``html.parser``, linear). PDF/DOCX/EPUB go through
-``sandbox.run`` (a spawned worker with a time and memory limit); the
-``parse_*`` functions below are what the worker executes. DOCX and EPUB are
+All four go through ``sandbox.run`` (a spawned worker with a time and memory
+limit); the ``parse_*`` functions below are what the worker executes. Size caps
+are checked in-process first, so a too-large file never costs a round trip. DOCX and EPUB are
 read with stdlib ``zipfile`` + expat with a cap on decompressed bytes (zip
 bombs) and entity declarations refused (billion laughs).
 """
@@ -174,7 +174,23 @@ def _decode_html(data: bytes, truncated: bool) -> tuple[str, str]:
 
 
 def extract_html_file(path: str, settings: Settings) -> TextExtraction:
+    """HTML goes through the worker too: CPython's html.parser has had quadratic
+    cases on crafted input (CVE-2025-6069), so it gets the same time limit."""
+    from indexer.extract import sandbox
+
     limit, cap = textmod.text_limits(settings)
+    fd, st = open_regular(path)
+    os.close(fd)
+    if st.st_size == 0:
+        raise NameOnly("empty file")
+    if st.st_size > cap:
+        raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {cap / MB:.0f} MB cap)")
+    text, title, encoding, truncated = sandbox.run("html", (path, limit, cap))
+    return TextExtraction(text=text, title=title, encoding=encoding, truncated=truncated)
+
+
+def parse_html_file(path: str, limit: int, cap: int) -> tuple[str, str, str, bool]:
+    """Worker side: (text, title, encoding, truncated)."""
     raw = textmod.read_bounded(path, limit, cap)
     if not raw.data:
         raise NameOnly("empty file")
@@ -184,8 +200,7 @@ def extract_html_file(path: str, settings: Settings) -> TextExtraction:
     text, title, truncated = html_to_text(html, limit)
     if not text.strip():
         raise NameOnly("no visible text")
-    return TextExtraction(text=text, title=title or guess_title(text, stem_of(path)), encoding=encoding,
-                          truncated=raw.truncated or truncated)
+    return text, title or guess_title(text, stem_of(path)), encoding, raw.truncated or truncated
 
 
 # --------------------------------------------------------------------------- entry for PDF/DOCX/EPUB

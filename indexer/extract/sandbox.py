@@ -1,4 +1,4 @@
-"""A disposable worker process for complex document formats (PDF, DOCX, EPUB).
+"""A disposable worker process for complex document formats (HTML, PDF, DOCX, EPUB).
 
 A hostile PDF can make a parser loop for minutes, recurse deeply or allocate
 gigabytes (RELIABILITY D2, X1). Parsing happens in one long-lived *spawned*
@@ -127,6 +127,7 @@ def _dispatch(task: str, args: tuple[Any, ...]) -> Any:
     from indexer.extract import documents
 
     tasks = {
+        "html": documents.parse_html_file,
         "pdf": documents.parse_pdf,
         "docx": documents.parse_docx,
         "epub": documents.parse_epub,
