@@ -174,8 +174,8 @@ def _decode_html(data: bytes, truncated: bool) -> tuple[str, str]:
 
 
 def extract_html_file(path: str, settings: Settings) -> TextExtraction:
-    """HTML goes through the worker too: CPython's html.parser has had quadratic
-    cases on crafted input (CVE-2025-6069), so it gets the same time limit."""
+    """HTML goes through the worker too: CPython's html.parser has had quadratic-time
+    worst cases on crafted unclosed markup, so it gets the same time limit."""
     from indexer.extract import sandbox
 
     limit, cap = textmod.text_limits(settings)
