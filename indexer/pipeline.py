@@ -573,7 +573,8 @@ class IndexService:
                 return
             except DiskFull as exc:
                 if not self.wait_when_disk_full:
-                    raise
+                    # The CLI stops here: "paused until space is freed" would not be true.
+                    raise DiskFull("the disk holding the index is full; what was saved is kept: free some space and run again") from exc
                 # Pause, keep what is committed, retry once space is back.
                 self._emit(Progress("paused", message=str(exc)))
                 log.warning("%s", exc)

@@ -139,4 +139,5 @@ def test_cli_full_disk_is_one_line_and_nonzero(tmp_path: Path, small_disk: Path,
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("lodestar:")]
     assert len(lines) == 1 and "disk" in lines[0] and "full" in lines[0], err
+    assert "run again" in lines[0]  # not "paused": the command has stopped
     print(f"\ncli full disk: rc={rc}: {lines[0]}")
