@@ -212,3 +212,14 @@ def test_sixteen_bit_png_file(tmp_path: Path) -> None:
     r = extract_image(p, Settings())
     arr = np.asarray(r.image)
     assert r.image.mode == "RGB" and arr.max() > 200 and arr.min() < 50
+
+
+def test_extreme_aspect_is_cropped_around_the_centre(tmp_path: Path) -> None:
+    img = Image.new("RGB", (20_000, 100), (0, 0, 255))
+    img.paste((255, 0, 0), (9_900, 0, 10_100, 100))  # a red mark in the centre
+    p = _save(tmp_path, "strip.png", img, "PNG")
+    r = extract_image(p, Settings())
+    assert (r.width, r.height) == (20_000, 100)  # the original size is still reported
+    assert r.image.size == (400, 100)
+    assert r.image.getpixel((200, 50)) == (255, 0, 0)
+    assert max(_thumb(r).size) <= THUMB_LONG_SIDE

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 MODEL_SHORT_SIDE = 448  # CLIP needs 224 px; 2x leaves room for its centre crop and resampling
 THUMB_LONG_SIDE = 256
+MAX_ASPECT = 4.0  # CLIP only sees the centre square; a 100:1 strip is cropped to 4:1 around it
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")
 _HEIF_EXTS = frozenset({"heic", "heif"})
 
@@ -111,6 +112,23 @@ def _downscale(img: object, short_side: int) -> object:
     return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
+def _crop_extreme_aspect(img: object) -> object:
+    """Centre-crop panoramas/strips beyond MAX_ASPECT so the model input stays small."""
+    from PIL import Image
+
+    assert isinstance(img, Image.Image)
+    w, h = img.size
+    if w > h * MAX_ASPECT:
+        keep = max(1, int(h * MAX_ASPECT))
+        left = (w - keep) // 2
+        return img.crop((left, 0, left + keep, h))
+    if h > w * MAX_ASPECT:
+        keep = max(1, int(w * MAX_ASPECT))
+        top = (h - keep) // 2
+        return img.crop((0, top, w, top + keep))
+    return img
+
+
 def _thumbnail_png(img: object) -> bytes:
     from PIL import Image
 
@@ -186,6 +204,6 @@ def _decode(fh: io.BufferedReader) -> ImageExtraction:
     # seek or ask for n_frames, which would parse every frame (X5).
     img.load()
     img = ImageOps.exif_transpose(img) or img
-    rgb = to_rgb(img)
+    rgb = _crop_extreme_aspect(to_rgb(img))
     small = _downscale(rgb, MODEL_SHORT_SIDE)
     return ImageExtraction(image=small, thumbnail_png=_thumbnail_png(small), width=w, height=h)
