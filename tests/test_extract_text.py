@@ -230,3 +230,13 @@ def test_decode_property_any_bytes() -> None:
         assert len(text) <= len(data)  # every codec we pick yields <= 1 char per byte
 
     check()
+
+
+def test_crlf_normalised_so_chunker_sees_paragraphs(tmp_path: Path) -> None:
+    from indexer.chunk import find_headings
+
+    data = b"Title\r\n=====\r\n\r\nFirst paragraph.\r\n\r\nSecond.\rOld mac line.\r\n"
+    r = extract_text(_write(tmp_path / "w.txt", data), Settings())
+    assert "\r" not in r.text
+    assert r.text == "Title\n=====\n\nFirst paragraph.\n\nSecond.\nOld mac line.\n"
+    assert r.title == "Title" and find_headings(r.text) == [(0, "Title")]

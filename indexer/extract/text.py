@@ -248,6 +248,9 @@ def extract_plain(path: str, settings: Settings) -> TextExtraction:
     text, encoding = decode_bytes(raw.data, raw.truncated)
     if "\x00" in text:
         text = text.replace("\x00", "")  # a NUL past the sniff window; useless to the model
+    if "\r" in text:
+        # One line-ending convention, so paragraph/heading detection sees "\n\n".
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise NameOnly("no text (whitespace only)")
     prose = has_markup_headings(path) or extension(path) == ""
