@@ -104,11 +104,8 @@ class Backend(QObject):
         self.save_settings()
         if self.watch is not None:
             self.watch.set_roots(self.settings.folders)
-        elif self.service is not None and not self.paused and self.settings.folders:
-            # We are the writer but had nothing to watch until now.
-            self.watch = self._watch_factory(self.service, self.settings, self.runtime.paths,
-                                             on_status=self._status_bridge)
-            self.pool.submit(self.watch.start)
+        elif self.service is not None and not self.paused:
+            self._restart_watch()  # we are the writer but had nothing to watch until now
         elif self.service is None and self.searcher is not None and not self.writer_message:
             self.start_writer()
         self.foldersChanged.emit(self.folders())
@@ -238,10 +235,8 @@ class Backend(QObject):
             watch, self.watch = self.watch, None
             self.pool.submit(watch.stop)
             self._on_progress(Progress("paused", message="Indexing paused"))
-        elif not paused and self.watch is None and self.service is not None and self.settings.folders:
-            self.watch = self._watch_factory(self.service, self.settings, self.runtime.paths,
-                                             on_status=self._status_bridge)
-            self.pool.submit(self.watch.start)
+        elif not paused and self.watch is None:
+            self._restart_watch()
 
     def _on_progress(self, p: Progress) -> None:
         if self.paused and p.phase != "paused":
@@ -309,12 +304,25 @@ class Backend(QObject):
         return self.pool.start(worker)
 
     def clear_index(self) -> Worker:
+        """Stop the watcher, clear the store, then watch again (which re-indexes everything)."""
+        watch, self.watch = self.watch, None
+
         def clear() -> None:
+            if watch is not None:
+                watch.stop()  # never clear under a running batch
             self.runtime.store.clear()
 
         worker = Worker(clear)
-        worker.signals.result.connect(lambda _v: self.watch.request_reconcile() if self.watch else None)
+        worker.signals.result.connect(lambda _v: self._restart_watch())
+        worker.signals.error.connect(lambda exc: self.failed.emit(f"Could not clear the index: {exc}"))
         return self.pool.start(worker)
+
+    def _restart_watch(self) -> None:
+        if self._closed or self.paused or self.service is None or not self.settings.folders:
+            return
+        self.watch = self._watch_factory(self.service, self.settings, self.runtime.paths,
+                                         on_status=self._status_bridge)
+        self.pool.submit(self.watch.start)
 
     # -- shutdown ---------------------------------------------------------------
     def _stop_writer(self) -> None:

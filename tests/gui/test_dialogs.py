@@ -80,9 +80,12 @@ def test_clear_index_asks_first(qtbot: Any, window: Any, monkeypatch: pytest.Mon
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
     dlg.clear_button.click()
     assert store.cleared == 0
+    old_watch = window.backend.watch
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     dlg.clear_button.click()
     qtbot.waitUntil(lambda: store.cleared == 1, timeout=2000)
+    assert old_watch.stopped  # nothing was writing while the store was cleared
+    qtbot.waitUntil(lambda: window.backend.watch is not None and window.backend.watch.started, timeout=2000)
 
 
 def test_problems_lists_corrupt_file_and_retries(qtbot: Any, window: Any, docs_dir: Path,
