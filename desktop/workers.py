@@ -50,7 +50,7 @@ class Worker(QRunnable):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        self.setAutoDelete(False)  # the pool wrapper owns the Python object's lifetime
+        self.setAutoDelete(False)  # WorkerPool owns the lifetime (see WorkerPool._done)
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -105,10 +105,16 @@ class WorkerPool(QObject):
         self._pool.setMaxThreadCount(max_threads)
         self._pool.setObjectName(name)
         self._live: set[Worker] = set()
+        # Finished workers are kept until the pool is idle: the pool thread may still be
+        # returning from run() when `finished` reaches the GUI thread, so the QRunnable
+        # must not be freed yet.
+        self._done: list[Worker] = []
         self._lock = threading.Lock()
 
     def start(self, worker: Worker) -> Worker:
         with self._lock:
+            if self._pool.activeThreadCount() == 0:
+                self._done.clear()
             self._live.add(worker)
         # Drop the reference when done (finished is delivered on the GUI thread).
         worker.signals.finished.connect(lambda w=worker: self._forget(w))
@@ -121,6 +127,7 @@ class WorkerPool(QObject):
     def _forget(self, worker: Worker) -> None:
         with self._lock:
             self._live.discard(worker)
+            self._done.append(worker)
 
     def active(self) -> int:
         return self._pool.activeThreadCount()
@@ -136,7 +143,10 @@ class WorkerPool(QObject):
         """Cancel everything and wait for running jobs; True when the pool is idle."""
         self.cancel_all()
         done = self._pool.waitForDone(msecs)
-        if not done:
+        if done:
+            with self._lock:
+                self._done.clear()
+        else:
             log.warning("background jobs still running after %d ms", msecs)
         return done
 
