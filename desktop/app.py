@@ -220,15 +220,12 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
         window.tray_available = True
         app.setQuitOnLastWindowClosed(False)  # closing the window may just hide it; Quit is in the tray
 
-    def quit_app() -> None:
-        save_geometry(window)
-        app.quit()
-
-    window.quitRequested.connect(quit_app)
+    window.quitRequested.connect(app.quit)
     window.show()
     try:
         code = app.exec()
     finally:
+        save_geometry(window)
         if tray is not None:
             tray.hide()
         parts.shutdown()
