@@ -29,6 +29,7 @@ SkipCallback = Callable[[str, str], None]
 GITIGNORE = ".gitignore"
 _MAX_GITIGNORE_BYTES = 256 * 1024  # a bigger .gitignore is certainly not hand-written
 _FILE_ATTRIBUTE_HIDDEN = 0x2  # Windows; st_file_attributes only exists there
+_IS_WINDOWS = os.name == "nt"
 
 
 # --------------------------------------------------------------------------- gitignore
@@ -350,7 +351,11 @@ def scan_root(
                         _report(on_skip, path, "symbolic link, not followed")
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    if excl.name_excluded(name, path, True) or (chain and _gitignored(chain, path, True)):
+                    # Windows: DirEntry.stat() is free (from FindNextFile) and carries the hidden bit.
+                    win_hidden = _IS_WINDOWS and excl.skip_hidden and bool(
+                        getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0) & _FILE_ATTRIBUTE_HIDDEN
+                    )
+                    if win_hidden or excl.name_excluded(name, path, True) or (chain and _gitignored(chain, path, True)):
                         continue
                     subdirs.append(path)
                     continue

@@ -240,3 +240,15 @@ def test_crlf_normalised_so_chunker_sees_paragraphs(tmp_path: Path) -> None:
     assert "\r" not in r.text
     assert r.text == "Title\n=====\n\nFirst paragraph.\n\nSecond.\nOld mac line.\n"
     assert r.title == "Title" and find_headings(r.text) == [(0, "Title")]
+
+
+def test_cloud_placeholder_detection() -> None:
+    from types import SimpleNamespace
+
+    from indexer.extract.text import is_cloud_placeholder
+
+    assert is_cloud_placeholder(SimpleNamespace(st_file_attributes=0x400000))  # type: ignore[arg-type]
+    assert is_cloud_placeholder(SimpleNamespace(st_file_attributes=0x1000))  # type: ignore[arg-type]
+    assert is_cloud_placeholder(SimpleNamespace(st_flags=0x40000000))  # type: ignore[arg-type]
+    assert not is_cloud_placeholder(SimpleNamespace(st_file_attributes=0x20))  # type: ignore[arg-type]
+    assert not is_cloud_placeholder(os.stat(__file__))

@@ -268,3 +268,21 @@ def test_scan_speed_100k_files(tmp_path: Path, request: pytest.FixtureRequest) -
     print(f"\nscan_root: {n} files in {scan_s:.2f} s; bare os.walk+lstat: {walk_s:.2f} s")
     assert n == m == 100_000
     assert scan_s < 30
+
+
+def test_scan_never_opens_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _touch(tmp_path / "a.txt")
+    _touch(tmp_path / "sub" / "b.jpg")
+    _touch(tmp_path / ".gitignore", b"*.log\n")  # the one file the walk may read
+    real_open = os.open
+    opened: list[str] = []
+
+    def spy(path, flags, *a):  # type: ignore[no-untyped-def]
+        opened.append(os.fspath(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", spy)
+    monkeypatch.setattr("builtins.open", lambda *a, **k: pytest.fail(f"open({a[0]!r}) during scan"))
+    rels, _, _ = _scan(tmp_path)
+    assert rels == {"a.txt", "sub/b.jpg"}
+    assert opened == [str(tmp_path / ".gitignore")]

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import stat
+import sys
 
 from indexer.config import Settings
 from indexer.types import ExtractionError, NameOnly, TextExtraction
@@ -65,6 +66,18 @@ def _os_reason(exc: OSError) -> str:
     return f"cannot read file: {exc.strerror or exc}"
 
 
+# Cloud placeholders (RELIABILITY D7): reading one downloads it, possibly gigabytes
+# over a metered link, so they are recorded by name only.
+_WIN_PLACEHOLDER = 0x1000 | 0x40000 | 0x400000  # OFFLINE | RECALL_ON_OPEN | RECALL_ON_DATA_ACCESS
+_MAC_DATALESS = 0x40000000  # SF_DATALESS (iCloud "optimise storage")
+
+
+def is_cloud_placeholder(st: os.stat_result) -> bool:
+    return bool(
+        getattr(st, "st_file_attributes", 0) & _WIN_PLACEHOLDER or getattr(st, "st_flags", 0) & _MAC_DATALESS
+    )
+
+
 def open_regular(path: str) -> tuple[int, os.stat_result]:
     """Open read-only without blocking or following a final symlink; regular files only.
 
@@ -72,6 +85,12 @@ def open_regular(path: str) -> tuple[int, os.stat_result]:
     the fstat check then refuses it before any read (X9). O_NOFOLLOW keeps a
     symlink swapped in after the scan from reading outside the root (S2).
     """
+    if os.name == "nt" or sys.platform == "darwin":
+        try:
+            if is_cloud_placeholder(os.lstat(path)):
+                raise NameOnly("cloud placeholder (not downloaded); indexed by name only")
+        except OSError as exc:
+            raise ExtractionError(_os_reason(exc)) from exc
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
