@@ -217,3 +217,45 @@ def test_pause_and_resume(qtbot: Any, window: Any) -> None:
     window.status.pause_button.click()
     qtbot.waitUntil(lambda: window.backend.watch is not None and window.backend.watch.started, timeout=2000)
     assert window.backend.watch is not watch
+
+
+def test_run_app_shows_window_fast(qtbot: Any, qapp: Any, fake_runtime: Any,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import sys
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    import indexer.runtime
+    from desktop.app import run_app
+    from desktop.main_window import MainWindow
+
+    monkeypatch.setattr(indexer.runtime, "open_runtime", lambda data_dir=None: fake_runtime)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    handlers = list(logging.getLogger().handlers)
+    seen: dict[str, Any] = {}
+    started = time.monotonic()
+
+    def check() -> None:
+        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if wins:
+            seen["after"] = time.monotonic() - started
+            seen["win"] = wins[0]
+            qapp.quit()
+        else:
+            QTimer.singleShot(10, check)
+
+    QTimer.singleShot(0, check)
+    try:
+        assert run_app() == 0
+    finally:
+        for h in logging.getLogger().handlers:
+            if h not in handlers:
+                logging.getLogger().removeHandler(h)
+                h.close()
+    assert seen["after"] < 1.0
+    assert seen["win"].windowTitle() == "Lodestar"
+    assert fake_runtime.closed  # shut down in order on exit
+    seen["win"].deleteLater()
