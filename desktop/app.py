@@ -221,6 +221,9 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
         app.setQuitOnLastWindowClosed(False)  # closing the window may just hide it; Quit is in the tray
 
     window.quitRequested.connect(app.quit)
+    from desktop import startup_probe  # bench/bench_startup.py timestamps; inert unless enabled
+
+    startup_probe.install(window, parts.controller, app)
     window.show()
     try:
         code = app.exec()

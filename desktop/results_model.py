@@ -105,7 +105,7 @@ class ResultsModel(QAbstractListModel):
 
     def _decoration(self, r: SearchResult) -> Any:
         if r.kind == "image" and r.thumbnail and self._thumbs is not None:
-            pm = self._thumbs.pixmap(r.thumbnail)
+            pm = self._thumbs.square(r.thumbnail)
             if pm is not None:
                 return QIcon(pm)
         return type_icon(r.kind, r.ext)

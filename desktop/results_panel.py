@@ -124,7 +124,8 @@ class ResultsPanel(QWidget):
             if key == "images":
                 view.setViewMode(QListView.ViewMode.IconMode)
                 view.setIconSize(QSize(128, 128))
-                view.setGridSize(QSize(150, 160))
+                view.setGridSize(QSize(156, 164))
+                view.setSpacing(8)
                 view.setResizeMode(QListView.ResizeMode.Adjust)
                 view.setMovement(QListView.Movement.Static)
                 view.setWordWrap(False)

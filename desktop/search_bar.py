@@ -29,6 +29,10 @@ class ImageChip(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("imageChip")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        # A rounded "chip" in palette colours, so it follows light and dark themes.
+        self.setStyleSheet("#imageChip { border: 1px solid palette(mid); border-radius: 12px;"
+                           " background: palette(alternate-base); }")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 0, 0, 0)
         lay.setSpacing(4)

@@ -11,8 +11,8 @@ import logging
 import os
 from collections import OrderedDict
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QImage, QImageReader, QPainter, QPixmap
 
 from desktop.workers import Worker, WorkerPool
 
@@ -62,6 +62,7 @@ class ThumbnailCache(QObject):
         self.thumb_dir = thumb_dir
         self.pool = WorkerPool(max_threads=1, name="thumbnails", parent=self)
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
+        self._squares: dict[str, QPixmap] = {}
         self._pending: set[str] = set()
         self._failed: set[str] = set()
 
@@ -80,6 +81,23 @@ class ThumbnailCache(QObject):
             self.pool.start(worker)
         return None
 
+    def square(self, path: str) -> QPixmap | None:
+        """The thumbnail centred on a transparent square, so grid tiles line up."""
+        sq = self._squares.get(path)
+        if sq is not None:
+            return sq
+        pm = self.pixmap(path)
+        if pm is None:
+            return None
+        side = max(pm.width(), pm.height())
+        sq = QPixmap(side, side)
+        sq.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(sq)
+        painter.drawPixmap((side - pm.width()) // 2, (side - pm.height()) // 2, pm)
+        painter.end()
+        self._squares[path] = sq
+        return sq
+
     def _on_loaded(self, path: str, image: QImage) -> None:
         self._pending.discard(path)
         if image.isNull():
@@ -88,7 +106,8 @@ class ThumbnailCache(QObject):
         # QPixmap must be created on the GUI thread (this slot runs there).
         self._pixmaps[path] = QPixmap.fromImage(image)
         while len(self._pixmaps) > MAX_CACHED:
-            self._pixmaps.popitem(last=False)
+            old, _pm = self._pixmaps.popitem(last=False)
+            self._squares.pop(old, None)
         self.loaded.emit(path)
 
     def _on_failed(self, path: str) -> None:
