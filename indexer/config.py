@@ -100,6 +100,7 @@ class Settings:
     clip_checkpoint: str = ""  # local .safetensors file; wins over everything else
     allow_download: bool = True  # may the CLIP weights be downloaded on first use?
     device: str = "auto"  # auto | cpu | cuda | mps
+    text_backend: str = "torch"  # torch | onnx | onnx-int8 (CPU; needs the [onnx] extra) — docs/PERFORMANCE.md
     excludes: list[str] = dataclasses.field(default_factory=list)  # user glob patterns
     skip_hidden: bool = True
     honour_gitignore: bool = True

@@ -42,7 +42,9 @@ class Runtime:
             if self._text is None:
                 from models.text import TextEmbedder
 
-                self._text = TextEmbedder(self.settings.text_model, device=self.settings.device)
+                self._text = TextEmbedder(
+                    self.settings.text_model, device=self.settings.device, backend=self.settings.text_backend
+                )
             return self._text
 
     @property
@@ -155,6 +157,8 @@ class Runtime:
 
     def close(self) -> None:
         with self._lock:
+            if self._service is not None:
+                self._service.close()
             if self._store is not None:
                 self._store.close()
             self._store = None

@@ -88,6 +88,7 @@ class TextEmbedder:
         *,
         allow_download: bool = False,
         verify_bundle: bool = True,
+        backend: str = "torch",
     ) -> None:
         self.name_or_path = (name_or_path or DEFAULT_TEXT_MODEL).strip()
         self.device_setting = device
@@ -96,6 +97,9 @@ class TextEmbedder:
         self.verify_bundle = verify_bundle
         self.device: str | None = None  # resolved at load
         self._is_default = self.name_or_path in _DEFAULT_ALIASES
+        # "torch" (default) | "onnx" | "onnx-int8" (CPU only): models/onnx_text.py, docs/PERFORMANCE.md
+        self.backend = backend if backend in ("onnx", "onnx-int8") else "torch"
+        self._onnx: Any = None
         self._model: Any = None
         self._dim: int | None = _DEFAULT_DIM if self._is_default else None
         self._lock = threading.Lock()
@@ -110,6 +114,11 @@ class TextEmbedder:
     # -- identity -----------------------------------------------------------------
     @property
     def model_id(self) -> str:
+        # int8 vectors are close to, not equal to, fp32 ones: never mix them in one table.
+        return self._base_model_id + ("#int8" if self.backend == "onnx-int8" else "")
+
+    @property
+    def _base_model_id(self) -> str:
         if self._is_default:
             return DEFAULT_MODEL_ID
         p = Path(self.name_or_path).expanduser()
@@ -239,6 +248,10 @@ class TextEmbedder:
             )
         self._dim = int(dim)
         self.device = device
+        if self.backend != "torch" and not device.startswith("cuda"):
+            from models.onnx_text import build_encoder
+
+            self._onnx = build_encoder(model, source, self.backend)  # type: ignore[arg-type]
         log.info("text model %s loaded on %s (dim %d)", self.model_id, device, self._dim)
         return model
 
@@ -250,11 +263,18 @@ class TextEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         # One slice per forward pass so a query waits for at most one slice.
         step = self.batch_size if (self.device or "cpu") != "cpu" else min(self.batch_size, _CPU_SLICE)
+        # Slice in length order (as encode() sorts within a call) so each slice pads
+        # to similar lengths; the original order is restored at the end.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        texts = [texts[i] for i in order]
         out: list[np.ndarray] = []
         for i in range(0, len(texts), step):
             with self._gate:
                 self._infer_lock.acquire()
             try:
+                if self._onnx is not None:
+                    out.append(self._onnx.encode(texts[i : i + step], self.batch_size))
+                    continue
                 out.append(
                     model.encode_document(
                         texts[i : i + step],
@@ -266,11 +286,16 @@ class TextEmbedder:
                 )
             finally:
                 self._infer_lock.release()
-        return np.ascontiguousarray(np.concatenate(out, axis=0), dtype=np.float32)
+        sorted_vecs = np.concatenate(out, axis=0)
+        result = np.empty_like(sorted_vecs, dtype=np.float32)
+        result[order] = sorted_vecs
+        return result
 
     def embed_query(self, text: str) -> np.ndarray:
         model = self._ensure()
         with self._gate, self._infer_lock:  # holding the gate keeps the next document slice out
+            if self._onnx is not None:
+                return self._onnx.encode([text], 1)[0]
             out = model.encode_query(
                 [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )

@@ -1,0 +1,188 @@
+"""Memory with both models loaded, and index size per 1,000 documents / images.
+
+Part 1 (RSS, this process): after importing torch (baseline) → loading the text
+model and a random-weight ViT-B-32 through the normal checkpoint path → indexing
+a small folder (pyfaq sample + a few photos) → a few queries → gc. Reports the
+idle RSS at the end and the peak (VmHWM). Target: idle ≤ 1.2 GB.
+
+Part 2 (disk): fills a store through the real pipeline with embedders that have
+the real dimensions (384 text, 512 image) but random vectors (store size does
+not depend on vector values), then reports bytes per 1,000 documents and per
+1,000 images (LanceDB after optimize; thumbnails separately).
+
+    .venv/bin/python bench/bench_memory.py --json bench/out/memory.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PYFAQ_DOCS, machine, make_text_corpus, table, write_json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+MB = 1024 * 1024
+
+
+def rss() -> tuple[int, int]:
+    """(current RSS, peak RSS) in bytes, from /proc/self/status."""
+    cur = peak = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            cur = int(line.split()[1]) * 1024
+        elif line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) * 1024
+    return cur, peak
+
+
+class RandomEmbedder:
+    """Real dimensions, deterministic random unit vectors: fills a store fast."""
+
+    def __init__(self, dim: int, model_id: str) -> None:
+        self.dim = dim
+        self.model_id = model_id
+
+    def load(self) -> None:
+        pass
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def embed_documents(self, items: Sequence[Any]) -> np.ndarray:
+        seed = int.from_bytes(hashlib.blake2b(repr(len(items)).encode(), digest_size=4).digest(), "little")
+        v = np.random.default_rng(seed).standard_normal((len(items), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def dir_bytes(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def make_small_photos(folder: Path, n: int) -> Path:
+    from bench_image_index import make_photos
+
+    return make_photos(folder, n, (1600, 1200))
+
+
+def store_sizes(n_docs: int, n_images: int) -> dict[str, Any]:
+    from indexer.config import Settings, open_paths
+    from indexer.pipeline import IndexService
+    from indexer.store import Store
+
+    docs = make_text_corpus(Path("/tmp/lodestar-bench/textgen") / f"{n_docs}x6k", n_docs, 6)
+    photos = make_small_photos(Path("/tmp/lodestar-bench") / f"photos-{n_images}-1600x1200", n_images)
+    out: dict[str, Any] = {}
+    for kind, root in (("documents", docs), ("images", photos)):
+        text = RandomEmbedder(384, "sentence-transformers/all-MiniLM-L6-v2")
+        image = RandomEmbedder(512, "open_clip/ViT-B-32/random")
+        with tempfile.TemporaryDirectory(prefix="lodestar-bench-size-") as tmp:
+            paths = open_paths(Path(tmp) / "data")
+            store = Store(paths.store, text_model=(text.model_id, 384), image_model=(image.model_id, 512))
+            empty = dir_bytes(paths.store)
+            svc = IndexService(store, paths, Settings(folders=[str(root)]), text, image)
+            s = svc.index_roots([str(root)])  # ends with optimize() + version cleanup
+            counts = store.counts()
+            n = s.new
+            lance = dir_bytes(paths.store) - empty
+            thumbs = dir_bytes(paths.thumbnails)
+            store.close()
+        out[kind] = {"files": n, "chunks": counts["chunks"], "store_bytes": lance, "thumb_bytes": thumbs,
+                     "store_mb_per_1000": lance / n * 1000 / 1e6, "thumbs_mb_per_1000": thumbs / n * 1000 / 1e6}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=20, help="pyfaq files in the small index")
+    ap.add_argument("--photos", type=int, default=16)
+    ap.add_argument("--size-docs", type=int, default=1000, help="documents for the size-per-1000 figure")
+    ap.add_argument("--size-images", type=int, default=200, help="images for the size-per-1000 figure")
+    ap.add_argument("--json", dest="json_out")
+    args = ap.parse_args(argv)
+
+    steps: list[tuple[str, int, int]] = []
+
+    def mark(name: str) -> None:
+        gc.collect()
+        cur, peak = rss()
+        steps.append((name, cur, peak))
+
+    mark("python + numpy")
+    import torch  # noqa: F401
+
+    from bench_image_index import random_clip_checkpoint
+    from bench_text_index import pyfaq_sample
+
+    mark("torch imported")
+    ckpt = random_clip_checkpoint()
+    _n, corpus = pyfaq_sample(PYFAQ_DOCS, args.files)
+    photos = make_small_photos(Path("/tmp/lodestar-bench") / f"photos-{args.photos}-1600x1200", args.photos)
+
+    from indexer.config import Settings, open_paths
+    from indexer.pipeline import IndexService
+    from indexer.search import Searcher
+    from indexer.store import Store
+    from models.clip import ClipEmbedder
+    from models.text import TextEmbedder
+
+    text = TextEmbedder(device="cpu")
+    text.load()
+    clip = ClipEmbedder(checkpoint=str(ckpt), allow_download=False, device="cpu")
+    clip.load()
+    mark("both models loaded")
+    with tempfile.TemporaryDirectory(prefix="lodestar-bench-mem-") as tmp:
+        paths = open_paths(Path(tmp) / "data")
+        settings = Settings(folders=[str(corpus), str(photos)])
+        store = Store(paths.store, text_model=(text.model_id, text.dim), image_model=(clip.model_id, clip.dim))
+        svc = IndexService(store, paths, settings, text, clip)
+        t = time.perf_counter()
+        svc.index_roots([str(corpus), str(photos)])
+        index_s = time.perf_counter() - t
+        mark("after indexing")
+        searcher = Searcher(store, text, clip, paths=paths, settings=settings)
+        for q in ("how do I read a file", "sunset over the sea", "exceptions and tracebacks", "install python"):
+            searcher.search(q, limit=20)
+        mark("after 4 queries")
+        time.sleep(1.0)
+        mark("idle")
+        idle, peak = steps[-1][1], steps[-1][2]
+        store.close()
+
+    sizes = store_sizes(args.size_docs, args.size_images)
+    m = machine()
+    print(f"machine: {m['cpu']} nproc={m['nproc']} ram={m['ram_gb']}GB")
+    print(table("Resident memory (this process)", ["step", "RSS MB", "peak MB"],
+                [[name, cur / MB, pk / MB] for name, cur, pk in steps]))
+    print()
+    print(table("Memory targets", ["figure", "MB", "target"], [
+        ["idle RSS, both models loaded, after index + queries", idle / MB, "≤1229 MB " + ("met" if idle <= 1.2 * 1024 * MB else "MISSED")],
+        ["peak RSS (VmHWM)", peak / MB, ""],
+        ["idle minus 'torch imported' baseline", (idle - steps[1][1]) / MB, ""],
+    ]))
+    print()
+    print(table("Index size", ["kind", "files", "chunks", "LanceDB MB / 1000", "thumbnails MB / 1000"], [
+        [k, v["files"], v["chunks"], v["store_mb_per_1000"], v["thumbs_mb_per_1000"]] for k, v in sizes.items()
+    ]))
+    write_json(args.json_out, {
+        "benchmark": "memory", "steps": [{"step": s, "rss_mb": c / MB, "peak_mb": p / MB} for s, c, p in steps],
+        "idle_mb": idle / MB, "peak_mb": peak / MB, "target_idle_mb": 1.2 * 1024, "met": idle <= 1.2 * 1024 * MB,
+        "index_s": index_s, "sizes": sizes,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
