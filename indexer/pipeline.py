@@ -244,6 +244,12 @@ class IndexService:
     def roots_in_store(self) -> set[str]:
         return {r.root for r in self.store.files().values()}
 
+    def close(self) -> None:
+        """Stop helper processes (the document reader); the store stays open."""
+        from indexer import extract
+
+        extract.shutdown()
+
     def optimize(self) -> None:
         with self._lock:
             self._emit(Progress("optimizing", message="Compacting the index"))
@@ -490,9 +496,16 @@ class IndexService:
         rec.truncated = extraction.truncated
         if extraction.truncated:
             rec.reason = f"text truncated to {self.settings.max_text_mb:g} MB"
-        chunks = chunk_text(extraction.text, extraction.title)
+        from indexer.extract import has_markup_headings
+
+        # `# comment` lines in code are not headings.
+        chunks = chunk_text(extraction.text, extraction.title, headings=has_markup_headings(work.info.path))
         if not chunks:
             raise NameOnly("no text to index")
+        if chunks[-1].end < len(extraction.text.rstrip()):
+            # The per-file chunk cap cut a megafile: say so rather than hide it.
+            rec.truncated = True
+            rec.reason = f"only the first {len(chunks)} passages are indexed"
         work.chunks = chunks
         work.inputs = [embedding_input(c, extraction.title) for c in chunks]
         model = self.text_embedder.model_id
