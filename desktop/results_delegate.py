@@ -140,7 +140,7 @@ class DocumentDelegate(QStyledItemDelegate):
             self._paint_passage(painter, result, base, text_color, pal, selected, left, y, width)
         painter.restore()
 
-    def _paint_passage(self, painter: QPainter, result: SearchResult, font: QFont, color, pal: QPalette,
+    def _paint_passage(self, painter: QPainter, result: SearchResult, font: QFont, color: QColor, pal: QPalette,
                        selected: bool, left: int, top: int, width: int) -> None:
         text, spans = trim_passage(result.passage, result.highlights)
         layout = QTextLayout(text, font)

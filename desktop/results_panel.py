@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -227,7 +227,7 @@ class ResultsPanel(QWidget):
             actions.append(act)
         return actions
 
-    def _context_menu(self, view: QListView, pos) -> None:  # noqa: ANN001 - QPoint
+    def _context_menu(self, view: QListView, pos: QPoint) -> None:
         idx = view.indexAt(pos)
         if not idx.isValid():
             return
