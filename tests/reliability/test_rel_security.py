@@ -159,3 +159,29 @@ def test_stored_thumbnail_carries_no_exif_gps_or_text(stack: Stack) -> None:
         assert chunk not in data, chunk
     assert b"passwd" not in data and b"Exif" not in data
     assert stat.S_IMODE((s.paths.thumbnails / row.thumb).stat().st_mode) == 0o600
+
+
+def test_user_files_are_never_modified(stack: Stack) -> None:
+    """Promise 3: index, sync, optimize, search and removing a folder leave the user's files as they were."""
+    s = stack
+    (s.root / "a.txt").write_text("letters from the lighthouse", encoding="utf-8")
+    (s.root / "sub").mkdir()
+    (s.root / "sub" / "p.jpg").write_bytes(nasty.rotated_photo())
+    (s.root / "sub" / "d.pdf").write_bytes(nasty.minimal_pdf(["A pdf about tides."]))
+    (s.root / "broken.docx").write_bytes(b"PK\x03\x04 not a zip")
+
+    def snapshot() -> dict[str, tuple[bytes, int, int]]:
+        out = {}
+        for p in sorted(s.root.rglob("*")):
+            st_ = p.lstat()
+            out[str(p)] = (p.read_bytes() if p.is_file() else b"", st_.st_mtime_ns, st_.st_mode)
+        return out
+
+    before = snapshot()
+    s.service.index_roots([str(s.root)])
+    s.service.sync_paths([str(s.root / "a.txt"), str(s.root / "sub")])
+    s.searcher().search("lighthouse tides")
+    s.service.optimize()
+    s.service.remove_root(str(s.root))
+    assert snapshot() == before
+    assert {p.name for p in s.root.rglob("*")} == {"a.txt", "sub", "p.jpg", "d.pdf", "broken.docx"}
