@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, QProcess, QSettings, Qt, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop.backend import Backend
@@ -220,7 +220,9 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
         window.tray_available = True
         app.setQuitOnLastWindowClosed(False)  # closing the window may just hide it; Quit is in the tray
 
+    restart: list[bool] = []
     window.quitRequested.connect(app.quit)
+    window.restartRequested.connect(lambda: (restart.append(True), app.quit()))
     from desktop import startup_probe  # bench/bench_startup.py timestamps; inert unless enabled
 
     startup_probe.install(window, parts.controller, app)
@@ -231,5 +233,9 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
         save_geometry(window)
         if tray is not None:
             tray.hide()
-        parts.shutdown()
+        parts.shutdown()  # releases the writer lock before a restarted process wants it
+    if restart:
+        argv = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+        log.info("restarting: %s", argv)
+        QProcess.startDetached(argv[0], argv[1:])
     return int(code)

@@ -178,6 +178,9 @@ class Backend(QObject):
         self.modelsText.emit("Text model unavailable")
         self.failed.emit(f"Search is unavailable: {msg}")
 
+    def can_reload_clip(self) -> bool:
+        return callable(getattr(self.runtime, "reset_image_model", None))
+
     def load_clip(self) -> None:
         """Try CLIP again after the settings changed (download allowed / checkpoint chosen)."""
         reset = getattr(self.runtime, "reset_image_model", None)

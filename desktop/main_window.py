@@ -25,6 +25,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
+    QMessageBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
     settingsRequested = Signal()
     problemsRequested = Signal()
     quitRequested = Signal()
+    restartRequested = Signal()
 
     def __init__(self, backend: Backend, controller: SearchController, opener: Opener,
                  thumbnails: ThumbnailCache, parent: QWidget | None = None) -> None:
@@ -159,6 +161,8 @@ class MainWindow(QMainWindow):
         self.results.currentChanged.connect(self.preview.show_result)
         self.status.pauseToggled.connect(b.pause)
         self.status.problemsRequested.connect(self.problemsRequested)
+        self.status.clipDownloadRequested.connect(self.download_clip)
+        self.status.clipFileRequested.connect(self.choose_clip_file)
         b.modelsText.connect(self._on_models_text)
         b.searcherReady.connect(c.set_searcher)
         b.searcherReady.connect(lambda _s: self.refresh_empty_state())
@@ -298,6 +302,7 @@ class MainWindow(QMainWindow):
     def _on_clip(self, state: ClipState) -> None:
         text = "Text model ready" if self.controller.has_searcher() else "Loading text model…"
         self.status.set_models_text(self._models_summary(text))
+        self.status.show_clip_fix(state.state == "missing")
         if state.state == "missing":
             self.status.models_label.setToolTip(f"{state.message}. {state.fix}".strip())
 
@@ -341,7 +346,7 @@ class MainWindow(QMainWindow):
     def download_clip(self) -> None:
         self.backend.settings.allow_download = True
         self.backend.save_settings()
-        self.backend.load_clip()
+        self._reload_clip()
 
     def choose_clip_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose CLIP weights", os.path.expanduser("~"),
@@ -349,7 +354,18 @@ class MainWindow(QMainWindow):
         if path:
             self.backend.settings.clip_checkpoint = path
             self.backend.save_settings()
+            self._reload_clip()
+
+    def _reload_clip(self) -> None:
+        if self.backend.can_reload_clip():
             self.backend.load_clip()
+            return
+        # The store is keyed by the image model, so new weights mean reopening everything.
+        answer = QMessageBox.question(
+            self, "Image model", "Lodestar needs to restart to load the image model. Restart now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.restartRequested.emit()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.tray_available and self.backend.settings.keep_running_in_tray:

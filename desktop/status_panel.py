@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
 
 from indexer.types import Progress
 
@@ -45,6 +55,8 @@ def describe(p: Progress) -> str:
 class StatusPanel(QWidget):
     pauseToggled = Signal(bool)  # True = pause
     problemsRequested = Signal()
+    clipDownloadRequested = Signal()
+    clipFileRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -75,13 +87,27 @@ class StatusPanel(QWidget):
         sep.setFrameShape(QFrame.Shape.VLine)
         sep.setFrameShadow(QFrame.Shadow.Sunken)
         lay.setSpacing(10)
+        # Shown while CLIP weights are missing: the fix is one click away.
+        self.clip_button = QToolButton(self)
+        self.clip_button.setText("Get image model…")
+        self.clip_button.setAccessibleName("Get the image model")
+        self.clip_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.clip_button)
+        menu.addAction("Download", self.clipDownloadRequested.emit)
+        menu.addAction("Choose file…", self.clipFileRequested.emit)
+        self.clip_button.setMenu(menu)
+        self.clip_button.hide()
         lay.addWidget(self.models_label)
+        lay.addWidget(self.clip_button)
         lay.addWidget(sep)
         lay.addWidget(self.progress_label, 1)
         lay.addWidget(self.bar)
         lay.addWidget(self.pause_button)
         lay.addWidget(self.problems_button)
         self.last_progress: Progress | None = None
+
+    def show_clip_fix(self, visible: bool) -> None:
+        self.clip_button.setVisible(visible)
 
     def set_models_text(self, text: str) -> None:
         self.models_label.setText(text)

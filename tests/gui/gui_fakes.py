@@ -147,6 +147,9 @@ class FakeRuntime:
         self.services.append(svc)
         return svc
 
+    def reset_image_model(self) -> None:
+        self.image_embedder = FakeEmbedder(available=self.image_embedder.available()[0])
+
     def close(self) -> None:
         self.closed = True
 

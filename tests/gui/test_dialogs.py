@@ -160,3 +160,18 @@ def test_reader_mode_when_another_process_writes(qtbot: Any, fake_runtime: Any, 
         assert parts.backend.service is None and parts.controller.has_searcher()
     finally:
         parts.shutdown()
+
+
+def test_clip_fix_in_status_bar_asks_restart_without_reload(qtbot: Any, window: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop.backend import ClipState
+
+    window.backend._on_clip(ClipState("missing", "Image search unavailable: CLIP weights missing"))
+    assert window.status.clip_button.isVisibleTo(window)
+    monkeypatch.setattr(window.backend, "can_reload_clip", lambda: False)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.restartRequested, timeout=2000):
+        window.status.clip_button.menu().actions()[0].trigger()  # Download
+    assert window.backend.settings.allow_download is True
+    window.backend._on_clip(ClipState("ready", "Image search ready"))
+    assert not window.status.clip_button.isVisibleTo(window)
