@@ -116,7 +116,7 @@ def test_sigkill_loop_loses_nothing_and_resumes(tmp_path: Path) -> None:
             store.close()
         # One kill in five lands during start-up (imports, store check, open); the rest mid-run.
         during_boot = rng.random() < 0.2
-        delay = rng.uniform(0.2, 3.0) if during_boot else rng.uniform(0.0, 2.5)
+        delay = rng.uniform(0.2, 3.0) if during_boot else rng.uniform(0.0, 2.0)
         killed, lines = _run_child(data, root, log, kill_after=delay, after_start=not during_boot)
         kills += killed
         last = lines[-1].split()[0] if lines else "boot"
@@ -142,10 +142,10 @@ def test_sigkill_loop_loses_nothing_and_resumes(tmp_path: Path) -> None:
         # Finished files are never embedded again: a run embeds at most what was unfinished.
         assert _embedded(lines) <= len(todo), (_embedded(lines), len(todo))
         # Keep work coming so later kills land mid-indexing too: new files and edits.
-        for i in range(len(versions), len(versions) + 120):
+        for i in range(len(versions), len(versions) + 200):
             versions[i] = 0
             _write(root, i)
-        for i in rng.sample(sorted(versions), 40):
+        for i in rng.sample(sorted(versions), 100):
             versions[i] += 1
             _write(root, i, versions[i])
 
