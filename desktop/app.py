@@ -152,9 +152,13 @@ def _setup_file_log(logs_dir: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root = logging.getLogger()
-    root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
+        # The file gets INFO; the console keeps the verbosity the CLI chose.
+        for h in root.handlers:
+            if h.level == logging.NOTSET:
+                h.setLevel(root.level or logging.WARNING)
         root.setLevel(logging.INFO)
+    root.addHandler(handler)
 
 
 def restore_geometry(window: MainWindow) -> None:
