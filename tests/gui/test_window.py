@@ -259,3 +259,32 @@ def test_run_app_shows_window_fast(qtbot: Any, qapp: Any, fake_runtime: Any,
     assert seen["win"].windowTitle() == "Lodestar"
     assert fake_runtime.closed  # shut down in order on exit
     seen["win"].deleteLater()
+
+
+def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_leaks: None) -> None:
+    import os
+
+    from desktop.app import build_window
+    from gui_fakes import FakeWatch
+    from indexer.writer_lock import WriterLock
+
+    held = WriterLock(fake_runtime.paths, command="lodestar watch")
+    held.acquire()
+    parts = build_window(fake_runtime, watch_factory=FakeWatch)  # the real lock factory
+    qtbot.addWidget(parts.window)
+    try:
+        expected = f"Indexing is done by another Lodestar process (pid {os.getpid()})"
+        qtbot.waitUntil(lambda: parts.window.status.progress_label.text() == expected, timeout=5000)
+        assert parts.backend.service is None and parts.backend.lock is None
+    finally:
+        parts.shutdown()
+        held.release()
+    # Once the other writer is gone, a new window becomes the writer.
+    parts = build_window(fake_runtime, watch_factory=FakeWatch)
+    qtbot.addWidget(parts.window)
+    try:
+        qtbot.waitUntil(lambda: parts.backend.service is not None, timeout=5000)
+        assert parts.backend.lock is not None and parts.backend.lock.held
+    finally:
+        parts.shutdown()
+    assert parts.backend.lock is None
