@@ -85,7 +85,8 @@ class StatusPanel(QWidget):
         self.problems_button.clicked.connect(self.problemsRequested)
         sep = QFrame(self)
         sep.setFrameShape(QFrame.Shape.VLine)
-        sep.setFrameShadow(QFrame.Shadow.Sunken)
+        sep.setFrameShadow(QFrame.Shadow.Plain)
+        sep.setEnabled(False)  # drawn in the disabled (muted) colour in light and dark palettes
         lay.setSpacing(10)
         # Shown while CLIP weights are missing: the fix is one click away.
         self.clip_button = QToolButton(self)
