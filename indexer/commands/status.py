@@ -141,8 +141,10 @@ def _health(rt: Any) -> str:
     if rt.health is not None and rt.health.message:
         return str(rt.health.message)
     last = last_report(rt.paths) or {}
-    when = dt.datetime.fromtimestamp(last.get("checked_at") or 0).strftime("%Y-%m-%d %H:%M")
-    return f"{last['message']} ({when})" if last.get("message") else ""
+    checked = float(last.get("checked_at") or 0)
+    if not last.get("message") or dt.datetime.now().timestamp() - checked > 7 * 86400:
+        return ""  # old news after a week of healthy starts
+    return f"{last['message']} ({dt.datetime.fromtimestamp(checked).strftime('%Y-%m-%d %H:%M')})"
 
 
 def _size(n: int) -> str:
