@@ -73,7 +73,7 @@ def test_full_disk_pauses_keeps_store_intact_and_resumes(tmp_path: Path, small_d
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             result["error"] = exc
 
-    worker = threading.Thread(target=run, name="test-indexer")
+    worker = threading.Thread(target=run, name="test-indexer", daemon=True)  # never hangs pytest on failure
     worker.start()
     deadline = time.monotonic() + 120
     while not any(e.phase == "paused" for e in events) and worker.is_alive() and time.monotonic() < deadline:
