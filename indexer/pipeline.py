@@ -254,6 +254,9 @@ class IndexService:
         with self._lock:
             self._emit(Progress("optimizing", message="Compacting the index"))
             self.store.optimize()
+            from indexer.ann import ensure_indexes
+
+            ensure_indexes(self.store)  # keyword index; ANN index once the tables are large
             self._commits_since_optimize = 0
             self._last_optimize = time.monotonic()
 
@@ -268,9 +271,6 @@ class IndexService:
             self.optimize()
         except DiskFull as exc:  # committed data is intact; compaction waits for space
             log.warning("compaction postponed: %s", exc)
-            from indexer.ann import ensure_indexes
-
-            ensure_indexes(self.store)  # keyword index; ANN index once the tables are large
 
     # --------------------------------------------------------------- process
     def _process(

@@ -1,25 +1,164 @@
-"""Query → ranked files (one result per file, with its best passage).
+"""Query → ranked files: one result per file, with its best passage.
 
-First version: vector search over chunks grouped per file, and CLIP text→image
-and image→image. The search issue extends it (hybrid keyword fusion, filters,
-query syntax, cut-off).
+Documents (see docs/SEARCH.md for the figures behind every constant):
+
+1. Candidates come from three places: the nearest chunks by meaning (exact
+   in-memory ranking while the table is small, the ANN index past
+   `indexer.ann.ANN_MIN_ROWS`), a keyword (BM25) search over chunk text, and
+   file names/titles (`NameIndex`, in memory).
+2. Every candidate chunk is then scored on the same absolute scale:
+   cosine similarity to the query, plus a keyword bonus for the share of the
+   query's words it contains. The bonus weighs more for identifier-like words
+   (ERR_QUUX_4711, parseConfig) that a sentence model does not understand.
+3. A file's score is its best chunk plus a little for its next best chunks
+   (several passages agreeing is evidence), minus a small prior for length
+   (a long file has many chances of one lucky chunk), plus a name match bonus.
+4. A cutoff (an absolute floor and a gap to the top score) hides the junk tail;
+   when nothing clears it the message is "No good match.".
+
+Images are ranked by CLIP cosine; text→image, image→image and image+words.
+Rows only count when their file is indexed, available and still has the same
+content hash (a crash or a concurrent write never shows stale passages).
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import datetime as dt
 import logging
+import math
 import os
+import re
+import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from indexer.ann import EXACT_MAX_ROWS, NPROBES, REFINE_FACTOR, has_vector_index
+from indexer.query import (
+    ParsedQuery,
+    contains_phrase,
+    content_terms,
+    looks_like_identifier,
+    parse_query,
+    word_spans,
+)
 from indexer.store import FileRecord, Store, file_id
 from indexer.types import SearchResponse, SearchResult
 
 log = logging.getLogger(__name__)
 
+NO_MATCH = "No good match."
 
+
+@dataclasses.dataclass
+class Ranking:
+    """Every ranking constant in one place (calibrated on the real MiniLM model)."""
+
+    vector_k: int = 150  # nearest chunks fetched per query
+    keyword_k: int = 60  # BM25 chunks fetched per query
+    keyword_weight: float = 0.08  # bonus for containing all query words (sentences)
+    identifier_weight: float = 0.40  # ... when the query has identifier-like words
+    short_query_weight: float = 0.15  # ... one or two words: people type names and terms
+    support_weight: float = 0.10  # share of the 2nd/3rd best chunk's excess over the floor
+    length_prior: float = 0.010  # per log(chunks) of the file
+    name_weight: float = 0.25  # bonus for a document whose name/title has the query words
+    name_only_score: float = 0.55  # a name-only file whose name has all the query words
+    floor: float = 0.25  # absolute cosine floor for documents
+    gap: float = 0.30  # results further than this below the top are junk
+    image_floor: float = 0.15  # CLIP text→image cosine floor (ViT-B/32 scale)
+    image_gap: float = 0.10
+    compose_weight: float = 1.0  # image + words: weight of the words' direction
+    compose_neutral: str = "a photo"  # the words' direction is text(words) - text(neutral)
+
+
+@dataclasses.dataclass
+class _Candidate:
+    """One chunk that might represent its file."""
+
+    fid: str
+    text: str
+    start: int
+    end: int
+    sim: float
+    keyword: float = 0.0
+    score: float = 0.0
+
+
+# ------------------------------------------------------------------ caches
+class _VectorCache:
+    """A table's vectors in memory for exact ranking, reloaded when its version changes."""
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.vectors: np.ndarray = np.zeros((0, 1), np.float32)
+        self.codes: np.ndarray = np.zeros(0, np.int32)  # row -> index into fids
+        self.fids: list[str] = []
+        self.valid: np.ndarray = np.zeros(0, bool)
+        self.meta: Any = None  # arrow table of the non-vector columns
+        self.valid_key: Any = None
+
+
+class NameIndex:
+    """Words of file names and titles → files, for name matching in microseconds.
+
+    Built once per version of the files table (store.files() is cached the same
+    way), so a query does no work proportional to the number of files.
+    """
+
+    _SPLIT = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+|[^\W\d_]+", re.UNICODE)
+
+    def __init__(self, files: dict[str, FileRecord]) -> None:
+        postings: dict[str, set[str]] = {}
+        self.words: dict[str, int] = {}
+        for fid, rec in files.items():
+            words = self.tokens(rec.name + " " + rec.title)
+            self.words[fid] = len(words) or 1
+            for w in words:
+                postings.setdefault(w, set()).add(fid)
+        self.postings = postings
+        self.sorted_tokens = sorted(postings)
+
+    @classmethod
+    def tokens(cls, text: str) -> set[str]:
+        return {m.group(0).lower() for m in cls._SPLIT.finditer(text)}
+
+    def lookup(self, term: str, *, max_tokens: int = 200) -> set[str]:
+        """Files with a name word that starts with ``term`` (search as you type)."""
+        out: set[str] = set()
+        i = bisect.bisect_left(self.sorted_tokens, term)
+        for tok in self.sorted_tokens[i : i + max_tokens]:
+            if not tok.startswith(term):
+                break
+            out |= self.postings[tok]
+        return out
+
+    def match(self, terms: list[str]) -> dict[str, float]:
+        """fid → share of the query words found in its name/title."""
+        parts: list[list[str]] = []
+        for term in terms:
+            pieces = sorted(self.tokens(term))
+            if pieces:
+                parts.append(pieces)
+        if not parts:
+            return {}
+        hits: dict[str, float] = {}
+        for pieces in parts:
+            found: set[str] | None = None
+            for piece in pieces:  # ERR_QUUX_4711 must match all its pieces
+                got = self.lookup(piece)
+                found = got if found is None else found & got
+                if not found:
+                    break
+            for fid in found or ():
+                hits[fid] = hits.get(fid, 0.0) + 1.0 / len(parts)
+        return hits
+
+
+# ---------------------------------------------------------------- searcher
 class Searcher:
     def __init__(
         self,
@@ -30,6 +169,7 @@ class Searcher:
         paths: Any = None,
         settings: Any = None,
         image_problem: str = "",
+        ranking: Ranking | None = None,
     ) -> None:
         self.store = store
         self.text_embedder = text_embedder
@@ -37,137 +177,528 @@ class Searcher:
         self.paths = paths
         self.settings = settings
         self.image_problem = image_problem
+        self.ranking = ranking or Ranking()
+        self._lock = threading.Lock()
+        self._chunk_cache = _VectorCache()
+        self._image_cache = _VectorCache()
+        self._names: tuple[int, NameIndex] | None = None
+        self._neutral: np.ndarray | None = None
 
     # ----------------------------------------------------------------- text
     def search(self, query: str, *, kind: str = "all", limit: int = 20, filters: dict[str, Any] | None = None) -> SearchResponse:
         started = time.perf_counter()
-        query = query.strip()
-        resp = SearchResponse(query=query)
-        if not query:
+        parsed = parse_query(query or "")
+        resp = SearchResponse(query=(query or "").strip())
+        kind = parsed.kind or kind
+        if not parsed.text and not parsed.has_filters():
             return resp
         files = self.store.files()
+        allowed = _FileFilter.build(parsed, filters, kind)
         docs: list[SearchResult] = []
         images: list[SearchResult] = []
-        if kind in ("all", "text"):
-            docs = self._search_chunks(self.text_embedder.embed_query(query), files, limit)
-        if kind in ("all", "image"):
-            if self.image_embedder is not None:
-                images = self._search_images(self.image_embedder.embed_query(query), files, limit)
-            elif self.image_problem:
-                resp.message = f"Image search is unavailable: {self.image_problem}"
+        if parsed.text:
+            if kind in ("all", "text", "other"):
+                docs = self._search_documents(parsed, files, allowed, limit, kind)
+            if kind in ("all", "image"):
+                if self.image_embedder is not None:
+                    qvec = np.asarray(self.image_embedder.embed_query(parsed.text), np.float32)
+                    images = self._search_images(qvec, files, allowed, limit, floor=self.ranking.image_floor, gap=self.ranking.image_gap)
+                elif self.image_problem:
+                    resp.message = f"Image search is unavailable: {self.image_problem}"
+        else:
+            # Only operators (e.g. "type:pdf after:2025"): list the matching files, newest first.
+            docs, images = self._browse(files, allowed, limit, kind)
+        sort = (filters or {}).get("sort") or parsed.sort
+        if sort == "date":
+            docs.sort(key=lambda r: -r.mtime)
+            images.sort(key=lambda r: -r.mtime)
         resp.results = docs + images
-        resp.counts = {"text": len(docs), "image": len(images)}
+        resp.counts = {
+            "text": sum(1 for r in docs if r.kind == "text"),
+            "image": len(images),
+            "other": sum(1 for r in docs if r.kind != "text"),
+        }
         if not resp.results and not resp.message:
-            resp.message = "No good match."
+            resp.message = NO_MATCH
+        if parsed.problems and not resp.message:
+            resp.message = "Ignored: " + "; ".join(parsed.problems)
         resp.elapsed_ms = (time.perf_counter() - started) * 1000
         return resp
 
     def similar_image(self, image: Any, *, text: str | None = None, limit: int = 20) -> SearchResponse:
+        """Images like ``image`` (path, bytes or PIL), optionally steered by words."""
         started = time.perf_counter()
         resp = SearchResponse(query=text or "")
         if self.image_embedder is None:
             resp.message = f"Image search is unavailable: {self.image_problem or 'no image model'}"
             return resp
         img = _as_pil(image)
-        vec = self.image_embedder.embed_documents([img])[0]
-        if text:
-            tvec = self.image_embedder.embed_query(text)
-            vec = vec + 0.5 * tvec
-            vec = vec / (np.linalg.norm(vec) or 1.0)
-        resp.results = self._search_images(vec.astype(np.float32), self.store.files(), limit)
+        vec = np.asarray(self.image_embedder.embed_documents([img])[0], np.float32)
+        if text and text.strip():
+            vec = self.compose(vec, text)
+        resp.results = self._search_images(vec, self.store.files(), _FileFilter(), limit, floor=-1.0, gap=2.0)
         resp.counts = {"image": len(resp.results)}
+        if not resp.results:
+            resp.message = NO_MATCH
         resp.elapsed_ms = (time.perf_counter() - started) * 1000
         return resp
 
+    def compose(self, image_vec: np.ndarray, text: str, weight: float | None = None) -> np.ndarray:
+        """normalise(image + w · (text(words) − text(neutral))): see docs/SEARCH.md.
+
+        Subtracting a neutral caption's vector removes what every caption has in
+        common (CLIP's text/image "modality gap"), leaving only the direction the
+        words add; ``w = 1`` moves the query by as much as the words differ from
+        saying nothing at all.
+        """
+        assert self.image_embedder is not None
+        w = self.ranking.compose_weight if weight is None else weight
+        t = _unit(np.asarray(self.image_embedder.embed_query(text), np.float32))
+        if self._neutral is None:
+            self._neutral = _unit(np.asarray(self.image_embedder.embed_query(self.ranking.compose_neutral), np.float32))
+        return _unit(_unit(image_vec) + w * (t - self._neutral))
+
     def similar_to(self, path: str, *, limit: int = 20) -> SearchResponse:
-        rec = self.store.files().get(file_id(os.path.abspath(path)))
+        """Files like an indexed one: images by their vector, documents by their chunks."""
+        started = time.perf_counter()
+        files = self.store.files()
+        rec = files.get(file_id(os.path.abspath(path)))
         resp = SearchResponse(query=path)
         if rec is None:
             resp.message = "That file is not in the index."
             return resp
+        exclude = _FileFilter(exclude_fids={rec.fid})
         if rec.kind == "image":
             row = self.store.image_row(rec.fid, rec.content_hash)
             if row is None:
                 resp.message = "That image has no vector yet."
                 return resp
-            resp.results = self._search_images(row.vector, self.store.files(), limit)
+            resp.results = self._search_images(row.vector, files, exclude, limit, floor=-1.0, gap=2.0)
         else:
             rows = self.store.chunk_rows(rec.fid, rec.content_hash)
             if not rows:
                 resp.message = "That file has no text vectors."
                 return resp
-            vec = np.mean([r.vector for r in rows], axis=0)
-            vec = (vec / (np.linalg.norm(vec) or 1.0)).astype(np.float32)
-            resp.results = [r for r in self._search_chunks(vec, self.store.files(), limit + 1) if r.path != rec.path][:limit]
+            # The mean of its passages is the document's centre of meaning.
+            vec = _unit(np.mean([r.vector for r in rows], axis=0))
+            cands = self._vector_candidates(vec, files, exclude, self.ranking.vector_k)
+            for c in cands:
+                c.score = c.sim
+            resp.results = self._group(cands, files, limit, parsed=None, floor=-1.0, gap=2.0)
         resp.counts = {rec.kind: len(resp.results)}
+        if not resp.results:
+            resp.message = NO_MATCH
+        resp.elapsed_ms = (time.perf_counter() - started) * 1000
         return resp
 
-    # ------------------------------------------------------------- internals
-    def _search_chunks(self, qvec: np.ndarray, files: dict[str, FileRecord], limit: int) -> list[SearchResult]:
+    # -------------------------------------------------------- documents
+    def _search_documents(
+        self, parsed: ParsedQuery, files: dict[str, FileRecord], allowed: _FileFilter, limit: int, kind: str
+    ) -> list[SearchResult]:
+        rk = self.ranking
+        terms = parsed.terms
+        qvec = _unit(np.asarray(self.text_embedder.embed_query(parsed.text), np.float32))
+        cands: list[_Candidate] = []
+        if kind in ("all", "text"):
+            cands = self._vector_candidates(qvec, files, allowed, rk.vector_k)
+            seen = {(c.fid, c.start) for c in cands}
+            for c in self._keyword_candidates(terms, qvec, files, allowed, rk.keyword_k):
+                if (c.fid, c.start) not in seen:
+                    cands.append(c)
+        kw_weight = self._keyword_weight(parsed)
+        for c in cands:
+            c.keyword = _coverage(c.text, terms) if terms else 0.0
+            c.score = c.sim + kw_weight * c.keyword
+        names = self._name_index(files).match(terms) if terms else {}
+        results = self._group(cands, files, limit, parsed=parsed, floor=rk.floor, gap=rk.gap, names=names, allowed=allowed, kind=kind)
+        return results
+
+    def _keyword_weight(self, parsed: ParsedQuery) -> float:
+        rk = self.ranking
+        words = parsed.text.split()
+        if parsed.phrases or any(looks_like_identifier(w) for w in words):
+            return rk.identifier_weight
+        if len(parsed.terms) <= 2:
+            return rk.short_query_weight
+        return rk.keyword_weight
+
+    def _group(
+        self,
+        cands: list[_Candidate],
+        files: dict[str, FileRecord],
+        limit: int,
+        *,
+        parsed: ParsedQuery | None,
+        floor: float,
+        gap: float,
+        names: dict[str, float] | None = None,
+        allowed: _FileFilter | None = None,
+        kind: str = "all",
+    ) -> list[SearchResult]:
+        """One result per file: its best passage, scored with its supporting passages."""
+        rk = self.ranking
+        by_file: dict[str, list[_Candidate]] = {}
+        for c in cands:
+            by_file.setdefault(c.fid, []).append(c)
+        names = names or {}
+        terms = parsed.terms if parsed is not None else []
+        phrases = parsed.phrases if parsed is not None else []
+        excludes = parsed.excludes if parsed is not None else []
+        scored: list[tuple[float, SearchResult]] = []
+        for fid, group in by_file.items():
+            rec = files[fid]
+            group.sort(key=lambda c: -c.score)
+            best = next((c for c in group if all(contains_phrase(c.text, p) for p in phrases)), None)
+            name_text = rec.name + " " + rec.title
+            if best is None:
+                if not (phrases and all(contains_phrase(name_text, p) for p in phrases)):
+                    continue  # an exact phrase was asked for and this file lacks it
+                best = group[0]
+            if excludes and any(contains_phrase(best.text, x) or contains_phrase(name_text, x) for x in excludes):
+                continue
+            base = best.score
+            # Other passages that also match are evidence, counted above the floor only.
+            support = sum(max(0.0, c.score - floor) for c in group[1:3] if c is not best)
+            score = base + rk.support_weight * support
+            score -= rk.length_prior * math.log(max(1, rec.n_chunks))
+            score += rk.name_weight * names.get(fid, 0.0)
+            res = _result(rec, score, passage=best.text, start=best.start, end=best.end)
+            res.highlights = word_spans(best.text, terms, phrases)
+            scored.append((score, res))
+        # Files found by name only (name-only records, or documents with no passage found).
+        if kind in ("all", "text", "other"):
+            for fid, share in names.items():
+                if fid in by_file:
+                    continue
+                rec = files.get(fid)
+                if rec is None or not rec.available or rec.state not in ("indexed", "name_only"):
+                    continue
+                if rec.kind == "image" or (kind == "text" and rec.kind != "text") or (kind == "other" and rec.kind == "text"):
+                    continue
+                if allowed is not None and not allowed.accepts(rec):
+                    continue
+                name_text = rec.name + " " + rec.title
+                if phrases and not all(contains_phrase(name_text, p) for p in phrases):
+                    continue
+                if excludes and any(contains_phrase(name_text, x) for x in excludes):
+                    continue
+                scored.append((rk.name_only_score * share, _result(rec, rk.name_only_score * share)))
+        scored.sort(key=lambda t: -t[0])
+        if not scored:
+            return []
+        top = scored[0][0]
+        cut = max(floor, top - gap)
+        return [r for s, r in scored if s >= cut][:limit]
+
+    # ------------------------------------------------------- candidates
+    def _vector_candidates(self, qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, k: int) -> list[_Candidate]:
         table = self.store.chunks_table()
         if table is None:
             return []
-        arrow = (
-            table.search(np.asarray(qvec, dtype=np.float32), vector_column_name="vector")
-            .distance_type("cosine")
-            .select(["fid", "file_hash", "text", "start", "end"])
-            .limit(max(limit * 8, 50))
-            .to_arrow()
-        )
-        best: dict[str, SearchResult] = {}
-        for fid, fh, text, start, end, dist in zip(
-            arrow.column("fid").to_pylist(),
-            arrow.column("file_hash").to_pylist(),
-            arrow.column("text").to_pylist(),
-            arrow.column("start").to_pylist(),
-            arrow.column("end").to_pylist(),
-            arrow.column("_distance").to_pylist(),
+        rows = _nearest(self, table, self._chunk_cache, qvec, files, allowed, k, ["fid", "file_hash", "text", "start", "end"])
+        return [_Candidate(fid=r["fid"], text=r["text"], start=r["start"], end=r["end"], sim=r["sim"]) for r in rows]
+
+    def _keyword_candidates(
+        self, terms: list[str], qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, k: int
+    ) -> list[_Candidate]:
+        table = self.store.chunks_table()
+        if table is None or not terms:
+            return []
+        # Plain words only: LanceDB's query parser never sees the person's punctuation.
+        text = " ".join(w for t in terms for w in re.findall(r"\w+", t))
+        if not text:
+            return []
+        try:
+            q = table.search(text, query_type="fts").select(["fid", "file_hash", "text", "start", "end", "vector", "_score"])
+            where = allowed.where(files)
+            if where:
+                q = q.where(where, prefilter=True)
+            arrow = q.limit(k * (1 if where or not allowed.active else 3)).to_arrow()
+        except Exception as exc:  # noqa: BLE001 - no keyword index/rows yet: meaning alone still works
+            log.debug("keyword search unavailable: %s", exc)
+            return []
+        out: list[_Candidate] = []
+        if arrow.num_rows == 0:
+            return out
+        vecs = np.asarray(arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
+        vecs = vecs.reshape(arrow.num_rows, -1)
+        sims = vecs @ qvec
+        for i, (fid, fh, txt, s, e) in enumerate(
+            zip(
+                arrow.column("fid").to_pylist(),
+                arrow.column("file_hash").to_pylist(),
+                arrow.column("text").to_pylist(),
+                arrow.column("start").to_pylist(),
+                arrow.column("end").to_pylist(),
+            )
         ):
             rec = files.get(fid)
-            if rec is None or rec.state != "indexed" or not rec.available or rec.content_hash != fh:
-                continue  # half-written, stale, or offline
-            score = 1.0 - float(dist)
-            if fid in best and best[fid].score >= score:
+            if not _live(rec, fh) or not allowed.accepts(rec):
                 continue
-            best[fid] = _result(rec, score, passage=text, start=start, end=end)
-        return sorted(best.values(), key=lambda r: -r.score)[:limit]
+            out.append(_Candidate(fid=fid, text=txt, start=s, end=e, sim=float(sims[i])))
+        return out[:k]
 
-    def _search_images(self, qvec: np.ndarray, files: dict[str, FileRecord], limit: int) -> list[SearchResult]:
+    def _name_index(self, files: dict[str, FileRecord]) -> NameIndex:
+        key = id(files)  # store.files() returns the same dict until the table changes
+        with self._lock:
+            if self._names is None or self._names[0] != key:
+                self._names = (key, NameIndex(files))
+            return self._names[1]
+
+    # ----------------------------------------------------------- images
+    def _search_images(
+        self, qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, limit: int, *, floor: float, gap: float
+    ) -> list[SearchResult]:
         table = self.store.images_table()
         if table is None:
             return []
-        arrow = (
-            table.search(np.asarray(qvec, dtype=np.float32), vector_column_name="vector")
-            .distance_type("cosine")
-            .select(["fid", "file_hash", "thumb", "width", "height"])
-            .limit(max(limit * 2, 20))
-            .to_arrow()
-        )
+        rows = _nearest(self, table, self._image_cache, _unit(qvec), files, allowed, max(limit * 2, 20), ["fid", "file_hash", "thumb", "width", "height"])
         out: dict[str, SearchResult] = {}
-        for fid, fh, thumb, w, h, dist in zip(
-            arrow.column("fid").to_pylist(),
-            arrow.column("file_hash").to_pylist(),
-            arrow.column("thumb").to_pylist(),
-            arrow.column("width").to_pylist(),
-            arrow.column("height").to_pylist(),
-            arrow.column("_distance").to_pylist(),
-        ):
-            rec = files.get(fid)
-            if rec is None or rec.state != "indexed" or not rec.available or rec.content_hash != fh or fid in out:
+        for r in rows:
+            if r["fid"] in out:
                 continue
-            res = _result(rec, 1.0 - float(dist))
-            res.width, res.height = w, h
-            if self.paths is not None and thumb:
-                res.thumbnail = str(self.paths.thumbnails / thumb)
-            out[fid] = res
-        return sorted(out.values(), key=lambda r: -r.score)[:limit]
+            res = _result(files[r["fid"]], r["sim"])
+            res.width, res.height = r["width"], r["height"]
+            if self.paths is not None and r["thumb"]:
+                res.thumbnail = str(self.paths.thumbnails / r["thumb"])
+            out[r["fid"]] = res
+        ranked = sorted(out.values(), key=lambda r: -r.score)
+        if not ranked:
+            return []
+        cut = max(floor, ranked[0].score - gap)
+        return [r for r in ranked if r.score >= cut][:limit]
+
+    def _browse(self, files: dict[str, FileRecord], allowed: _FileFilter, limit: int, kind: str) -> tuple[list[SearchResult], list[SearchResult]]:
+        docs: list[SearchResult] = []
+        images: list[SearchResult] = []
+        recs = [r for r in files.values() if r.available and r.state in ("indexed", "name_only") and allowed.accepts(r)]
+        recs.sort(key=lambda r: -r.mtime_ns)
+        for rec in recs:
+            if rec.kind == "image" and kind in ("all", "image") and len(images) < limit:
+                images.append(_result(rec, 0.0))
+            elif rec.kind != "image" and kind in ("all", "text", "other") and len(docs) < limit:
+                if kind == "text" and rec.kind != "text":
+                    continue
+                docs.append(_result(rec, 0.0))
+        return docs, images
+
+
+# ------------------------------------------------------------------ filters
+@dataclasses.dataclass
+class _FileFilter:
+    """Which files may appear: filters from the window/CLI merged with query operators."""
+
+    folder: str = ""  # absolute folder prefix (window / --in)
+    fragments: list[str] = dataclasses.field(default_factory=list)  # in:Name or in:a/b
+    exts: list[str] = dataclasses.field(default_factory=list)
+    after: float | None = None  # unix time, inclusive
+    before: float | None = None  # unix time, exclusive
+    kind: str = "all"
+    exclude_fids: set[str] = dataclasses.field(default_factory=set)
+
+    PREFILTER_MAX = 2000  # small allowed sets go to LanceDB as an `fid IN (...)` prefilter
+
+    @classmethod
+    def build(cls, parsed: ParsedQuery, filters: dict[str, Any] | None, kind: str) -> _FileFilter:
+        f = filters or {}
+        out = cls(kind=kind)
+        if f.get("folder"):
+            out.folder = os.path.abspath(os.path.expanduser(str(f["folder"])))
+        out.fragments = [x for x in parsed.folders if x]
+        exts = f.get("ext") or []
+        if isinstance(exts, str):
+            exts = [exts]
+        out.exts = sorted({e.lower().lstrip(".") for e in [*exts, *parsed.exts] if e})
+        after = [d for d in (f.get("after"), parsed.after) if d]
+        before = [d for d in (f.get("before"), parsed.before) if d]
+        if after:
+            out.after = _day_start(max(after))
+        if before:
+            out.before = _day_start(min(before))
+        return out
+
+    @property
+    def active(self) -> bool:
+        return bool(self.folder or self.fragments or self.exts or self.after or self.before or self.exclude_fids)
+
+    def key(self) -> tuple[Any, ...]:
+        return (self.folder, tuple(self.fragments), tuple(self.exts), self.after, self.before, tuple(sorted(self.exclude_fids)))
+
+    def accepts(self, rec: FileRecord) -> bool:
+        if rec.fid in self.exclude_fids:
+            return False
+        if self.folder:
+            prefix = self.folder.rstrip(os.sep) + os.sep
+            if not (rec.path.startswith(prefix) or rec.path == self.folder):
+                return False
+        if self.fragments and not all(_in_folder(rec.path, frag) for frag in self.fragments):
+            return False
+        if self.exts and rec.ext not in self.exts:
+            return False
+        mtime = rec.mtime_ns / 1e9
+        if self.after is not None and mtime < self.after:
+            return False
+        if self.before is not None and mtime >= self.before:
+            return False
+        return True
+
+    def where(self, files: dict[str, FileRecord]) -> str:
+        """An `fid IN (...)` prefilter when the allowed set is small; '' otherwise."""
+        if not self.active or self.exclude_fids and not (self.folder or self.fragments or self.exts or self.after or self.before):
+            return ""
+        fids = [fid for fid, rec in files.items() if self.accepts(rec)]
+        if len(fids) > self.PREFILTER_MAX:
+            return ""
+        if not fids:
+            return "fid IN ('0')"  # matches nothing; fids are 32 hex digits
+        return "fid IN (" + ", ".join(f"'{_hexcheck(f)}'" for f in fids) + ")"
+
+
+def _in_folder(path: str, fragment: str) -> bool:
+    """``in:Projects`` matches a folder named so; ``in:work/2025`` a run of folder names."""
+    folder = os.path.dirname(path).lower()
+    frag = fragment.strip().strip("/\\").lower().replace("\\", "/")
+    if not frag:
+        return True
+    parts = folder.replace("\\", "/").split("/")
+    want = frag.split("/")
+    n = len(want)
+    return any(parts[i : i + n] == want for i in range(len(parts) - n + 1))
+
+
+def _day_start(day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time.min).timestamp()
+
+
+def _hexcheck(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{1,64}", value):
+        raise ValueError(f"not a hex id: {value!r}")
+    return value
+
+
+# -------------------------------------------------------- nearest neighbours
+def _nearest(
+    searcher: Searcher,
+    table: Any,
+    cache: _VectorCache,
+    qvec: np.ndarray,
+    files: dict[str, FileRecord],
+    allowed: _FileFilter,
+    k: int,
+    columns: list[str],
+) -> list[dict[str, Any]]:
+    """The k live rows nearest to ``qvec``: exact in memory while small, else LanceDB (ANN)."""
+    version = table.version
+    with searcher._lock:
+        if cache.key is None or cache.key[0] != version:
+            indexed = has_vector_index(table)
+            rows = table.count_rows() if not indexed else 0
+            cache.key = (version, indexed, rows)
+            cache.meta = None
+            cache.valid_key = None
+        _version, indexed, rows = cache.key
+        use_memory = not indexed and rows <= EXACT_MAX_ROWS
+        if use_memory and cache.meta is None:
+            _load(cache, table, columns)
+        if use_memory and cache.valid_key != id(files):
+            live = np.array([_live_hash(files.get(f)) for f in cache.fids], dtype=object)
+            hashes = cache.meta.column("file_hash").to_numpy(zero_copy_only=False)
+            cache.valid = (live[cache.codes] == hashes) if len(hashes) else np.zeros(0, bool)
+            cache.valid_key = id(files)
+        if use_memory:
+            vectors, codes, fids, valid, meta = cache.vectors, cache.codes, cache.fids, cache.valid, cache.meta
+    if use_memory:
+        if not len(valid):
+            return []
+        mask = valid
+        if allowed.active:
+            ok = np.array([allowed.accepts(files[f]) if f in files else False for f in fids], bool)
+            mask = mask & ok[codes]
+        sims = vectors @ qvec
+        sims = np.where(mask, sims, -np.inf)
+        kk = min(k, int(mask.sum()))
+        if kk <= 0:
+            return []
+        idx = np.argpartition(-sims, kk - 1)[:kk]
+        idx = idx[np.argsort(-sims[idx])]
+        picked = meta.take(idx).to_pylist()
+        for row, i in zip(picked, idx):
+            row["sim"] = float(sims[i])
+        return picked
+    # LanceDB: the ANN index when present (or a flat scan while it is being built).
+    where = allowed.where(files)
+    q = table.search(np.asarray(qvec, np.float32), vector_column_name="vector").distance_type("cosine")
+    if indexed:
+        q = q.nprobes(NPROBES).refine_factor(REFINE_FACTOR)
+    if where:
+        q = q.where(where, prefilter=True)
+    fetch = k * (3 if allowed.active and not where else 1) + 20
+    arrow = q.select([*columns, "_distance"]).limit(fetch).to_arrow()
+    out: list[dict[str, Any]] = []
+    for row in arrow.to_pylist():
+        rec = files.get(row["fid"])
+        if not _live(rec, row["file_hash"]) or not allowed.accepts(rec):
+            continue
+        row["sim"] = 1.0 - float(row.pop("_distance"))
+        out.append(row)
+        if len(out) >= k:
+            break
+    return out
+
+
+def _load(cache: _VectorCache, table: Any, columns: list[str]) -> None:
+    arrow = table.to_arrow()
+    n = arrow.num_rows
+    if n:
+        flat = arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        cache.vectors = np.ascontiguousarray(np.asarray(flat, np.float32).reshape(n, -1))
+    else:
+        cache.vectors = np.zeros((0, 1), np.float32)
+    fids = arrow.column("fid").to_pylist()
+    index: dict[str, int] = {}
+    cache.codes = np.fromiter((index.setdefault(f, len(index)) for f in fids), np.int32, count=n)
+    cache.fids = list(index)
+    cache.meta = arrow.select(columns).combine_chunks()
+
+
+def _live_hash(rec: FileRecord | None) -> str | None:
+    if rec is None or rec.state != "indexed" or not rec.available:
+        return None
+    return rec.content_hash
+
+
+def _live(rec: FileRecord | None, file_hash: str) -> bool:
+    return rec is not None and rec.state == "indexed" and rec.available and rec.content_hash == file_hash
+
+
+# ------------------------------------------------------------------ helpers
+def _coverage(text: str, terms: list[str]) -> float:
+    """Share of the query words that occur in ``text`` (whole words, prefix allowed)."""
+    if not terms:
+        return 0.0
+    low = text.lower()
+    found = 0
+    for t in terms:
+        i = low.find(t)
+        while i >= 0:
+            if (i == 0 or not low[i - 1].isalnum()) :
+                found += 1
+                break
+            i = low.find(t, i + 1)
+    return found / len(terms)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
 
 
 def _result(rec: FileRecord, score: float, passage: str = "", start: int = -1, end: int = -1) -> SearchResult:
     return SearchResult(
         path=rec.path,
         kind=rec.kind,  # type: ignore[arg-type]
-        score=score,
+        score=float(score),
         name=rec.name,
         folder=rec.folder,
         ext=rec.ext,
@@ -189,14 +720,15 @@ def _as_pil(image: Any) -> Any:
     from indexer.config import Settings
     from indexer.extract import extract_image
 
-    if isinstance(image, (bytes, bytearray)):
+    if isinstance(image, (bytes, bytearray, memoryview)):
         # Raw bytes (drag-and-drop, clipboard) go through the same guarded decoder.
         import tempfile
 
+        data = bytes(image)
         with tempfile.TemporaryDirectory(prefix="lodestar-query-") as tmp:
-            path = os.path.join(tmp, "query" + _sniff_ext(bytes(image)))
+            path = os.path.join(tmp, "query" + _sniff_ext(data))
             with open(path, "wb") as fh:
-                fh.write(image)
+                fh.write(data)
             return extract_image(path, Settings()).image
     return extract_image(os.fspath(image), Settings()).image
 
@@ -215,3 +747,8 @@ def _sniff_ext(data: bytes) -> str:
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return ".tiff"
     return ".png"
+
+
+def iter_terms(text: str) -> Iterable[str]:
+    """The words a highlight or keyword bonus looks for (exposed for the window)."""
+    return content_terms(text)

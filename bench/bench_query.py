@@ -1,0 +1,216 @@
+"""Warm query latency and ANN recall on synthetic stores (docs/SEARCH.md, "Performance").
+
+For each size, builds a store directly through `Store.write` (no model calls):
+N chunks in N/5 files, each chunk ~600 characters of real English sentences taken
+from the eval documents, with clustered random unit vectors (embeddings cluster by
+topic; uniform random vectors would be an unrealistically hard case for ANN),
+plus 20k images. Then it runs the writer's `ensure_indexes` (keyword index; ANN
+index past the threshold) and measures, warm:
+
+- end-to-end `Searcher.search(q, kind="all")`: real text-model query embedding +
+  vector search + keyword search + names + grouping + image search. The CLIP text
+  tower is replaced by a fixed random vector (its weights are not available
+  offline), so CLIP's own query time (~10-20 ms on CPU) is not included;
+- recall@10 of the chunk search actually used (ANN when built) against exact.
+
+    .venv/bin/python bench/bench_query.py                      # 10k and 100k chunks
+    .venv/bin/python bench/bench_query.py --sizes 1000000      # opt-in, takes many minutes
+    .venv/bin/python bench/bench_query.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+QUERIES = [
+    "how do I read a file line by line", "budget review for the cloud invoices", "socket timeout error",
+    "ERR_QUUX_4711", "what is a generator", "convert a string to a number", "thread pool executor",
+    "install a package offline", "regular expression groups", "the meeting notes from March",
+    "why is my loop slow", "sort a dictionary by value", "unicode decode error", "parse command line arguments",
+    "photos of the beach", "tax return 2024", "copy a list without changing the original",
+    "how to handle exceptions", "network configuration", "date formatting",
+]
+
+
+class FixedClip:
+    """Stands in for CLIP's text tower: a fixed unit vector per query (weights unavailable offline)."""
+
+    model_id = "bench/clip"
+    dim = 512
+
+    def embed_query(self, text: str) -> np.ndarray:
+        rng = np.random.default_rng(abs(hash(text)) % (2**32))
+        v = rng.standard_normal(self.dim).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+
+def sentences(limit: int = 20000) -> list[str]:
+    out: list[str] = []
+    for path in sorted(glob.glob("/work/shared/eval/pyfaq/docs/library/*.txt"))[:200]:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        out.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if 40 <= len(s.strip()) <= 300)
+        if len(out) >= limit:
+            break
+    return out or ["The quick brown fox jumps over the lazy dog near the river bank."]
+
+
+def clustered(n: int, dim: int, rng: np.random.Generator, clusters: int = 512) -> np.ndarray:
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    v = centres[rng.integers(0, clusters, n)] + 0.9 * rng.standard_normal((n, dim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
+def build(path: Path, n_chunks: int, n_images: int, text_model: tuple[str, int]) -> tuple[Any, float]:
+    from indexer.store import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
+
+    if path.exists():
+        shutil.rmtree(path)
+    store = Store(path, text_model=text_model, image_model=(FixedClip.model_id, FixedClip.dim))
+    rng = np.random.default_rng(7)
+    pyrng = random.Random(7)
+    sents = sentences()
+    started = time.perf_counter()
+    per_file = 5
+    n_files = n_chunks // per_file
+    step = 2000  # files per commit
+    now = time.time_ns()
+    for lo in range(0, n_files, step):
+        hi = min(n_files, lo + step)
+        vecs = clustered((hi - lo) * per_file, text_model[1], rng)
+        batch = WriteBatch()
+        for f in range(lo, hi):
+            p = f"/bench/docs/folder{f % 97}/note-{f}.txt"
+            rec = FileRecord(fid=file_id(p), path=p, root="/bench", kind="text", size=3000, mtime_ns=now - f * 10**9,
+                             content_hash=f"{f:032x}", state="indexed", text_model=text_model[0], n_chunks=per_file)
+            rows = []
+            for j in range(per_file):
+                text = " ".join(pyrng.choice(sents) for _ in range(4))[:600]
+                rows.append(ChunkRow(ord=j, text=text, start=j * 600, end=j * 600 + len(text), chunk_hash=f"{f}-{j}",
+                                     vector=vecs[(f - lo) * per_file + j]))
+            batch.files.append(rec)
+            batch.chunks[rec.fid] = rows
+        store.write(batch)
+    for lo in range(0, n_images, 5000):
+        hi = min(n_images, lo + 5000)
+        vecs = clustered(hi - lo, FixedClip.dim, rng)
+        batch = WriteBatch()
+        for i in range(lo, hi):
+            p = f"/bench/pictures/img-{i}.jpg"
+            rec = FileRecord(fid=file_id(p), path=p, root="/bench", kind="image", size=50000, mtime_ns=now - i * 10**9,
+                             content_hash=f"{i + 10**9:032x}", state="indexed", image_model=FixedClip.model_id)
+            batch.files.append(rec)
+            batch.images[rec.fid] = ImageRow(width=640, height=480, thumb="", vector=vecs[i - lo])
+        store.write(batch)
+    store.optimize()
+    return store, time.perf_counter() - started
+
+
+def recall_at_10(store: Any, text: Any, searcher: Any) -> float:
+    """Chunk-level recall@10 of the search path in use vs exact brute force."""
+    from indexer.search import _FileFilter, _nearest
+
+    table = store.chunks_table()
+    arrow = table.to_arrow()
+    n = arrow.num_rows
+    vecs = np.asarray(arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32).reshape(n, -1)
+    keys = [f"{f}:{s}" for f, s in zip(arrow.column("fid").to_pylist(), arrow.column("start").to_pylist())]
+    files = store.files()
+    hits = total = 0
+    for q in QUERIES:
+        qv = np.asarray(text.embed_query(q), np.float32)
+        exact = {keys[i] for i in np.argsort(-(vecs @ qv))[:10]}
+        got = _nearest(searcher, table, searcher._chunk_cache, qv, files, _FileFilter(), 10, ["fid", "file_hash", "start"])
+        hits += len(exact & {f"{r['fid']}:{r['start']}" for r in got})
+        total += 10
+    return hits / total
+
+
+def measure(n_chunks: int, n_images: int, text: Any, reps: int) -> dict[str, Any]:
+    from indexer.ann import ensure_indexes, has_vector_index
+    from indexer.search import Searcher
+
+    path = Path(f"/tmp/lodestar-bench-{n_chunks}")
+    store, build_s = build(path, n_chunks, n_images, (text.model_id, text.dim))
+    started = time.perf_counter()
+    report = ensure_indexes(store)
+    index_s = time.perf_counter() - started
+    searcher = Searcher(store, text, FixedClip())
+    for q in QUERIES:  # warm: caches, model, index pages
+        searcher.search(q, kind="all", limit=20)
+    times: list[float] = []
+    text_only: list[float] = []
+    for _ in range(reps):
+        for q in QUERIES:
+            t = time.perf_counter()
+            searcher.search(q, kind="all", limit=20)
+            times.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            searcher.search(q, kind="text", limit=20)
+            text_only.append((time.perf_counter() - t) * 1000)
+    emb: list[float] = []
+    for q in QUERIES:
+        t = time.perf_counter()
+        text.embed_query(q + " x")
+        emb.append((time.perf_counter() - t) * 1000)
+    out = {
+        "chunks": n_chunks,
+        "images": n_images,
+        "build_s": round(build_s, 1),
+        "index_s": round(index_s, 1),
+        "ann": has_vector_index(store.chunks_table()),
+        "ann_built": report.ann_built,
+        "p50_ms": round(float(np.percentile(times, 50)), 1),
+        "p95_ms": round(float(np.percentile(times, 95)), 1),
+        "text_p50_ms": round(float(np.percentile(text_only, 50)), 1),
+        "text_p95_ms": round(float(np.percentile(text_only, 95)), 1),
+        "embed_p50_ms": round(float(np.percentile(emb, 50)), 1),
+        "recall10": round(recall_at_10(store, text, searcher), 3),
+    }
+    store.close()
+    if not os.environ.get("LODESTAR_BENCH_KEEP"):
+        shutil.rmtree(path, ignore_errors=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000", help="chunk counts (1000000 is opt-in: many minutes)")
+    ap.add_argument("--images", type=int, default=20000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    from models.text import TextEmbedder
+
+    text = TextEmbedder()
+    text.load()
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        rows.append(measure(size, args.images, text, args.reps))
+        if not args.json:
+            r = rows[-1]
+            print(f"{r['chunks']:>8} chunks + {r['images']} images: build {r['build_s']}s, indexes {r['index_s']}s, "
+                  f"ann={r['ann']}; all p50 {r['p50_ms']} ms p95 {r['p95_ms']} ms; text p50 {r['text_p50_ms']} "
+                  f"p95 {r['text_p95_ms']} ms; query embedding p50 {r['embed_p50_ms']} ms; recall@10 {r['recall10']}",
+                  flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""Search on the real text model and tiny CLIP: hybrid ranking, grouping, filters, cutoff, images."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer.search import NO_MATCH, Ranking, Searcher
+
+DOCS = {
+    "gardening.md": "# Tomatoes\n\nWater tomato plants deeply twice a week and stake them so the "
+    "stems do not snap when the fruit gets heavy. Mulch keeps the soil moist.",
+    "finance.txt": "Quarterly budget review. Operating expenses rose by four percent because of "
+    "higher cloud hosting invoices; revenue grew faster, so the margin improved.",
+    "astronomy.txt": "The telescope's primary mirror gathers starlight. Jupiter's moons are easy to "
+    "spot with binoculars on a clear night far from city lights.",
+    "cooking.md": "Knead the bread dough for ten minutes, let it rise until doubled, then bake at "
+    "220 degrees until the crust sounds hollow when tapped.",
+}
+# Error reports that read alike. The one with ERR_QUUX_4711 is long and mentions the
+# code once; the short ones carry look-alike codes, which a sentence model confuses.
+LOGS = {
+    f"logs/crash-{i}.log": f"The sync service stopped and reported error {code}."
+    for i, code in enumerate(["ERR_QUUX_4712", "", "ERR_QUUZ_4711", "ERR_QUAX_4711", "ERR_QUUX_4117"])
+}
+LOGS["logs/crash-1.log"] = (
+    "Weekly operations summary. The storage cluster was expanded with two new nodes and the "
+    "backup window moved to Sunday night. Several users asked for more quota; requests were approved "
+    "after review. During the Tuesday maintenance the sync service stopped once with ERR_QUUX_4711 "
+    "and was restarted by the on-call engineer. Monitoring dashboards were reorganised by team, "
+    "alert thresholds for disk latency were raised, and the old ticket queue was archived."
+)
+
+
+def _image(path: Path, color: tuple[int, int, int], pattern: int = 0) -> Path:
+    img = Image.new("RGB", (64, 48), color)
+    for x in range(0, 64, 4 + pattern):
+        for y in range(48):
+            img.putpixel((x, y), (255 - color[0], 255 - color[1], 255 - color[2]))
+    img.save(path)
+    return path
+
+
+def _make_corpus(base: Path) -> Path:
+    root = base / "home"
+    for name, text in {**DOCS, **LOGS}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    long = root / "projects" / "manual.txt"
+    long.parent.mkdir(parents=True)
+    sections = [
+        f"Section {i}. " + " ".join(f"Filler sentence {j} about office furniture and chairs." for j in range(12))
+        for i in range(6)
+    ]
+    sections[4] = (
+        "Section 4. Backups. The backup drive must be encrypted with a passphrase before it leaves the "
+        "building. Encrypt every external backup disk; keep the passphrase in the password manager."
+    )
+    long.write_text("\n\n".join(sections), encoding="utf-8")
+    (root / "quarterly_forecast_model.bin").write_bytes(b"\x00\x01\x02binary" * 50)
+    pics = root / "pictures"
+    pics.mkdir()
+    _image(pics / "red.png", (220, 20, 20), 0)
+    _image(pics / "green.jpg", (20, 200, 40), 3)
+    _image(pics / "blue.webp", (20, 40, 220), 7)
+    return root
+
+
+OLD = time.mktime((2020, 6, 1, 12, 0, 0, 0, 0, -1))
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, text_embedder: Any, tiny_clip: Any, tiny_clip_checkpoint: Path) -> Any:
+    """One indexed corpus for the whole module (indexing is the slow part); tests only read it."""
+    from indexer.config import Settings, open_paths, save_settings
+    from indexer.runtime import Runtime
+    from tiny_clip import TINY_CLIP_NAME
+
+    base = tmp_path_factory.mktemp("search")
+    root = _make_corpus(base)
+    os.utime(root / "gardening.md", (OLD, OLD))
+    paths = open_paths(base / "data")
+    settings = Settings(
+        folders=[str(root)], clip_model=TINY_CLIP_NAME, clip_pretrained="",
+        clip_checkpoint=str(tiny_clip_checkpoint), allow_download=False,
+    )
+    save_settings(paths, settings)
+    rt = Runtime(paths, settings)
+    rt._text = text_embedder
+    rt._image = tiny_clip
+    summary = rt.service().index_roots([str(root)])
+    assert summary.failed == 0
+    rt.root = root
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def corpus(indexed: Any) -> Path:
+    return indexed.root
+
+
+def _names(resp: Any) -> list[str]:
+    return [Path(r.path).name for r in resp.results]
+
+
+def test_identifier_is_found_by_keyword_where_vectors_alone_miss(indexed: Any) -> None:
+    searcher = indexed.searcher()
+    resp = searcher.search("ERR_QUUX_4711", kind="text")
+    assert _names(resp)[0] == "crash-1.log"
+    assert resp.results[0].highlights, "the code is highlighted in the passage"
+    s, e = resp.results[0].highlights[0]
+    assert resp.results[0].passage[s:e] == "ERR_QUUX_4711"
+    vectors_only = Searcher(
+        indexed.store, indexed.text_embedder, None,
+        ranking=Ranking(keyword_k=0, keyword_weight=0, identifier_weight=0, short_query_weight=0, name_weight=0, gap=1.0, floor=-1.0),
+    )
+    ranked = _names(vectors_only.search("ERR_QUUX_4711", kind="text"))
+    assert ranked[0] != "crash-1.log", ranked  # meaning alone cannot tell the five reports apart
+
+
+def test_paraphrase_is_found_by_meaning_where_keywords_miss(indexed: Any) -> None:
+    searcher = indexed.searcher()
+    resp = searcher.search("how often should I irrigate my vegetables", kind="text")
+    assert _names(resp)[0] == "gardening.md"
+    files = indexed.store.files()
+    qvec = indexed.text_embedder.embed_query("irrigate vegetables")
+    from indexer.search import _FileFilter
+
+    keyword_hits = searcher._keyword_candidates(["irrigate", "vegetables"], qvec, files, _FileFilter(), 50)
+    assert all(Path(files[c.fid].path).name != "gardening.md" for c in keyword_hits)
+
+
+def test_one_result_per_file_with_the_right_passage_span(indexed: Any, corpus: Path) -> None:
+    from indexer.config import Settings
+    from indexer.extract import extract_text
+
+    resp = indexed.searcher().search("encrypt the backup disk with a password", kind="text")
+    paths = [r.path for r in resp.results]
+    assert len(paths) == len(set(paths))
+    top = resp.results[0]
+    assert Path(top.path).name == "manual.txt"
+    assert indexed.store.files()[_fid(top.path)].n_chunks >= 3
+    text = extract_text(top.path, Settings()).text
+    assert text[top.passage_start : top.passage_end] == top.passage
+    assert "passphrase" in top.passage
+    assert top.score > 0
+
+
+def test_filters_folder_extension_and_dates(indexed: Any, corpus: Path) -> None:
+    import datetime as dt
+
+    searcher = indexed.searcher()
+    only_md = _names(searcher.search("bread dough", kind="text", limit=20, filters={"ext": ["md"]}))
+    assert only_md[0] == "cooking.md" and all(n.endswith(".md") for n in only_md)
+    only_txt = _names(searcher.search("bread dough type:txt", kind="text", limit=20))
+    assert "cooking.md" not in only_txt and all(n.endswith(".txt") for n in only_txt)
+    logs = _names(searcher.search("sync service stopped", kind="text", limit=20, filters={"folder": str(corpus / "logs")}))
+    assert len(logs) >= 3 and all(n.startswith("crash-") for n in logs)
+    # A folder prefix is path-safe: "log" is not a prefix of "logs/".
+    assert not searcher.search("sync service stopped", kind="text", filters={"folder": str(corpus / "log")}).results
+    assert all(n.startswith("crash-") for n in _names(searcher.search("sync service stopped in:logs", kind="text")))
+    assert not searcher.search("sync service stopped in:log", kind="text").results
+    assert _names(searcher.search("tomato plants", kind="text", filters={"before": dt.date(2021, 1, 1)})) == ["gardening.md"]
+    assert "gardening.md" not in _names(searcher.search("tomato plants after:2021-01-01", kind="text"))
+    assert _names(searcher.search("tomato plants", kind="text"))[0] == "gardening.md"
+    dated = searcher.search("sync service stopped", kind="text", limit=20, filters={"sort": "date"}).results
+    assert len(dated) >= 3
+    assert [r.mtime for r in dated] == sorted((r.mtime for r in dated), reverse=True)
+
+
+def test_phrase_and_exclusion(indexed: Any) -> None:
+    searcher = indexed.searcher()
+    assert _names(searcher.search('"hollow when tapped"', kind="text")) == ["cooking.md"]
+    resp = searcher.search("how to grow tomatoes -mulch", kind="text", limit=20)
+    assert "gardening.md" not in _names(resp)
+
+
+def test_name_only_files_are_found_by_name(indexed: Any) -> None:
+    rec = next(r for r in indexed.store.files().values() if r.name == "quarterly_forecast_model.bin")
+    assert rec.state == "name_only"
+    resp = indexed.searcher().search("forecast model", kind="all")
+    assert "quarterly_forecast_model.bin" in _names(resp)[:3]
+    assert resp.counts["other"] >= 1
+
+
+def test_nonsense_gets_no_good_match(indexed: Any) -> None:
+    resp = indexed.searcher().search("zxqv blorft wempiality", kind="text")
+    assert resp.results == []
+    assert resp.message == NO_MATCH
+
+
+def test_image_by_bytes_and_similar_to(indexed: Any, corpus: Path) -> None:
+    searcher = indexed.searcher()
+    buf = io.BytesIO()
+    Image.open(corpus / "pictures" / "green.jpg").save(buf, format="PNG")
+    resp = searcher.similar_image(buf.getvalue(), limit=3)
+    assert _names(resp)[0] == "green.jpg"
+    resp = searcher.similar_to(str(corpus / "pictures" / "red.png"), limit=5)
+    assert resp.results and "red.png" not in _names(resp)
+    assert all(r.kind == "image" for r in resp.results)
+    resp = searcher.similar_to(str(corpus / "logs" / "crash-0.log"), limit=5)
+    assert "crash-0.log" not in _names(resp)
+    assert _names(resp)[0].startswith("crash-")
+
+
+def test_composed_query_moves_toward_the_words(indexed: Any, corpus: Path, tiny_clip: Any) -> None:
+    searcher = indexed.searcher()
+    img = tiny_clip.embed_documents([Image.open(corpus / "pictures" / "red.png").convert("RGB")])[0]
+    t = tiny_clip.embed_query("snow")
+    neutral = tiny_clip.embed_query(searcher.ranking.compose_neutral)
+    direction = t / np.linalg.norm(t) - neutral / np.linalg.norm(neutral)
+    cosines = []
+    for w in (0.0, 0.5, 1.0, 2.0):
+        q = searcher.compose(img, "snow", weight=w)
+        assert abs(float(np.linalg.norm(q)) - 1.0) < 1e-5
+        cosines.append(float(q @ direction / np.linalg.norm(direction)))
+    assert cosines == sorted(cosines) and cosines[-1] > cosines[0]
+    resp = searcher.similar_image(str(corpus / "pictures" / "red.png"), text="snow", limit=3)
+    assert resp.results
+
+
+def test_ann_index_path_gives_the_same_top_result(indexed: Any) -> None:
+    from indexer.ann import ensure_indexes, has_vector_index
+    from indexer.fts import has_fts_index
+
+    store = indexed.store
+    assert has_fts_index(store.chunks_table())  # built by the writer after the run
+    before = _names(indexed.searcher().search("bake bread dough", kind="text"))
+    report = ensure_indexes(store, ann_min_rows=1)
+    assert report.ann_built and has_vector_index(store.chunks_table())
+    after = _names(Searcher(store, indexed.text_embedder, None).search("bake bread dough", kind="text"))
+    assert after[0] == before[0] == "cooking.md"
+
+
+def _fid(path: str) -> str:
+    from indexer.store import file_id
+
+    return file_id(path)
+
+
+def test_ranking_defaults_are_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "SEARCH.md").read_text(encoding="utf-8")
+    for field in dataclasses.fields(Ranking):
+        assert field.name in doc, field.name
