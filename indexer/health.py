@@ -68,7 +68,7 @@ class HealthReport:
                 f"{self.damaged_copy} and is being rebuilt from your folders; search fills up again as files are re-indexed."
             )
         if self.repaired:
-            extra = f" {self.reindex} files will be re-indexed." if self.reindex else ""
+            extra = f" {self.reindex} file{'s' if self.reindex != 1 else ''} will be re-indexed." if self.reindex else ""
             return (
                 "The index was damaged (" + "; ".join(self.problems[:2]) + ") and was rolled back to its last good "
                 f"version.{extra}"

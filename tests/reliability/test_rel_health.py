@@ -190,3 +190,33 @@ def test_runtime_heals_on_open_and_status_says_so(stack: Stack, capsys: Any) -> 
         assert "rebuilt" in status._health(rt2)
     finally:
         rt2.close()
+
+
+def test_lost_image_rows_are_reindexed_after_rollback(stack: Stack) -> None:
+    import nasty
+
+    s = stack
+    (s.root / "first.txt").write_text("keeps the table history longer", encoding="utf-8")
+    s.service.index_roots([str(s.root)])
+    (s.root / "photo.jpg").write_bytes(nasty.rotated_photo())
+    s.service.index_roots([str(s.root)])
+    images_dir = s.paths.store / f"{s.store.images_table_name()}.lance"
+    data_files = sorted(glob.glob(str(images_dir / "data" / "*.lance")))
+    assert len(data_files) == 1
+    os.unlink(data_files[0])
+    s.store.close()
+
+    report = check_and_heal(s.paths)
+    assert report.repaired and report.reindex == 1, report  # images table rolled back; the text stays
+    assert "1 file will be re-indexed" in report.message
+    s2 = make_stack(s.root.parent, data_dir=s.paths.data_dir)
+    assert s2.store.get_file(str(s.root / "first.txt")).state == "indexed"  # type: ignore[union-attr]
+    rec = s2.store.get_file(str(s.root / "photo.jpg"))
+    # Its vector is gone, so it must not claim to be indexed: it is queued again...
+    assert rec is None or rec.state == "pending", rec
+    s2.service.index_roots([str(s2.root)])
+    rec = s2.store.get_file(str(s.root / "photo.jpg"))
+    # ...and the next reconcile indexes it again, with its vector.
+    assert rec is not None and rec.state == "indexed"
+    assert s2.store.image_row(rec.fid, rec.content_hash) is not None
+    s2.store.close()
