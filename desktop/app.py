@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import QObject, QProcess, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, QProcess, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop.backend import Backend
@@ -161,6 +161,33 @@ def _setup_file_log(logs_dir: str) -> None:
     root.addHandler(handler)
 
 
+def _quit_on_signals(app: QApplication) -> Callable[[], None]:
+    """Ctrl+C / SIGTERM quit cleanly (watcher stopped, lock released) instead of dying mid-batch.
+
+    Returns a function that restores the previous handlers and stops the wake-up timer.
+    """
+    import signal
+
+    saved: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            saved[sig] = signal.signal(sig, lambda *_a: app.quit())
+        except (ValueError, OSError):  # not the main thread / not supported here
+            break
+    # Python runs signal handlers only when it gets control; an idle timer gives it that.
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+    def restore() -> None:
+        timer.stop()
+        timer.deleteLater()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 def restore_geometry(window: MainWindow) -> None:
     qs = QSettings(ORG, APP)
     geom = qs.value("main/geometry")
@@ -226,6 +253,7 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
 
     restart: list[bool] = []
     window.quitRequested.connect(app.quit)
+    restore_signals = _quit_on_signals(app)
     window.restartRequested.connect(lambda: (restart.append(True), app.quit()))
     from desktop import startup_probe  # bench/bench_startup.py timestamps; inert unless enabled
 
@@ -234,6 +262,7 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     try:
         code = app.exec()
     finally:
+        restore_signals()
         save_geometry(window)
         if tray is not None:
             tray.hide()

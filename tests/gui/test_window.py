@@ -258,6 +258,9 @@ def test_run_app_shows_window_fast(qtbot: Any, qapp: Any, fake_runtime: Any,
     assert seen["after"] < 1.0
     assert seen["win"].windowTitle() == "Lodestar"
     assert fake_runtime.closed  # shut down in order on exit
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     seen["win"].deleteLater()
 
 
