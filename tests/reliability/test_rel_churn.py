@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
+from rel_stack import make_stack
 from indexer import pipeline
 from indexer.store import Store
 from rel_checks import committed_intact

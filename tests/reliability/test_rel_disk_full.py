@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_stack
+from rel_stack import make_stack
 from fakes import HashImageEmbedder, HashTextEmbedder
 from indexer.store import Store
 from indexer.types import Progress

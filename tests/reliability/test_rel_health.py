@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Stack, make_stack
+from rel_stack import Stack, make_stack
 from indexer.health import DAMAGED_PREFIX, check_and_heal, probe_table
 from rel_checks import committed_intact
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_stack
+from rel_stack import make_stack
 from indexer import pipeline
 from indexer.search import Searcher
 from indexer.store import Store

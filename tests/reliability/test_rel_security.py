@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import nasty
-from conftest import Stack, make_stack
+from rel_stack import Stack, make_stack
 
 
 def _modes(top: Path) -> dict[str, int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Stack, make_stack
+from rel_stack import Stack, make_stack
 from indexer.store import Store
 from rel_checks import committed_intact, text_rows
 
