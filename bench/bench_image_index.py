@@ -67,7 +67,7 @@ def random_clip_checkpoint(model_name: str = "ViT-B-32") -> Path:
     model = open_clip.create_model(model_name, pretrained=None)
     state = {k: v.contiguous().clone() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(state, str(tmp))
     os.replace(tmp, path)
     return path

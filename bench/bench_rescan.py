@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     filled = base / ".indexed"
     fill_s = 0.0
     if not filled.exists():
-        if data.exists():
-            shutil.rmtree(data)
+        # An interrupted fill resumes: the pipeline is incremental.
         svc, store = open_service(data, root)
         t = time.perf_counter()
         s = svc.index_roots([str(root)])

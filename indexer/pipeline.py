@@ -56,6 +56,9 @@ COMMIT_INTERVAL_S = 5.0
 TEXT_BATCH = 64
 IMAGE_BATCH = 32
 EXTRACT_AHEAD = 8
+IMAGE_AHEAD = IMAGE_BATCH + EXTRACT_AHEAD
+"""Images in flight: decoding must go on while the model embeds a whole batch
+(with 8 the pool idled during each forward pass: docs/PERFORMANCE.md)."""
 HASH_BLOCK = 1 << 20
 OPTIMIZE_EVERY_COMMITS = 100
 """A watcher only calls sync_paths (never index_roots, which optimizes after each run), so
@@ -393,15 +396,18 @@ class IndexService:
         """Extract ahead of the model on a small pool, yielding in order."""
         queue: collections.deque[Future[_Work]] = collections.deque()
         it = iter(todo)
-        for work in it:
-            queue.append(pool.submit(self._extract, work))
-            if len(queue) >= EXTRACT_AHEAD:
-                break
+        nxt = next(it, None)
+
+        def fill() -> None:
+            nonlocal nxt
+            while nxt is not None and len(queue) < (IMAGE_AHEAD if nxt.info.kind == "image" else EXTRACT_AHEAD):
+                queue.append(pool.submit(self._extract, nxt))
+                nxt = next(it, None)
+
+        fill()
         while queue:
             yield queue.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append(pool.submit(self._extract, nxt))
+            fill()
 
     def _extract(self, work: _Work) -> _Work:
         """Read one file: hash, then reuse vectors or extract. Never raises."""
@@ -532,6 +538,9 @@ class IndexService:
         work.thumb = thumb
         work.width, work.height = extraction.width, extraction.height
         work.image = extraction.image
+        if hasattr(self.image_embedder, "preprocess") and hasattr(self.image_embedder, "embed_tensors"):
+            # Resize/crop/normalise here, on the pool, not serially before each forward pass.
+            work.image = self.image_embedder.preprocess(extraction.image)
         rec.state = "indexed"
 
     # ----------------------------------------------------------------- embed
@@ -557,7 +566,12 @@ class IndexService:
     def _embed_images(self, works: list[_Work], batch: WriteBatch) -> None:
         images = [w.image for w in works]
         try:
-            vectors = self.image_embedder.embed_documents(images)  # type: ignore[union-attr]
+            if images and all(hasattr(im, "ndim") for im in images):  # tensors from the pool
+                import torch
+
+                vectors = self.image_embedder.embed_tensors(torch.stack(images))  # type: ignore[union-attr]
+            else:
+                vectors = self.image_embedder.embed_documents(images)  # type: ignore[union-attr]
             self.model_calls += 1
         except Exception as exc:  # noqa: BLE001 - a model failure fails the batch's files, not the run
             log.exception("image embedding failed")
