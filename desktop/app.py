@@ -44,17 +44,22 @@ class Parts:
     opener: Opener
     dialogs: dict[str, QWidget] = field(default_factory=dict)
     _closed: bool = False
+    _clean: bool = True
 
-    def shutdown(self) -> None:
-        """Cancel and await every background job, stop the watcher, close the runtime."""
+    def shutdown(self) -> bool:
+        """Cancel and await every background job, stop the watcher, close the runtime.
+
+        False when the indexer's threads could not be stopped in time.
+        """
         if self._closed:
-            return
+            return self._clean
         self._closed = True
         self.controller.close()
         self.thumbnails.close()
-        self.backend.close()
+        self._clean = self.backend.close()
         for dlg in self.dialogs.values():
             dlg.close()
+        return self._clean
 
 
 def build_window(runtime: Any, *, lock_factory: Callable[[Any], Any] | None = None,
@@ -266,9 +271,17 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
         save_geometry(window)
         if tray is not None:
             tray.hide()
-        parts.shutdown()  # releases the writer lock before a restarted process wants it
-    if restart:
+        clean = parts.shutdown()  # releases the writer lock before a restarted process wants it
+    if restart and clean:
         argv = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
         log.info("restarting: %s", argv)
         QProcess.startDetached(argv[0], argv[1:])
+    if not clean:
+        # An indexing thread is still inside native code (torch); letting the interpreter
+        # finalise under it aborts the process. Commits are atomic, so leave now.
+        log.error("exiting with the indexer still running; the next start resumes it")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     return int(code)

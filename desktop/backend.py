@@ -70,6 +70,8 @@ class Backend(QObject):
         self.paused = False
         self.last_progress: Progress | None = None
         self._closed = False
+        self._clean = True
+        self._started_writer: tuple[Any, Any, Any] | None = None
 
     # -- settings ---------------------------------------------------------------
     @property
@@ -221,6 +223,8 @@ class Backend(QObject):
         if self.settings.folders:
             watch = self._watch_factory(service, self.settings, self.runtime.paths, on_status=self._status_bridge)
             watch.start()
+        # close() may run before _on_writer is delivered; it adopts these to stop them.
+        self._started_writer = (lock, service, watch)
         return "", lock, service, watch
 
     def _on_writer(self, value: tuple[str, Any, Any, Any]) -> None:
@@ -328,29 +332,44 @@ class Backend(QObject):
         self.pool.submit(self.watch.start)
 
     # -- shutdown ---------------------------------------------------------------
-    def _stop_writer(self) -> None:
+    def _stop_writer(self, timeout: float = 10.0) -> bool:
+        """Stop the watcher and release the lock; False if the watcher's threads did not end."""
+        stopped = True
         if self.watch is not None:
-            self.watch.stop()
+            stopped = bool(self.watch.stop(timeout=timeout))
+            if not stopped:
+                log.warning("the indexer did not stop within %.0f s", timeout)
             self.watch = None
-        if self.lock is not None:
+        if self.lock is not None and stopped:
+            # Only a writer that really stopped gives up the lock (else two could write).
             release = getattr(self.lock, "release", None) or getattr(self.lock, "close", None)
             if callable(release):
                 release()
             self.lock = None
+        return stopped
 
-    def close(self) -> None:
-        """Stop the watcher, await every worker, close the runtime (idempotent)."""
+    def close(self, timeout: float = 60.0) -> bool:
+        """Stop the watcher, await every worker, close the runtime (idempotent).
+
+        Returns False when background indexing threads are still running; the caller
+        must then not let the interpreter finalise under them (see ``run_app``).
+        """
         if self._closed:
-            return
+            return self._clean
         self._closed = True
         cancel = getattr(self.watch, "cancel", None)
         if cancel is not None:
-            cancel.set()  # let a long batch stop between files before we join
+            cancel.set()  # a long batch stops between files while we wait
         self.pool.wait()
-        self._stop_writer()
-        closer = getattr(self.runtime, "close", None)
-        if callable(closer):
-            closer()
+        if self._started_writer is not None and self.lock is None:
+            # The writer started but its result never reached the GUI thread.
+            self.lock, self.service, self.watch = self._started_writer
+        self._clean = self._stop_writer(timeout)
+        if self._clean:
+            closer = getattr(self.runtime, "close", None)
+            if callable(closer):
+                closer()
+        return self._clean
 
 
 def _real_watch_service(*args: Any, **kwargs: Any) -> Any:

@@ -219,49 +219,55 @@ def test_pause_and_resume(qtbot: Any, window: Any) -> None:
     assert window.backend.watch is not watch
 
 
-def test_run_app_shows_window_fast(qtbot: Any, qapp: Any, fake_runtime: Any,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import logging
+RUN_APP_SCRIPT = """
+import os, sys, threading, time
+sys.path[:0] = [{gui!r}, {root!r}]
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from pathlib import Path
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+import indexer.runtime
+from gui_fakes import FakeRuntime, FakeSearcher, make_docs
+from desktop.main_window import MainWindow
+docs = Path({tmp!r}) / "docs"
+docs.mkdir()
+rt = FakeRuntime(Path({tmp!r}) / "data", [str(docs)], FakeSearcher(make_docs(docs)))
+indexer.runtime.open_runtime = lambda data_dir=None: rt
+app = QApplication(sys.argv[:1])
+started = time.monotonic()
+seen = {{}}
+def check():
+    wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    if wins and "shown" not in seen:
+        seen["shown"] = time.monotonic() - started
+    if "shown" in seen and wins[0].controller.has_searcher():
+        app.quit()
+    else:
+        QTimer.singleShot(10, check)
+QTimer.singleShot(0, check)
+from desktop.app import run_app
+code = run_app()
+print("SHOWN_AFTER", seen["shown"], "CLOSED", rt.closed, "THREADS", sorted(
+    t.name for t in threading.enumerate() if t.name.startswith("lodestar")), flush=True)
+sys.exit(code)
+"""
+
+
+def test_run_app_shows_window_fast_and_exits_cleanly(tmp_path: Path) -> None:
+    """The real composition root in its own process: window within a second, clean exit."""
+    import subprocess
     import sys
-    import time
 
-    from PySide6.QtCore import QTimer
-
-    import indexer.runtime
-    from desktop.app import run_app
-    from desktop.main_window import MainWindow
-
-    monkeypatch.setattr(indexer.runtime, "open_runtime", lambda data_dir=None: fake_runtime)
-    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
-    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
-    handlers = list(logging.getLogger().handlers)
-    seen: dict[str, Any] = {}
-    started = time.monotonic()
-
-    def check() -> None:
-        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-        if wins:
-            seen["after"] = time.monotonic() - started
-            seen["win"] = wins[0]
-            qapp.quit()
-        else:
-            QTimer.singleShot(10, check)
-
-    QTimer.singleShot(0, check)
-    try:
-        assert run_app() == 0
-    finally:
-        for h in logging.getLogger().handlers:
-            if h not in handlers:
-                logging.getLogger().removeHandler(h)
-                h.close()
-    assert seen["after"] < 1.0
-    assert seen["win"].windowTitle() == "Lodestar"
-    assert fake_runtime.closed  # shut down in order on exit
-    import signal
-
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
-    seen["win"].deleteLater()
+    root = Path(__file__).resolve().parents[2]
+    script = RUN_APP_SCRIPT.format(gui=str(Path(__file__).parent), root=str(root), tmp=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=root, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("SHOWN_AFTER"))
+    parts = line.split()
+    assert float(parts[1]) < 1.0
+    assert parts[3] == "True"  # the runtime was closed on the way out
+    assert line.endswith("THREADS []")  # the watcher's threads were stopped
 
 
 def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_leaks: None) -> None:
@@ -278,6 +284,7 @@ def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_lea
     try:
         expected = f"Indexing is done by another Lodestar process (pid {os.getpid()})"
         qtbot.waitUntil(lambda: parts.window.status.progress_label.text() == expected, timeout=5000)
+
         assert parts.backend.service is None and parts.backend.lock is None
     finally:
         parts.shutdown()
