@@ -269,6 +269,7 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     finally:
         restore_signals()
         save_geometry(window)
+        window.hide()  # stopping the indexer can take a while; don't leave a frozen window
         if tray is not None:
             tray.hide()
         clean = parts.shutdown()  # releases the writer lock before a restarted process wants it

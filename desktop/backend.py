@@ -348,7 +348,7 @@ class Backend(QObject):
             self.lock = None
         return stopped
 
-    def close(self, timeout: float = 60.0) -> bool:
+    def close(self, timeout: float = 15.0) -> bool:
         """Stop the watcher, await every worker, close the runtime (idempotent).
 
         Returns False when background indexing threads are still running; the caller
