@@ -298,3 +298,15 @@ def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_lea
     finally:
         parts.shutdown()
     assert parts.backend.lock is None
+
+
+def test_results_paint_in_list_and_grid(qtbot: Any, window: Any) -> None:
+    """Exercise the delegate and the grid painting (long names, highlights, thumbnails)."""
+    window.controller.set_text("tax hiking bread sunset")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4, timeout=3000)
+    window.resize(420, 300)  # narrow: everything must elide, not overflow
+    for tab in ("all", "documents", "images"):
+        window.results.select_tab(tab)
+        shot = window.grab()
+        assert not shot.isNull() and shot.width() >= 420
+    qtbot.waitUntil(lambda: window.thumbnails.pixmap(window.model.result(3).thumbnail) is not None, timeout=3000)
