@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QUrl
 from PySide6.QtGui import QDesktopServices
@@ -199,7 +198,9 @@ class SettingsDialog(QDialog):
         s.keep_running_in_tray = self.keep_in_tray.isChecked()
         if self.start_at_login.isChecked() != s.start_at_login:
             s.start_at_login = self.start_at_login.isChecked()
-            _apply_autostart(s.start_at_login)
+            problem = _apply_autostart(s.start_at_login, self.backend.data_dir())
+            if problem:
+                QMessageBox.warning(self, "Start at login", problem)
         self.backend.save_settings()
         if clip_changed:
             self.backend.load_clip()
@@ -221,16 +222,16 @@ class SettingsDialog(QDialog):
         super().done(result)
 
 
-def _apply_autostart(enabled: bool) -> None:
+def _apply_autostart(enabled: bool, data_dir: str) -> str:
+    """Turn start-at-login on/off via indexer.autostart; returns an error message or ""."""
+    from indexer import autostart
+
     try:
-        from indexer import autostart  # type: ignore[attr-defined]
-    except ImportError:
-        log.info("autostart not available in this build")
-        return
-    fn: Any = getattr(autostart, "enable" if enabled else "disable", None) or getattr(autostart, "set_enabled", None)
-    if fn is None:
-        return
-    try:
-        fn() if fn.__name__ in ("enable", "disable") else fn(enabled)
+        if enabled:
+            autostart.enable(autostart.watch_command(data_dir))
+        else:
+            autostart.disable()
     except OSError as exc:
         log.warning("could not change start-at-login: %s", exc)
+        return f"Could not change start at login: {exc.strerror or exc}"
+    return ""

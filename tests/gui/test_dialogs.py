@@ -175,3 +175,23 @@ def test_clip_fix_in_status_bar_asks_restart_without_reload(qtbot: Any, window: 
     assert window.backend.settings.allow_download is True
     window.backend._on_clip(ClipState("ready", "Image search ready"))
     assert not window.status.clip_button.isVisibleTo(window)
+
+
+def test_start_at_login_uses_autostart(qtbot: Any, window: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer import autostart
+
+    calls: list[Any] = []
+    monkeypatch.setattr(autostart, "enable", lambda cmd=None, **k: calls.append(("enable", cmd)))
+    monkeypatch.setattr(autostart, "disable", lambda **k: calls.append(("disable",)))
+    parts = _parts(window)
+    show_settings(parts)
+    dlg = parts.dialogs["settings"]
+    qtbot.addWidget(dlg)
+    dlg.start_at_login.setChecked(True)
+    dlg.save()
+    assert calls[0][0] == "enable" and window.backend.data_dir() in calls[0][1]
+    assert json.loads(window.backend.runtime.paths.settings.read_text())["start_at_login"] is True
+    dlg.refresh()
+    dlg.start_at_login.setChecked(False)
+    dlg.save()
+    assert calls[-1] == ("disable",)
