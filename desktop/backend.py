@@ -306,7 +306,7 @@ class Backend(QObject):
         if self.service is None:
             self.failed.emit(self.writer_message or "Indexing has not started yet.")
             return None
-        worker = Worker(self.service.sync_paths, list(paths))
+        worker = Worker(self.service.sync_paths, list(paths), force=True)
         worker.signals.finished.connect(self.load_problems)
         return self.pool.start(worker)
 

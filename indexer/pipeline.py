@@ -66,6 +66,10 @@ compact and prune after this many commits or ``OPTIMIZE_INTERVAL_S``: bounded di
 OPTIMIZE_INTERVAL_S = 600.0
 
 
+class _Cancelled(Exception):
+    """A stop was requested in the middle of embedding a batch."""
+
+
 @dataclasses.dataclass
 class _Work:
     """One file on its way through the pipeline."""
@@ -157,8 +161,14 @@ class IndexService:
         self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
         return summary
 
-    def sync_paths(self, paths: Iterable[str], cancel: threading.Event | None = None) -> IndexSummary:
-        """Bring the given paths in line with the disk; idempotent; event types never matter."""
+    def sync_paths(
+        self, paths: Iterable[str], cancel: threading.Event | None = None, *, force: bool = False
+    ) -> IndexSummary:
+        """Bring the given paths in line with the disk; idempotent; event types never matter.
+
+        ``force`` re-reads files even when their size and mtime are unchanged (the
+        window's Retry on a failed file).
+        """
         from indexer.scan import Exclusions, scan_root, stat_file
 
         started = time.monotonic()
@@ -205,7 +215,7 @@ class IndexService:
                     continue
                 by_root[root].append(info)
             for root in set(by_root) | set(gone):
-                self._process(by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []))
+                self._process(by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []), force=force)
             self._maybe_optimize()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
@@ -283,6 +293,7 @@ class IndexService:
         summary: IndexSummary,
         cancel: threading.Event | None,
         gone: Sequence[str] = (),
+        force: bool = False,
     ) -> None:
         files = self.store.files()
         todo: list[_Work] = []
@@ -290,7 +301,7 @@ class IndexService:
         for info in infos:
             fid = file_id(info.path)
             old = files.get(fid)
-            if old is not None and not self._needs_work(old, info):
+            if old is not None and not force and not self._needs_work(old, info):
                 summary.unchanged += 1
                 if old.root != root or not old.available:
                     pending_meta.append(dataclasses.replace(old, root=root, available=True))
@@ -311,8 +322,16 @@ class IndexService:
 
         def flush(force: bool = False) -> None:
             nonlocal batch, last_commit
+            if cancel is not None and cancel.is_set():
+                # Stopping: abandon files not embedded yet (the next run picks them
+                # up); what is finished is still committed below.
+                text_queue.clear()
+                image_queue.clear()
             if text_queue:
-                self._embed_text(text_queue)
+                try:
+                    self._embed_text(text_queue, cancel)
+                except _Cancelled:
+                    text_queue.clear()
                 for w in text_queue:
                     _finish_text(w, batch, self.text_embedder.model_id)
                 text_queue.clear()
@@ -544,7 +563,7 @@ class IndexService:
         rec.state = "indexed"
 
     # ----------------------------------------------------------------- embed
-    def _embed_text(self, works: list[_Work]) -> None:
+    def _embed_text(self, works: list[_Work], cancel: threading.Event | None = None) -> None:
         todo: list[str] = []
         seen: set[str] = set()
         for w in works:
@@ -555,9 +574,15 @@ class IndexService:
         if not todo:
             return
         self._emit(Progress("embedding", message=f"Embedding {len(todo)} passages"))
-        vectors = self.text_embedder.embed_documents([t for _h, t in todo])  # type: ignore[misc]
-        self.model_calls += 1
-        fresh = {h: v for (h, _t), v in zip(todo, vectors)}  # type: ignore[misc]
+        fresh: dict[str, np.ndarray] = {}
+        # Slices keep a stop request (quit, SIGTERM) answered within one slice.
+        for i in range(0, len(todo), TEXT_BATCH):
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            part = todo[i : i + TEXT_BATCH]
+            vectors = self.text_embedder.embed_documents([t for _h, t in part])  # type: ignore[misc]
+            self.model_calls += 1
+            fresh.update({h: v for (h, _t), v in zip(part, vectors)})  # type: ignore[misc]
         for w in works:
             for h in w.chunk_hashes:
                 if h not in w.reuse:

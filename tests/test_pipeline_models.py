@@ -55,3 +55,39 @@ def test_index_single_files_outside_watched_folders(tmp_path: Path) -> None:
     assert summary.new == 1
     rec = svc.store.get_file(str(doc))
     assert rec is not None and rec.state == "indexed" and rec.root == str(loose)
+
+
+def test_retry_rereads_a_failed_file_and_stop_abandons_embedding(tmp_path: Path) -> None:
+    import threading
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    bad = root / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.4 not really a pdf")
+    text = HashTextEmbedder()
+    svc = _service(tmp_path / "data", root, text, HashImageEmbedder())
+    svc.index_roots([str(root)])
+    rec = svc.store.get_file(str(bad))
+    assert rec is not None and rec.state == "failed"
+    # Unchanged: a plain sync does nothing, a forced one (Retry) reads it again.
+    assert svc.sync_paths([str(bad)]).unchanged == 1
+    assert svc.sync_paths([str(bad)], force=True).updated == 1
+
+    # A stop request during embedding abandons the batch and writes nothing half-done.
+    for i in range(30):
+        (root / f"n{i}.txt").write_text(f"note {i} " + "words " * 50, encoding="utf-8")
+    cancel = threading.Event()
+    real = text.embed_documents
+
+    def slow(items: Any) -> Any:
+        cancel.set()  # the stop arrives while the first slice is being embedded
+        return real(items)
+
+    text.embed_documents = slow  # type: ignore[method-assign]
+    svc.sync_paths([str(root)], cancel=cancel)
+    indexed = [r for r in svc.store.files().values() if r.state == "indexed"]
+    for r in indexed:
+        assert svc.store.chunk_rows(r.fid, r.content_hash), r.path
+    text.embed_documents = real  # type: ignore[method-assign]
+    svc.index_roots([str(root)])
+    assert sum(1 for r in svc.store.files().values() if r.state == "indexed") == 30

@@ -65,7 +65,7 @@ class FakeService:
         self.progress = progress
         self.synced: list[list[str]] = []
 
-    def sync_paths(self, paths: list[str], cancel: Any = None) -> IndexSummary:
+    def sync_paths(self, paths: list[str], cancel: Any = None, *, force: bool = False) -> IndexSummary:
         self.synced.append(list(paths))
         return IndexSummary()
 
