@@ -171,7 +171,14 @@ class Backend(QObject):
         self._on_clip(clip)
         self.modelsText.emit("Text model ready")
         self.searcherReady.emit(searcher)
+        self._report_health()
         self.start_writer()
+
+    def _report_health(self) -> None:
+        """Say so when the start-up check repaired a damaged index (never silently)."""
+        health = getattr(self.runtime, "health", None)
+        if health is not None and not getattr(health, "ok", True) and getattr(health, "message", ""):
+            self.failed.emit(health.message)
 
     def _on_text_failed(self, exc: BaseException) -> None:
         from indexer.errors import user_message
