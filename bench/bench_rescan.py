@@ -108,14 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     svc, store = open_service(data, root)
     walks: list[float] = []
     rescans: list[float] = []
+    walk_cpu: list[float] = []
+    rescan_cpu: list[float] = []
     summary: Any = None
     for _ in range(args.repeats):
-        t = time.perf_counter()
+        # CPU seconds (all threads of this process) next to wall seconds: on a
+        # machine shared with other jobs, CPU time is the load-independent figure.
+        t, c = time.perf_counter(), time.process_time()
         n_walk = bare_walk(str(root))
         walks.append(time.perf_counter() - t)
-        t = time.perf_counter()
+        walk_cpu.append(time.process_time() - c)
+        t, c = time.perf_counter(), time.process_time()
         summary = svc.index_roots([str(root)])
         rescans.append(time.perf_counter() - t)
+        rescan_cpu.append(time.process_time() - c)
     if args.profile:
         from pyinstrument import Profiler
 
@@ -132,14 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         table(
             f"Unchanged re-scan of {args.files:,} files (best of {args.repeats}, same run)",
-            ["files", "bare scandir walk s", "index_roots s", "ratio rescan/walk", "unchanged", "new/updated", "target ≤10 s"],
-            [[n_walk, walk, rescan, rescan / walk, summary.unchanged, summary.new + summary.updated,
-              "met" if rescan <= 10 else "MISSED"]],
+            ["files", "walk wall s", "walk CPU s", "index_roots wall s", "index_roots CPU s", "ratio (wall)",
+             "ratio (CPU)", "unchanged", "changed", "target ≤10 s wall"],
+            [[n_walk, walk, min(walk_cpu), rescan, min(rescan_cpu), rescan / walk, min(rescan_cpu) / min(walk_cpu),
+              summary.unchanged, summary.new + summary.updated, "met" if rescan <= 10 else "MISSED"]],
         )
     )
     write_json(args.json_out, {
         "benchmark": "rescan", "files": args.files, "walk_s": walks, "rescan_s": rescans,
         "best_walk_s": walk, "best_rescan_s": rescan, "ratio": rescan / walk,
+        "walk_cpu_s": walk_cpu, "rescan_cpu_s": rescan_cpu, "ratio_cpu": min(rescan_cpu) / min(walk_cpu),
         "unchanged": summary.unchanged, "changed": summary.new + summary.updated,
         "generate_s": gen_s, "first_index_s": fill_s, "target_s": 10.0, "met": rescan <= 10,
     })
