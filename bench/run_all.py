@@ -32,7 +32,8 @@ BENCHES: dict[str, list[str]] = {
     "query": ["bench_query.py"],
     "freshness": ["bench_freshness.py"],
 }
-JSON_NAMES = {"text": "text_index", "image": "image_index"}
+JSON_NAMES = {"text": "text_index", "image": "image_index", "onnx": "onnx_text"}
+STDOUT_JSON = {"query"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +56,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}: {script} not in this checkout, skipped")
             continue
         out = OUT / f"{JSON_NAMES.get(name, name)}.json"
-        cmd = [sys.executable, str(HERE / script), *extra, "--json", str(out)]
-        print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
         t = time.perf_counter()
-        rc = subprocess.call(cmd, cwd=HERE.parent)
+        if name in STDOUT_JSON:  # `--json` is a flag there: the JSON goes to stdout
+            cmd = [sys.executable, str(HERE / script), *extra, "--json"]
+            print(f"== {name}: {' '.join(cmd[1:])} > {out}", flush=True)
+            with open(out, "w", encoding="utf-8") as fh:
+                rc = subprocess.call(cmd, cwd=HERE.parent, stdout=fh)
+        else:
+            cmd = [sys.executable, str(HERE / script), *extra, "--json", str(out)]
+            print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+            rc = subprocess.call(cmd, cwd=HERE.parent)
         print(f"== {name}: rc={rc} in {time.perf_counter() - t:.0f}s\n", flush=True)
         if rc:
             failed.append(name)
