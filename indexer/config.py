@@ -188,16 +188,20 @@ def load_settings(paths: AppPaths) -> Settings:
 
 
 def save_settings(paths: AppPaths, settings: Settings) -> None:
-    """Write atomically (temp file + fsync + rename) so a crash never leaves half a file."""
-    data = json.dumps(settings.to_dict(), indent=2, ensure_ascii=False)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=paths.data_dir)
+    write_json_atomic(paths.settings, settings.to_dict(), indent=2)
+
+
+def write_json_atomic(target: Path, data: Any, *, indent: int | None = None) -> None:
+    """Temp file + fsync + rename, 0600: a crash never leaves half a file behind."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
-        os.replace(tmp, paths.settings)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -22,14 +22,13 @@ import fnmatch
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from indexer.config import DEFAULT_EXCLUDES, IGNORE_MARKER, AppPaths, Settings, normalise_folder
+from indexer.config import DEFAULT_EXCLUDES, IGNORE_MARKER, AppPaths, Settings, normalise_folder, write_json_atomic
 from indexer.errors import LodestarError
 from indexer.types import FolderStatus, IndexSummary
 
@@ -788,17 +787,7 @@ def write_watch_status(paths: AppPaths, statuses: list[FolderStatus]) -> None:
         "updated": time.time(),
         "folders": [dataclasses.asdict(s) for s in statuses],
     }
-    fd, tmp = tempfile.mkstemp(prefix=".watch-status-", dir=paths.data_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
-        os.replace(tmp, paths.status_file)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json_atomic(Path(paths.status_file), data)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -850,20 +839,6 @@ def read_pending_removals(paths: AppPaths) -> list[str]:
     return [str(p) for p in data] if isinstance(data, list) else []
 
 
-def _write_json_atomic(target: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def add_pending_removal(paths: AppPaths, root: str) -> None:
     """Note that ``root``'s entries must go; the writer (watcher) drops them within seconds.
 
@@ -872,14 +847,14 @@ def add_pending_removal(paths: AppPaths, root: str) -> None:
     """
     noted = read_pending_removals(paths)
     if root not in noted:
-        _write_json_atomic(paths.data_dir / PENDING_REMOVALS_FILE, [*noted, root])
+        write_json_atomic(paths.data_dir / PENDING_REMOVALS_FILE, [*noted, root])
 
 
 def clear_pending_removals(paths: AppPaths, done: Sequence[str]) -> None:
     left = [r for r in read_pending_removals(paths) if r not in set(done)]
     target = paths.data_dir / PENDING_REMOVALS_FILE
     if left:
-        _write_json_atomic(target, left)
+        write_json_atomic(target, left)
     else:
         try:
             target.unlink()
