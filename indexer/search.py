@@ -63,8 +63,9 @@ class Ranking:
     keyword_weight: float = 0.08  # bonus for containing all query words (sentences)
     identifier_weight: float = 0.40  # ... when the query has identifier-like words
     short_query_weight: float = 0.15  # ... one or two words: people type names and terms
-    support_weight: float = 0.10  # share of the 2nd/3rd best chunk's excess over the floor
-    length_prior: float = 0.010  # per log(chunks) of the file
+    lead_weight: float = 0.0  # blend of the file's opening chunk (a whole-file signal)
+    support_weight: float = 0.0  # share of the 2nd/3rd best chunk's excess over the floor
+    length_prior: float = 0.06  # per ln(chunks) of the file
     name_weight: float = 0.25  # bonus for a document whose name/title has the query words
     name_only_score: float = 0.55  # a name-only file whose name has all the query words
     floor: float = 0.25  # absolute cosine floor for documents
@@ -100,6 +101,9 @@ class _VectorCache:
         self.valid: np.ndarray = np.zeros(0, bool)
         self.meta: Any = None  # arrow table of the non-vector columns
         self.valid_key: Any = None
+        self.lead: dict[str, int] = {}  # fid -> row of its first chunk (ord 0)
+        self.filter_key: Any = None  # the last filter's per-file mask, reused while unchanged
+        self.filter_ok: np.ndarray = np.zeros(0, bool)
 
 
 class NameIndex:
@@ -310,7 +314,8 @@ class Searcher:
             c.keyword = _coverage(c.text, terms) if terms else 0.0
             c.score = c.sim + kw_weight * c.keyword
         names = self._name_index(files).match(terms) if terms else {}
-        results = self._group(cands, files, limit, parsed=parsed, floor=rk.floor, gap=rk.gap, names=names, allowed=allowed, kind=kind)
+        lead = self._lead_sims(qvec, {c.fid for c in cands}, files) if rk.lead_weight else {}
+        results = self._group(cands, files, limit, parsed=parsed, floor=rk.floor, gap=rk.gap, names=names, allowed=allowed, kind=kind, lead=lead)
         return results
 
     def _keyword_weight(self, parsed: ParsedQuery) -> float:
@@ -334,6 +339,7 @@ class Searcher:
         names: dict[str, float] | None = None,
         allowed: _FileFilter | None = None,
         kind: str = "all",
+        lead: dict[str, float] | None = None,
     ) -> list[SearchResult]:
         """One result per file: its best passage, scored with its supporting passages."""
         rk = self.ranking
@@ -344,7 +350,7 @@ class Searcher:
         terms = parsed.terms if parsed is not None else []
         phrases = parsed.phrases if parsed is not None else []
         excludes = parsed.excludes if parsed is not None else []
-        scored: list[tuple[float, SearchResult]] = []
+        scored: list[tuple[float, float, SearchResult]] = []  # (rank score, evidence, result)
         for fid, group in by_file.items():
             rec = files[fid]
             group.sort(key=lambda c: -c.score)
@@ -357,6 +363,9 @@ class Searcher:
             if excludes and any(contains_phrase(best.text, x) or contains_phrase(name_text, x) for x in excludes):
                 continue
             base = best.score
+            if lead and fid in lead:
+                # The opening passage speaks for the whole file (title, summary, first answer).
+                base = (1 - rk.lead_weight) * base + rk.lead_weight * lead[fid]
             # Other passages that also match are evidence, counted above the floor only.
             support = sum(max(0.0, c.score - floor) for c in group[1:3] if c is not best)
             score = base + rk.support_weight * support
@@ -364,7 +373,9 @@ class Searcher:
             score += rk.name_weight * names.get(fid, 0.0)
             res = _result(rec, score, passage=best.text, start=best.start, end=best.end)
             res.highlights = word_spans(best.text, terms, phrases)
-            scored.append((score, res))
+            # The cutoff judges the evidence (cosine + keyword + name), not the length prior,
+            # so a right answer inside a long file is never hidden for being long.
+            scored.append((score, best.score + rk.name_weight * names.get(fid, 0.0), res))
         # Files found by name only (name-only records, or documents with no passage found).
         if kind in ("all", "text", "other"):
             for fid, share in names.items():
@@ -382,21 +393,46 @@ class Searcher:
                     continue
                 if excludes and any(contains_phrase(name_text, x) for x in excludes):
                     continue
-                scored.append((rk.name_only_score * share, _result(rec, rk.name_only_score * share)))
+                value = rk.name_only_score * share
+                scored.append((value, value, _result(rec, value)))
         scored.sort(key=lambda t: -t[0])
         if not scored:
             return []
-        top = scored[0][0]
+        top = max(e for _s, e, _r in scored)
         cut = max(floor, top - gap)
-        return [r for s, r in scored if s >= cut][:limit]
+        return [r for _s, e, r in scored if e >= cut][:limit]
 
     # ------------------------------------------------------- candidates
     def _vector_candidates(self, qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, k: int) -> list[_Candidate]:
         table = self.store.chunks_table()
         if table is None:
             return []
-        rows = _nearest(self, table, self._chunk_cache, qvec, files, allowed, k, ["fid", "file_hash", "text", "start", "end"])
+        rows = _nearest(self, table, self._chunk_cache, qvec, files, allowed, k, ["fid", "file_hash", "ord", "text", "start", "end"])
         return [_Candidate(fid=r["fid"], text=r["text"], start=r["start"], end=r["end"], sim=r["sim"]) for r in rows]
+
+    def _lead_sims(self, qvec: np.ndarray, fids: set[str], files: dict[str, FileRecord]) -> dict[str, float]:
+        """Cosine of the query to each file's first chunk."""
+        cache = self._chunk_cache
+        table = self.store.chunks_table()
+        if table is None or not fids:
+            return {}
+        with self._lock:
+            in_memory = cache.meta is not None and cache.key is not None and cache.key[0] == table.version
+            rows = {f: cache.lead[f] for f in fids if f in cache.lead} if in_memory else {}
+            vectors = cache.vectors
+        if in_memory:
+            if not rows:
+                return {}
+            idx = np.fromiter(rows.values(), np.int64, count=len(rows))
+            sims = vectors[idx] @ qvec
+            return {f: float(x) for f, x in zip(rows, sims)}
+        where = "ord = 0 AND fid IN (" + ", ".join(f"'{_hexcheck(f)}'" for f in sorted(fids)) + ")"
+        arrow = table.search().where(where).select(["fid", "file_hash", "vector"]).limit(len(fids) * 2).to_arrow()
+        out: dict[str, float] = {}
+        for fid, fh, vec in zip(arrow.column("fid").to_pylist(), arrow.column("file_hash").to_pylist(), arrow.column("vector").to_pylist()):
+            if _live(files.get(fid), fh):
+                out[fid] = float(np.asarray(vec, np.float32) @ qvec)
+        return out
 
     def _keyword_candidates(
         self, terms: list[str], qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, k: int
@@ -546,12 +582,26 @@ class _FileFilter:
         """An `fid IN (...)` prefilter when the allowed set is small; '' otherwise."""
         if not self.active or self.exclude_fids and not (self.folder or self.fragments or self.exts or self.after or self.before):
             return ""
+        key = (self.key(), id(files), len(files))
+        cached = _WHERE_CACHE.get(key)
+        if cached is None:
+            cached = self._where(files)
+            if len(_WHERE_CACHE) > 16:
+                _WHERE_CACHE.clear()
+            _WHERE_CACHE[key] = cached
+        return cached
+
+    def _where(self, files: dict[str, FileRecord]) -> str:
         fids = [fid for fid, rec in files.items() if self.accepts(rec)]
         if len(fids) > self.PREFILTER_MAX:
             return ""
         if not fids:
             return "fid IN ('0')"  # matches nothing; fids are 32 hex digits
         return "fid IN (" + ", ".join(f"'{_hexcheck(f)}'" for f in fids) + ")"
+
+
+_WHERE_CACHE: dict[tuple[Any, ...], str] = {}
+"""Prefilters by (filter, files-table snapshot): a filter is evaluated once per table change."""
 
 
 def _in_folder(path: str, fragment: str) -> bool:
@@ -605,14 +655,16 @@ def _nearest(
             hashes = cache.meta.column("file_hash").to_numpy(zero_copy_only=False)
             cache.valid = (live[cache.codes] == hashes) if len(hashes) else np.zeros(0, bool)
             cache.valid_key = id(files)
+        if use_memory and allowed.active and cache.filter_key != (allowed.key(), id(files), version):
+            cache.filter_ok = np.array([f in files and allowed.accepts(files[f]) for f in cache.fids], bool)
+            cache.filter_key = (allowed.key(), id(files), version)
         if use_memory:
-            vectors, codes, fids, valid, meta = cache.vectors, cache.codes, cache.fids, cache.valid, cache.meta
+            vectors, codes, valid, meta, ok = cache.vectors, cache.codes, cache.valid, cache.meta, cache.filter_ok
     if use_memory:
         if not len(valid):
             return []
         mask = valid
         if allowed.active:
-            ok = np.array([allowed.accepts(files[f]) if f in files else False for f in fids], bool)
             mask = mask & ok[codes]
         sims = vectors @ qvec
         sims = np.where(mask, sims, -np.inf)
@@ -659,6 +711,11 @@ def _load(cache: _VectorCache, table: Any, columns: list[str]) -> None:
     cache.codes = np.fromiter((index.setdefault(f, len(index)) for f in fids), np.int32, count=n)
     cache.fids = list(index)
     cache.meta = arrow.select(columns).combine_chunks()
+    cache.lead = {}
+    if "ord" in arrow.column_names:
+        for i, (fid, o) in enumerate(zip(fids, arrow.column("ord").to_pylist())):
+            if o == 0:
+                cache.lead[fid] = i
 
 
 def _live_hash(rec: FileRecord | None) -> str | None:
