@@ -63,16 +63,48 @@ def prepare(data: Path, corpus: Path, checkpoint: Path | None) -> None:
     rt.close()
 
 
-def launch(cmd: list[str], env: dict[str, str], timeout: float) -> dict[str, float]:
+def launch(cmd: list[str], env: dict[str, str], timeout: float, need_query: bool = False) -> dict[str, float]:
+    """Start ``cmd``, collect the probe stamps from its stderr, stop it once they are in.
+
+    The app is terminated (then killed) after its first answer: shutdown time is not
+    what is measured, and waiting for it would only add a loaded machine's noise.
+    """
+    import threading
+
     t0 = time.time()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    stamps: dict[str, float] = {"exit": time.time() - t0}
-    for line in proc.stderr.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] in ("window-shown", "first-query"):
-            stamps[parts[0]] = float(parts[1]) - t0
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stamps: dict[str, float] = {}
+    tail: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in ("window-shown", "first-query"):
+                stamps[parts[0]] = float(parts[1]) - t0
+                if parts[0] == "first-query" or not need_query:
+                    done.set()
+            else:
+                tail.append(line)
+                del tail[:-40]
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    done.wait(timeout)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    reader.join(5)
     if "window-shown" not in stamps:
-        raise RuntimeError(f"no window-shown stamp from {cmd[:3]}; rc={proc.returncode}\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"no window-shown stamp from {cmd[:3]}; rc={proc.returncode}\n{''.join(tail)[-2000:]}")
+    if need_query and "first-query" not in stamps:
+        print(f"warning: no first-query within {timeout:.0f}s; stderr tail:\n{''.join(tail)[-1500:]}")
     return stamps
 
 
@@ -103,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("LODESTAR_CLIP_CHECKPOINT", None)
         for _ in range(args.runs):
             shown_b.append(launch([sys.executable, "-c", BASELINE], env, args.timeout)["window-shown"])
-            st = launch(app_cmd + ["--data-dir", str(data)], env, args.timeout)
+            st = launch(app_cmd + ["--data-dir", str(data)], env, args.timeout, need_query=True)
             shown_a.append(st["window-shown"])
             query_a.append(st.get("first-query", float("nan")))
     med = statistics.median

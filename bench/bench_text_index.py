@@ -167,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         gen = make_text_corpus(Path(args.gen_dir) / f"{args.gen_files}x{args.gen_kb}k", args.gen_files, args.gen_kb)
         corpora.append((f"generated {args.gen_files}x{args.gen_kb}KB", gen))
 
-    results = [bench_corpus(name, root, embedder, args.repeats, args.threads) for name, root in corpora]
+    results = []
+    for name, root in corpora:
+        r = bench_corpus(name, root, embedder, args.repeats, args.threads)
+        results.append(r)
+        print(f"{name}: {r['chunks']} chunks, pipeline {r['pipeline_chunks_per_s']:.3g}/s, "
+              f"raw {r['raw_chunks_per_s']:.3g}/s, ratio {r['ratio']:.3f}", flush=True)
     m = machine()
     print(f"machine: {m['cpu']} nproc={m['nproc']} ram={m['ram_gb']}GB torch_threads={m.get('torch_threads')} backend={args.backend}")
     print(
