@@ -73,10 +73,10 @@ def random_clip_checkpoint(model_name: str = "ViT-B-32") -> Path:
     return path
 
 
-def make_clip(checkpoint: Path, batch_size: int) -> Any:
+def make_clip(checkpoint: Path, batch_size: int, device: str = "cpu") -> Any:
     from models.clip import ClipEmbedder
 
-    emb = ClipEmbedder(checkpoint=str(checkpoint), allow_download=False, device="cpu", batch_size=batch_size)
+    emb = ClipEmbedder(checkpoint=str(checkpoint), allow_download=False, device=device, batch_size=batch_size)
     emb.load()
     return emb
 

@@ -32,7 +32,7 @@ from _common import machine, make_text_corpus, table, write_json  # noqa: E402
 def sync() -> None:
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
 
 
@@ -48,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--text-files", type=int, default=300)
     ap.add_argument("--images", type=int, default=48)
+    ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to dry-run this script")
     ap.add_argument("--json", dest="json_out", default=os.path.join(os.environ["OUT"], "gpu_check.json") if os.environ.get("OUT") else None)
     args = ap.parse_args(argv)
 
     import torch
 
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         write_json(args.json_out, {"benchmark": "gpu_check", "cuda": False})
         return 0
@@ -62,12 +63,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from models.text import TextEmbedder
 
-    res: dict[str, Any] = {"benchmark": "gpu_check", "cuda": torch.cuda.get_device_name(0)}
+    dev = args.device
+    res: dict[str, Any] = {"benchmark": "gpu_check", "device": dev,
+                           "cuda": torch.cuda.get_device_name(0) if dev == "cuda" else None}
     rows: list[list[Any]] = []
 
     # ---- text
     corpus = make_text_corpus(BENCH_DIR / f"textgen/{args.text_files}x6k", args.text_files, 6)
-    emb = TextEmbedder(device="cuda")
+    emb = TextEmbedder(device=dev)
     emb.load()
     emb.embed_documents(["warm up"] * 64)
     t = time.perf_counter()
@@ -80,18 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     pipe = text_pipeline(corpus, emb, threads=4)  # second run: warm
     res["text_pipeline_chunks_per_s"] = len(texts) / pipe["elapsed_s"]
     res["text_ratio"] = res["text_pipeline_chunks_per_s"] / res["text_fp16"][emb.batch_size]
-    model.float()
-    res["text_fp32"] = {b: text_raw(model, texts, b) for b in (64, 256)}
-    model.half()
+    res["text_fp32"] = {}
+    if dev == "cuda":  # TextEmbedder runs fp16 on CUDA; compare with fp32 once
+        model.float()
+        res["text_fp32"] = {b: text_raw(model, texts, b) for b in (64, 256)}
+        model.half()
     for b, v in res["text_fp16"].items():
-        rows.append(["text raw encode fp16", f"batch {b}", v, "chunks/s"])
+        rows.append([f"text raw encode ({'fp16' if dev == 'cuda' else 'fp32'})", f"batch {b}", v, "chunks/s"])
     for b, v in res["text_fp32"].items():
         rows.append(["text raw encode fp32", f"batch {b}", v, "chunks/s"])
     rows.append(["text pipeline (IndexService)", f"batch {emb.batch_size}", res["text_pipeline_chunks_per_s"],
                  f"chunks/s, ratio {res['text_ratio']:.2f}"])
     emb.close()
     del emb, model
-    torch.cuda.empty_cache()
+    if dev == "cuda":
+        torch.cuda.empty_cache()
 
     # ---- image
     folder = make_photos(BENCH_DIR / f"photos-{args.images}-4000x3000", args.images)
@@ -99,15 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     res["image_raw"] = {}
     clip = None
     for b in (32, 64, 128):
-        clip = make_clip(ckpt, b)
+        clip = make_clip(ckpt, b, dev)
         if b == 32:
             tensors = prepare_tensors(folder, clip)
-            reps = max(1, 256 // len(tensors))
+            reps = max(1, 256 // len(tensors)) if dev == "cuda" else 1
             tensors = tensors * reps
             run_raw(clip, tensors[:32])
         res["image_raw"][b] = len(tensors) / run_raw(clip, tensors)
-        rows.append(["image raw tower fp16", f"batch {b}", res["image_raw"][b], "images/s"])
-    clip = make_clip(ckpt, 32)
+        rows.append([f"image raw tower ({'fp16' if dev == 'cuda' else 'fp32'})", f"batch {b}", res["image_raw"][b], "images/s"])
+    clip = make_clip(ckpt, 32, dev)
     raw32 = res["image_raw"][32]
     res["image_pipeline"] = {}
     for threads in (2, 8):
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(["image pipeline (IndexService)", f"{threads} extract threads", rate, f"images/s, ratio {rate / raw32:.2f}"])
     res["elapsed_total_s"] = time.perf_counter() - t
     m = machine()
-    print(f"machine: {m['cpu']} nproc={m['nproc']} ram={m['ram_gb']}GB gpu={res['cuda']}")
+    print(f"machine: {m['cpu']} nproc={m['nproc']} ram={m['ram_gb']}GB device={dev} gpu={res['cuda']}")
     print(table("GPU throughput (same run)", ["what", "setting", "rate", "unit"], rows))
     write_json(args.json_out, res)
     return 0
