@@ -144,8 +144,11 @@ class IndexService:
                 self._emit(Progress("scanning", message=f"Scanning {root}"))
                 seen: set[str] = set()
                 infos: list[FileInfo] = []
+                fids: list[str] = []  # computed once: _process needs the same ids (re-scan profile)
                 for info in scan_root(root, self.settings, self.paths.data_dir):
-                    seen.add(file_id(info.path))
+                    fid = file_id(info.path)
+                    seen.add(fid)
+                    fids.append(fid)
                     infos.append(info)
                     if cancel is not None and cancel.is_set():
                         break
@@ -153,7 +156,7 @@ class IndexService:
                     break
                 known = {fid: r for fid, r in self.store.files().items() if r.root == root}
                 gone = [fid for fid in known if fid not in seen]
-                self._process(infos, root, summary, cancel, gone=gone)
+                self._process(infos, root, summary, cancel, gone=gone, fids=fids)
             if cancel is None or not cancel.is_set():
                 self._after_run()
         summary.elapsed_s = time.monotonic() - started
@@ -294,12 +297,13 @@ class IndexService:
         cancel: threading.Event | None,
         gone: Sequence[str] = (),
         force: bool = False,
+        fids: Sequence[str] | None = None,
     ) -> None:
         files = self.store.files()
         todo: list[_Work] = []
         pending_meta: list[FileRecord] = []
-        for info in infos:
-            fid = file_id(info.path)
+        for i, info in enumerate(infos):
+            fid = fids[i] if fids is not None else file_id(info.path)
             old = files.get(fid)
             if old is not None and not force and not self._needs_work(old, info):
                 summary.unchanged += 1
