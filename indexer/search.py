@@ -52,6 +52,8 @@ from indexer.types import SearchResponse, SearchResult
 log = logging.getLogger(__name__)
 
 NO_MATCH = "No good match."
+NAME_QUERY_MAX_WORDS = 3
+"""Queries with more content words than this are sentences: names count only for name-only files."""
 
 
 @dataclasses.dataclass
@@ -60,13 +62,13 @@ class Ranking:
 
     vector_k: int = 150  # nearest chunks fetched per query
     keyword_k: int = 60  # BM25 chunks fetched per query
-    keyword_weight: float = 0.08  # bonus for containing all query words (sentences)
+    keyword_weight: float = 0.15  # bonus for containing all query words (sentences)
     identifier_weight: float = 0.40  # ... when the query has identifier-like words
     short_query_weight: float = 0.15  # ... one or two words: people type names and terms
     lead_weight: float = 0.0  # blend of the file's opening chunk (a whole-file signal)
     support_weight: float = 0.0  # share of the 2nd/3rd best chunk's excess over the floor
     length_prior: float = 0.06  # per ln(chunks) of the file
-    name_weight: float = 0.25  # bonus for a document whose name/title has the query words
+    name_weight: float = 0.0  # bonus for a document whose name/title has the query words (measured: noise)
     name_only_score: float = 0.55  # a name-only file whose name has all the query words
     floor: float = 0.25  # absolute cosine floor for documents
     gap: float = 0.30  # results further than this below the top are junk
@@ -314,6 +316,10 @@ class Searcher:
             c.keyword = _coverage(c.text, terms) if terms else 0.0
             c.score = c.sim + kw_weight * c.keyword
         names = self._name_index(files).match(terms) if terms else {}
+        if len(terms) > NAME_QUERY_MAX_WORDS:
+            # A sentence is not a file name: partial name matches of question words
+            # (json, list, file) measured as noise; only name-only files keep them.
+            names = {f: v for f, v in names.items() if files[f].state == "name_only" and v >= 0.5}
         lead = self._lead_sims(qvec, {c.fid for c in cands}, files) if rk.lead_weight else {}
         results = self._group(cands, files, limit, parsed=parsed, floor=rk.floor, gap=rk.gap, names=names, allowed=allowed, kind=kind, lead=lead)
         return results
