@@ -8,7 +8,10 @@ with the same batch size. Runs alternate (pipeline, raw, pipeline, raw...) and
 the best of each is kept, so a neighbour's burst of CPU hurts both sides alike.
 
 ratio = pipeline chunks/s ÷ raw encode chunks/s  (target ≥ 0.9: the pipeline's
-scan, extraction, chunking, hashing and LanceDB writes cost < 10%).
+scan, extraction, chunking, hashing and LanceDB writes cost < 10%). With
+``--backend onnx``/``onnx-int8`` the raw baseline stays torch's encode, so the ratio
+is then the backend's speed-up including pipeline overhead. ``model_s_in_pipeline``
+in the JSON is the time spent inside the model during the pipeline run.
 
     .venv/bin/python bench/bench_text_index.py --json bench/out/text_index.json
     .venv/bin/python bench/bench_text_index.py --gen-files 300 --repeats 1 --backend onnx
