@@ -24,6 +24,8 @@ EXACT_MAX_ROWS = 250_000
 """Largest table the searcher ranks exactly in memory when it has no ANN index yet."""
 NPROBES = 24
 REFINE_FACTOR = 4
+HNSW_EF = 300
+"""HNSW candidate list per partition; at least twice the rows fetched."""
 
 
 @dataclasses.dataclass
