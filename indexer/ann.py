@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from typing import Any
 
 from indexer.fts import ensure_fts_index
@@ -22,7 +21,8 @@ ANN_MIN_ROWS = 50_000
 """Rows from which an ANN index is built (exact in-memory search is fast below)."""
 EXACT_MAX_ROWS = 250_000
 """Largest table the searcher ranks exactly in memory when it has no ANN index yet."""
-NPROBES = 24
+NPROBES = 16
+PARTITION_ROWS = 8192
 REFINE_FACTOR = 4
 HNSW_EF = 300
 """HNSW candidate list per partition; at least twice the rows fetched."""
@@ -43,8 +43,10 @@ def has_vector_index(table: Any, column: str = "vector") -> bool:
 
 
 def num_partitions(rows: int) -> int:
-    """About sqrt(rows) partitions, the usual IVF trade-off between probe cost and list length."""
-    return max(8, min(4096, int(math.sqrt(rows))))
+    """Large partitions (~8k rows): HNSW searches inside each one quickly, so probing a
+    good share of them is cheap. Measured: sqrt(rows) partitions with 24 probes gave
+    recall@10 0.33 at 100k clustered vectors (too few of 316 partitions probed)."""
+    return max(4, min(4096, rows // PARTITION_ROWS))
 
 
 def ensure_vector_index(table: Any | None, *, min_rows: int = ANN_MIN_ROWS) -> bool:
