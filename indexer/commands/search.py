@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 from typing import Any
 
 from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, shorten_home
@@ -74,7 +75,11 @@ def print_response(resp: Any, as_json: bool) -> None:
         )
         return
     if resp.message:
-        print(resp.message)
+        if resp.results and "unavailable" in resp.message.lower():
+            # Results are there; the image model's absence is a side note, not the answer.
+            print("(images not searched: the image model is unavailable — see `lodestar status`)", file=sys.stderr)
+        else:
+            print(resp.message)
     for i, r in enumerate(resp.results, 1):
         when = dt.datetime.fromtimestamp(r.mtime).strftime("%Y-%m-%d") if r.mtime else ""
         print(f"{i:>2}. {shorten_home(_display(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")
