@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.ann import EXACT_MAX_ROWS, HNSW_EF, NPROBES, REFINE_FACTOR, has_vector_index
+from indexer.ann import EXACT_MAX_ROWS, HNSW_EF, REFINE_FACTOR, has_vector_index, nprobes_for
 from indexer.query import (
     ParsedQuery,
     contains_phrase,
@@ -658,7 +658,7 @@ def _nearest(
     with searcher._lock:
         if cache.key is None or cache.key[0] != version:
             indexed = has_vector_index(table)
-            rows = table.count_rows() if not indexed else 0
+            rows = table.count_rows()
             cache.key = (version, indexed, rows)
             cache.meta = None
             cache.valid_key = None
@@ -700,7 +700,7 @@ def _nearest(
     if indexed:
         # HNSW's search breadth (ef) must exceed what we fetch, or recall collapses
         # (measured: 0.33 recall@10 with the default ef at 100k rows).
-        q = q.nprobes(NPROBES).refine_factor(REFINE_FACTOR).ef(max(HNSW_EF, fetch * REFINE_FACTOR))
+        q = q.nprobes(nprobes_for(rows)).refine_factor(REFINE_FACTOR).ef(max(HNSW_EF, fetch * REFINE_FACTOR))
     if where:
         q = q.where(where, prefilter=True)
     arrow = q.select([*columns, "_distance"]).limit(fetch).to_arrow()
