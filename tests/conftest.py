@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,37 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+
+
+class NetworkAttempt(AssertionError):
+    pass
+
+
+@pytest.fixture
+def strict_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Record any non-loopback lookup/connection: model loaders turn errors into
+    ModelUnavailable, so a refused attempt alone could pass unnoticed."""
+    attempts: list[Any] = []
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+    local = ("127.0.0.1", "::1", "localhost", "", None)
+
+    def guarded(self: socket.socket, address: Any, *args: Any) -> Any:
+        if self.family != socket.AF_UNIX and (address[0] if isinstance(address, tuple) else address) not in local:
+            attempts.append(address)
+            raise NetworkAttempt(f"network access to {address!r} in a test")
+        return real_connect(self, address, *args)
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in local:
+            attempts.append(host)
+            raise NetworkAttempt(f"name lookup of {host!r} in a test")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.delenv("LODESTAR_CLIP_CHECKPOINT", raising=False)
+    yield attempts
+    assert not attempts, f"tests must not reach the network: {attempts}"
 
 
 @pytest.fixture(autouse=True)
