@@ -274,7 +274,15 @@ class Store:
             return table
         with self._write_lock:
             if name in self.table_names():
-                table = self._db.open_table(name)
+                try:
+                    table = self._db.open_table(name)
+                except (ValueError, FileNotFoundError):
+                    # Listed but not openable: another connection is creating it right
+                    # now (its folder exists before its first manifest). For a reader
+                    # that is "no rows yet"; a writer creates it (exist_ok).
+                    if not create:
+                        return None
+                    table = self._db.create_table(name, schema=schema, exist_ok=True)
             elif create:
                 table = self._db.create_table(name, schema=schema, exist_ok=True)
             else:

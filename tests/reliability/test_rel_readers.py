@@ -109,3 +109,18 @@ def test_readers_during_bulk_index(tmp_path: Path, monkeypatch: pytest.MonkeyPat
           f"max {max(lags) * 1000:.0f} ms")
     other.close()
     s.store.close()
+
+
+def test_reader_sees_a_table_being_created_as_empty(tmp_path: Path) -> None:
+    """Another connection's create_table makes the folder before its first manifest;
+    a reader listing tables in that window must see "no rows yet", not an error
+    (this raced in CI: "Table 'chunks__…' was not found")."""
+    s = make_stack(tmp_path)
+    name = s.store.chunks_table_name()
+    assert name is not None
+    (s.paths.store / f"{name}.lance").mkdir()  # the half-created table, frozen
+    reader = Store(s.paths.store, text_model=(s.text.model_id, s.text.dim), image_model=(s.image.model_id, s.image.dim))
+    assert reader.chunks_table() is None
+    assert Searcher(reader, s.text, None).search("anything at all", limit=5).results == []
+    # A writer in the same state finishes the creation instead of failing.
+    assert reader.chunks_table(create=True) is not None
