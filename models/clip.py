@@ -236,7 +236,7 @@ class ClipEmbedder:
         assert self._tokenizer is not None
         tokens = self._tokenizer([text])
         with torch.inference_mode():
-            feats = model.encode_text(tokens.to(self.device))
+            feats = encode_text_trimmed(model, tokens.to(self.device))
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return np.ascontiguousarray(feats[0].cpu().numpy(), dtype=np.float32)
 
@@ -245,3 +245,35 @@ class ClipEmbedder:
             self._model = None
             self._preprocess = None
             self._tokenizer = None
+
+
+def encode_text_trimmed(model: Any, tokens: Any) -> Any:
+    """``model.encode_text`` on only the tokens up to the end-of-text token.
+
+    CLIP's text tower is causal and pools at the end-of-text position, so the padding
+    after it (77 positions in all; a typed query uses ~10) cannot change the result:
+    dropping it is exact and makes a query's text embedding several times cheaper on a
+    CPU (measured in bench/bench_clip_cpu.py). Models without that structure (other
+    pooling, no causal mask, a custom text tower) take the library's path.
+    """
+    import torch
+
+    mask = getattr(model, "attn_mask", None)
+    if (
+        getattr(model, "text_pool_type", None) != "argmax"
+        or mask is None
+        or not hasattr(model, "token_embedding")
+        or not hasattr(model, "positional_embedding")
+    ):
+        return model.encode_text(tokens)
+    n = int(tokens.argmax(dim=-1).max()) + 1  # the end-of-text token has the highest id
+    tokens = tokens[:, :n]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
+    x = model.transformer(x, attn_mask=mask[:n, :n])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    proj = model.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+    return x

@@ -336,3 +336,26 @@ def test_concurrent_queries_and_documents_agree(text_embedder: Any) -> None:
     for q in results["q"]:
         np.testing.assert_allclose(q, expected_q, atol=1e-5)
     assert all(c == results["counts"][0] for c in results["counts"])
+
+
+def test_clip_query_skips_the_padding_exactly(tiny_clip: Any) -> None:
+    """The text tower is causal and pools at end-of-text: running it on the tokens up
+    to that position only gives the library's full 77-position result."""
+    import torch
+
+    from models.clip import encode_text_trimmed
+
+    model = tiny_clip._ensure()
+    tokens = tiny_clip._tokenizer(["a dog", "a red bicycle leaning on a wall at sunset in winter", ""])
+    seen: list[int] = []
+    hook = model.transformer.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[1]))
+    try:
+        with torch.inference_mode():
+            full = model.encode_text(tokens)
+            trimmed = encode_text_trimmed(model, tokens)
+    finally:
+        hook.remove()
+    assert seen[0] == tokens.shape[1] and seen[1] < tokens.shape[1] // 4  # the padding really was skipped
+    torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
+    q = tiny_clip.embed_query("a dog")
+    np.testing.assert_allclose(q, (full[0] / full[0].norm()).numpy(), atol=1e-5)
