@@ -1,4 +1,4 @@
-"""One short, self-contained GPU check: text and image throughput on CUDA (≈3-4 min).
+"""One short, self-contained GPU check: text and image throughput on CUDA (≈2-3 min).
 
 Runs on a bare GPU machine with no network and no LanceDB: the repo on PYTHONPATH,
 torch + sentence-transformers + transformers + pillow, and open_clip (+ ftfy, wcwidth)
@@ -396,13 +396,13 @@ def image_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--text-files", type=int, default=1000, help="generated 6 KB markdown files")
-    ap.add_argument("--images", type=int, default=256, help="generated 4000×3000 JPEGs")
+    ap.add_argument("--text-files", type=int, default=150, help="generated 6 KB markdown files")
+    ap.add_argument("--images", type=int, default=192, help="generated 4000×3000 JPEGs")
     ap.add_argument("--threads", type=ints, default=ints("2,8,16"), help="image extraction/decode threads")
     ap.add_argument("--text-threads", type=ints, default=ints("2,8"), help="text pipeline extraction threads")
     ap.add_argument("--text-batches", type=ints, default=ints("64,128,256"))
     ap.add_argument("--image-batches", type=ints, default=ints("32,64,128,256"))
-    ap.add_argument("--image-reps", type=int, default=2048, help="tower timings run on about this many tensors")
+    ap.add_argument("--image-reps", type=int, default=1024, help="tower timings run on about this many tensors")
     ap.add_argument("--repeats", type=int, default=2, help="best of this many")
     ap.add_argument("--skip", default="", help="text or image")
     ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to dry-run this script")
