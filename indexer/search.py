@@ -17,6 +17,11 @@ Documents (see docs/SEARCH.md for the figures behind every constant):
    when nothing clears it the message is "No good match.".
 
 Images are ranked by CLIP cosine; text→image, image→image and image+words.
+
+One query's independent parts run side by side (`Searcher._side`): the CLIP text
+tower and image search, and the keyword search, overlap the text model's query
+embedding and the vector search. Both models and LanceDB release the GIL, so on a
+2-core laptop this takes roughly a third off a query (docs/SEARCH.md, Performance).
 Rows only count when their file is indexed, available and still has the same
 content hash (a crash or a concurrent write never shows stale passages).
 """
@@ -32,7 +37,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -189,6 +195,20 @@ class Searcher:
         self._image_cache = _VectorCache()
         self._names: tuple[int, NameIndex] | None = None
         self._neutral: np.ndarray | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _side(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run one independent part of a query beside the calling thread."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lodestar-query")
+            return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # ----------------------------------------------------------------- text
     def search(self, query: str, *, kind: str = "all", limit: int = 20, filters: dict[str, Any] | None = None) -> SearchResponse:
@@ -203,14 +223,16 @@ class Searcher:
         docs: list[SearchResult] = []
         images: list[SearchResult] = []
         if parsed.text:
-            if kind in ("all", "text", "other"):
-                docs = self._search_documents(parsed, files, allowed, limit, kind)
+            pending_images: Future[list[SearchResult]] | None = None
             if kind in ("all", "image"):
                 if self.image_embedder is not None:
-                    qvec = np.asarray(self.image_embedder.embed_query(parsed.text), np.float32)
-                    images = self._search_images(qvec, files, allowed, limit, floor=self.ranking.image_floor, gap=self.ranking.image_gap)
+                    pending_images = self._side(self._images_for_text, parsed.text, files, allowed, limit)
                 elif self.image_problem:
                     resp.message = f"Image search is unavailable: {self.image_problem}"
+            if kind in ("all", "text", "other"):
+                docs = self._search_documents(parsed, files, allowed, limit, kind)
+            if pending_images is not None:
+                images = pending_images.result()
         else:
             # Only operators (e.g. "type:pdf after:2025"): list the matching files, newest first.
             docs, images = self._browse(files, allowed, limit, kind)
@@ -230,6 +252,11 @@ class Searcher:
             resp.message = "Ignored: " + "; ".join(parsed.problems)
         resp.elapsed_ms = (time.perf_counter() - started) * 1000
         return resp
+
+    def _images_for_text(self, text: str, files: dict[str, FileRecord], allowed: _FileFilter, limit: int) -> list[SearchResult]:
+        assert self.image_embedder is not None
+        qvec = np.asarray(self.image_embedder.embed_query(text), np.float32)
+        return self._search_images(qvec, files, allowed, limit, floor=self.ranking.image_floor, gap=self.ranking.image_gap)
 
     def similar_image(self, image: Any, *, text: str | None = None, limit: int = 20) -> SearchResponse:
         """Images like ``image`` (path, bytes or PIL), optionally steered by words."""
@@ -303,12 +330,15 @@ class Searcher:
     ) -> list[SearchResult]:
         rk = self.ranking
         terms = parsed.terms
+        keyword: Future[Any] | None = None
+        if kind in ("all", "text"):  # BM25 needs no query vector: start it first
+            keyword = self._side(self._keyword_rows, terms, files, allowed, rk.keyword_k)
         qvec = _unit(np.asarray(self.text_embedder.embed_query(parsed.text), np.float32))
         cands: list[_Candidate] = []
-        if kind in ("all", "text"):
+        if keyword is not None:
             cands = self._vector_candidates(qvec, files, allowed, rk.vector_k)
             seen = {(c.fid, c.start) for c in cands}
-            for c in self._keyword_candidates(terms, qvec, files, allowed, rk.keyword_k):
+            for c in self._keyword_candidates(keyword.result(), qvec, files, allowed, rk.keyword_k):
                 if (c.fid, c.start) not in seen:
                     cands.append(c)
         kw_weight = self._keyword_weight(parsed)
@@ -450,27 +480,30 @@ class Searcher:
                 out[fid] = float(np.asarray(vec, np.float32) @ qvec)
         return out
 
-    def _keyword_candidates(
-        self, terms: list[str], qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, k: int
-    ) -> list[_Candidate]:
+    def _keyword_rows(self, terms: list[str], files: dict[str, FileRecord], allowed: _FileFilter, k: int) -> Any | None:
+        """The BM25 search itself (arrow rows, or None): no query vector needed."""
         table = self.store.chunks_table()
         if table is None or not terms:
-            return []
+            return None
         # Plain words only: LanceDB's query parser never sees the person's punctuation.
         text = " ".join(w for t in terms for w in re.findall(r"\w+", t))
         if not text:
-            return []
+            return None
         try:
             q = table.search(text, query_type="fts").select(["fid", "file_hash", "text", "start", "end", "vector", "_score"])
             where = allowed.where(files)
             if where:
                 q = q.where(where, prefilter=True)
-            arrow = q.limit(k * (1 if where or not allowed.active else 3)).to_arrow()
+            return q.limit(k * (1 if where or not allowed.active else 3)).to_arrow()
         except Exception as exc:  # noqa: BLE001 - no keyword index/rows yet: meaning alone still works
             log.debug("keyword search unavailable: %s", exc)
-            return []
+            return None
+
+    def _keyword_candidates(
+        self, arrow: Any | None, qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, k: int
+    ) -> list[_Candidate]:
         out: list[_Candidate] = []
-        if arrow.num_rows == 0:
+        if arrow is None or arrow.num_rows == 0:
             return out
         vecs = np.asarray(arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
         vecs = vecs.reshape(arrow.num_rows, -1)
