@@ -91,3 +91,22 @@ def test_retry_rereads_a_failed_file_and_stop_abandons_embedding(tmp_path: Path)
     text.embed_documents = real  # type: ignore[method-assign]
     svc.index_roots([str(root)])
     assert sum(1 for r in svc.store.files().values() if r.state == "indexed") == 30
+
+
+def test_extraction_threads_follow_the_device() -> None:
+    """CPU: two threads (the models need the cores). GPU: the JPEG decode is the
+    bottleneck, so the indexer uses the cores (docs/PERFORMANCE.md, GPU)."""
+    import types
+    from unittest import mock
+
+    from indexer.runtime import extract_threads
+
+    cpu, gpu = types.SimpleNamespace(device="cpu"), types.SimpleNamespace(device="cuda:0")
+    assert extract_threads(cpu, None) == 2
+    assert extract_threads(types.SimpleNamespace(device=None), cpu) == 2
+    with mock.patch("os.cpu_count", return_value=16):
+        assert extract_threads(cpu, gpu) == 15
+    with mock.patch("os.cpu_count", return_value=64):
+        assert extract_threads(gpu, None) == 16
+    with mock.patch("os.cpu_count", return_value=2):
+        assert extract_threads(gpu, None) == 2
