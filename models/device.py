@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,27 @@ def pick_device(setting: str = "auto") -> str:
         log.warning("device 'mps' requested but it is not available; using cpu")
         return "cpu"
     return setting
+
+
+def surely_cpu(setting: str = "auto") -> bool:
+    """True when ``pick_device(setting)`` is certain to return ``cpu``, decided without
+    importing torch (the light text path must not load it). Conservative: any sign of a
+    GPU torch might use (an NVIDIA driver, ROCm's /dev/kfd, Apple silicon's MPS, an
+    explicit cuda/mps setting) answers False, and the caller asks torch."""
+    setting = (setting or "auto").strip().lower()
+    if setting == "cpu":
+        return True
+    if setting != "auto" and (setting in _VALID or setting.startswith("cuda:")):
+        return False  # pick_device may still fall back to cpu, but only torch knows
+    # "auto", and unknown settings (auto in pick_device too)
+    if sys.platform == "darwin":
+        return platform.machine() != "arm64"  # Intel Macs have no MPS
+    if sys.platform.startswith("linux"):
+        return not (os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/kfd"))
+    if sys.platform == "win32":
+        system32 = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32")
+        return not os.path.exists(os.path.join(system32, "nvcuda.dll"))
+    return False
 
 
 def apply_thread_setting() -> None:

