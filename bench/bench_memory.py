@@ -5,6 +5,14 @@ model and a random-weight ViT-B-32 through the normal checkpoint path → indexi
 a small folder (pyfaq sample + a few photos) → a few queries → gc. Reports the
 idle RSS at the end and the peak (VmHWM). Target: idle ≤ 1.2 GB.
 
+``--text-path light`` (the app's default on CPU once the ONNX export is cached;
+the export is made first, in a child process, into ``--onnx-cache``) serves the
+text model with tokenizers + ONNX Runtime and never imports sentence-transformers
+or transformers; ``torch`` (LODESTAR_TEXT_LIGHT=0) is the sentence-transformers
+path; ``both`` (default) runs each in a fresh child process, alternating
+``--rounds`` times, and prints them side by side with the load average.
+CLIP (open_clip) still imports torch on both paths.
+
 Part 2 (disk): fills a store through the real pipeline with embedders that have
 the real dimensions (384 text, 512 image) but random vectors (store size does
 not depend on vector values), then reports bytes per 1,000 documents and per
@@ -19,6 +27,7 @@ import argparse
 import gc
 import hashlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,14 +118,86 @@ def store_sizes(n_docs: int, n_images: int) -> dict[str, Any]:
     return out
 
 
+def ensure_export(cache: Path) -> None:
+    """The fp32 ONNX export of the bundled text model in ``cache``, made in a child
+    process (a first start: sentence-transformers + background export) if missing."""
+    from models.onnx_text import cached_fp32
+    from models.text import bundled_model_dir
+
+    if cached_fp32(bundled_model_dir(), cache) is not None:
+        return
+    code = ("from models.text import TextEmbedder; e = TextEmbedder(device='cpu'); e.load(); "
+            "assert e.export_done.wait(600) and e.export_error is None, e.export_error")
+    env = dict(os.environ, LODESTAR_ONNX_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    env.pop("LODESTAR_TEXT_LIGHT", None)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Both text paths, each in a fresh child process, alternating; side by side."""
+    import json
+    import statistics
+
+    ensure_export(Path(args.onnx_cache))
+    runs: dict[str, list[dict[str, Any]]] = {"light": [], "torch": []}
+    with tempfile.TemporaryDirectory(prefix="lodestar-bench-mem-cmp-") as tmp:
+        for r in range(args.rounds):
+            for kind in ("light", "torch"):
+                out = Path(tmp) / f"{kind}-{r}.json"
+                load = os.getloadavg()[0]
+                subprocess.run([sys.executable, __file__, "--text-path", kind, "--onnx-cache", args.onnx_cache,
+                                "--files", str(args.files), "--photos", str(args.photos),
+                                "--size-docs", "0", "--size-images", "0", "--json", str(out)], check=True)
+                res = json.loads(out.read_text())
+                res["load_before"] = load
+                runs[kind].append(res)
+    med = statistics.median
+    steps = [s["step"] for s in runs["light"][0]["steps"]]
+    rows = []
+    for i, name in enumerate(steps):
+        row: list[Any] = [name]
+        for kind in ("light", "torch"):
+            st = [r["steps"][i] for r in runs[kind]]
+            row += [med(s["rss_mb"] for s in st), med(s["anon_mb"] for s in st), med(s["file_mb"] for s in st)]
+        rows.append(row)
+    print(table(f"RSS MB by step (median of {args.rounds} child processes per path, alternating)",
+                ["step", "light RSS", "light anon", "light file", "torch RSS", "torch anon", "torch file"], rows))
+    loads = [r["load_before"] for k in runs for r in runs[k]]
+    idle = {k: med(r["idle_mb"] for r in runs[k]) for k in runs}
+    peak = {k: med(r["peak_mb"] for r in runs[k]) for k in runs}
+    print(f"load average (1 min) before each child: {', '.join(f'{x:.1f}' for x in loads)}")
+    print(table("Memory targets", ["text path", "idle RSS MB", "peak MB", "target"], [
+        [k, idle[k], peak[k], "≤1229 MB " + ("met" if idle[k] <= 1.2 * 1024 else "MISSED")] for k in runs]))
+    write_json(args.json_out, {"benchmark": "memory", "compare": True, "runs": runs, "idle_mb": idle, "peak_mb": peak,
+                               "load_avg_1min": loads, "target_idle_mb": 1.2 * 1024,
+                               "met": {k: idle[k] <= 1.2 * 1024 for k in runs}})
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=20, help="pyfaq files in the small index")
     ap.add_argument("--photos", type=int, default=16)
     ap.add_argument("--size-docs", type=int, default=1000, help="documents for the size-per-1000 figure")
     ap.add_argument("--size-images", type=int, default=200, help="images for the size-per-1000 figure")
+    ap.add_argument("--text-path", choices=("light", "torch", "both"), default="both")
+    ap.add_argument("--rounds", type=int, default=2, help="child processes per path with --text-path both")
+    ap.add_argument("--onnx-cache", default="/tmp/lodestar-bench/onnx-cache", help="ONNX export cache (light path)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
+    if args.text_path == "both":
+        rc = compare(args)
+        if args.size_docs and args.size_images:
+            print(table("Index size", ["kind", "files", "chunks", "LanceDB MB / 1000", "thumbnails MB / 1000"], [
+                [k, v["files"], v["chunks"], v["store_mb_per_1000"], v["thumbs_mb_per_1000"]]
+                for k, v in store_sizes(args.size_docs, args.size_images).items()]))
+        return rc
+    os.environ["LODESTAR_ONNX_CACHE"] = args.onnx_cache
+    if args.text_path == "torch":
+        os.environ["LODESTAR_TEXT_LIGHT"] = "0"
+    else:
+        os.environ.pop("LODESTAR_TEXT_LIGHT", None)
+        ensure_export(Path(args.onnx_cache))
 
     steps: list[tuple[str, int, int]] = []
     split: dict[str, dict[str, int]] = {}
@@ -133,10 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     from bench_image_index import random_clip_checkpoint
     from bench_text_index import pyfaq_sample
 
-    mark("torch imported")
+    mark("torch imported (CLIP needs it)")
     import lancedb  # noqa: F401
     import open_clip  # noqa: F401
-    import sentence_transformers  # noqa: F401
+
+    if args.text_path == "torch":
+        import sentence_transformers  # noqa: F401
+    else:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
 
     mark("all libraries imported (no weights)")
     ckpt = random_clip_checkpoint()
@@ -152,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
 
     text = TextEmbedder(device="cpu")
     text.load()
+    if text.light != (args.text_path == "light"):
+        raise SystemExit(f"asked for the {args.text_path} text path but TextEmbedder.light={text.light}")
+    if args.text_path == "light":
+        assert "sentence_transformers" not in sys.modules and "transformers" not in sys.modules
     clip = ClipEmbedder(checkpoint=str(ckpt), allow_download=False, device="cpu")
     clip.load()
     mark("both models loaded")
@@ -184,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         ["idle RSS, both models loaded, after index + queries", idle / MB, "≤1229 MB " + ("met" if idle <= 1.2 * 1024 * MB else "MISSED")],
         ["peak RSS (VmHWM)", peak / MB, ""],
         ["idle minus 'all libraries imported' baseline (weights, caches, index)", (idle - steps[2][1]) / MB, ""],
-        ["libraries alone (torch, transformers, open_clip, lancedb)", steps[2][1] / MB, ""],
+        ["libraries alone (torch, open_clip, lancedb + text path's)", steps[2][1] / MB, ""],
     ]))
     print()
     print(table("Index size", ["kind", "files", "chunks", "LanceDB MB / 1000", "thumbnails MB / 1000"], [
@@ -193,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json_out, {
         "benchmark": "memory", "steps": [{"step": s, "rss_mb": c / MB, "peak_mb": p / MB, "anon_mb": split[s].get("RssAnon", 0) / MB,
                    "file_mb": split[s].get("RssFile", 0) / MB} for s, c, p in steps],
+        "text_path": args.text_path, "light": text.light,
         "idle_mb": idle / MB, "peak_mb": peak / MB, "target_idle_mb": 1.2 * 1024, "met": idle <= 1.2 * 1024 * MB,
         "index_s": index_s, "sizes": sizes,
     })
