@@ -51,14 +51,16 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("lodestar", appauthor=False)) / "onnx"
 
 
-def _weights_digest(folder: Path) -> str:
+def _weights_digest(folder: Path, known: dict[str, str] | None = None) -> str:
+    """Cache key: the export recipe's version and the sha256 of each file the graph
+    and tokenizer come from. ``known`` holds sha256s the caller already computed
+    (the bundled weights' pin check), so a start reads the 90 MB weights once."""
     h = hashlib.sha256(f"v{EXPORT_VERSION}".encode())
     for name in ("model.safetensors", "config.json", "tokenizer.json"):
         p = folder / name
         if p.is_file():
-            with open(p, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
+            digest = (known or {}).get(name) or _sha256(p)
+            h.update(f"{name}:{digest}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -73,9 +75,9 @@ def _check_mean_pooling(folder: Path) -> None:
         raise ModelUnavailable("the ONNX text path supports mean-pooling models only", "set text_backend to torch")
 
 
-def export_dir(folder: Path, cache_dir: Path | None = None) -> Path:
+def export_dir(folder: Path, cache_dir: Path | None = None, known: dict[str, str] | None = None) -> Path:
     """Cache folder for the exports of the model in ``folder`` (keyed by its weights' hash)."""
-    return (cache_dir or default_cache_dir()) / _weights_digest(folder)
+    return (cache_dir or default_cache_dir()) / _weights_digest(folder, known)
 
 
 def _sidecar(path: Path) -> Path:
@@ -107,7 +109,8 @@ def _drop_stale_tmp(out_dir: Path) -> None:
             pass
 
 
-def export_fp32(hf_model: Any, folder: Path, cache_dir: Path | None = None, *, force: bool = False) -> Path:
+def export_fp32(hf_model: Any, folder: Path, cache_dir: Path | None = None, *, force: bool = False,
+                known: dict[str, str] | None = None) -> Path:
     """Export a transformers model (the first module of a sentence-transformers model
     loaded from ``folder``) to ``<cache>/<digest>/model.onnx`` plus a sha256 sidecar.
 
@@ -121,7 +124,7 @@ def export_fp32(hf_model: Any, folder: Path, cache_dir: Path | None = None, *, f
     import torch
 
     _check_mean_pooling(folder)
-    out_dir = export_dir(folder, cache_dir)
+    out_dir = export_dir(folder, cache_dir, known)
     fp32 = out_dir / "model.onnx"
     if fp32.is_file() and not force:
         if not _sidecar(fp32).is_file():
@@ -368,9 +371,9 @@ def light_max_seq_length(folder: Path) -> int:
     return max_len
 
 
-def cached_fp32(folder: Path, cache_dir: Path | None = None) -> Path | None:
+def cached_fp32(folder: Path, cache_dir: Path | None = None, known: dict[str, str] | None = None) -> Path | None:
     """The cached fp32 export for the weights in ``folder``, if one was written."""
-    path = export_dir(folder, cache_dir) / "model.onnx"
+    path = export_dir(folder, cache_dir, known) / "model.onnx"
     return path if path.is_file() else None
 
 

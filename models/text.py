@@ -128,6 +128,7 @@ class TextEmbedder:
         self.export_done = threading.Event()
         self.export_thread: threading.Thread | None = None
         self.export_error: BaseException | None = None
+        self._known_sha256: dict[str, str] = {}  # file name -> sha256 already computed this load
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -199,6 +200,7 @@ class TextEmbedder:
                 raise ModelUnavailable(f"the bundled text model has no weights at {weights}", _FIX_BUNDLE)
             if self.verify_bundle:
                 digest = _sha256_file(weights)
+                self._known_sha256 = {"model.safetensors": digest}
                 if digest != _DEFAULT_WEIGHTS_SHA256:
                     raise ModelUnavailable(
                         f"the bundled text model weights at {weights} do not match the pinned hash "
@@ -319,7 +321,7 @@ class TextEmbedder:
         from models.onnx_text import cached_fp32, light_max_seq_length, open_light
 
         try:
-            onnx_path = cached_fp32(folder)
+            onnx_path = cached_fp32(folder, known=self._known_sha256)
         except Exception as exc:  # noqa: BLE001 - e.g. unreadable model files: torch path reports it
             log.warning("light text path skipped: %s", exc)
             return None, None
@@ -354,11 +356,13 @@ class TextEmbedder:
         a warning; nothing waits on it but tests (``export_done``)."""
         from models.onnx_text import export_fp32
 
+        known = dict(self._known_sha256)
+
         def run() -> None:
             try:
                 with self._infer_lock:
                     hf = copy.deepcopy(model[0].auto_model)
-                export_fp32(hf, folder, force=force)
+                export_fp32(hf, folder, force=force, known=known)
             except Exception as exc:  # noqa: BLE001 - only the next start's speed depends on it
                 self.export_error = exc
                 log.warning("could not export the text model for the light path: %s", exc)
