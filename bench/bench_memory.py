@@ -127,7 +127,7 @@ def ensure_export(cache: Path) -> None:
     if cached_fp32(bundled_model_dir(), cache) is not None:
         return
     code = ("from models.text import TextEmbedder; e = TextEmbedder(device='cpu'); e.load(); "
-            "assert e.export_done.wait(600) and e.export_error is None, e.export_error")
+            "assert e.wait_export(600) and e.export_error is None, e.export_error")
     env = dict(os.environ, LODESTAR_ONNX_CACHE=str(cache), HF_HUB_OFFLINE="1")
     env.pop("LODESTAR_TEXT_LIGHT", None)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=Path(__file__).resolve().parent.parent)

@@ -69,9 +69,9 @@ def prepare(data: Path, corpus: Path, checkpoint: Path | None, onnx_cache: Path)
     rt = open_runtime(data)
     s = rt.service().index_roots([str(corpus)])
     emb = rt.text_embedder
-    done = getattr(emb, "export_done", None)
-    if getattr(emb, "export_thread", None) is not None and done is not None:
-        done.wait(600)  # the first load's background export: the launches below are second launches
+    wait = getattr(emb, "wait_export", None)
+    if callable(wait):
+        wait(600)  # the first load's background export: the launches below are second launches
     exports = sorted(str(p.relative_to(onnx_cache)) for p in onnx_cache.rglob("model.onnx"))
     print(f"prepared index: {s.new} files; text model light={getattr(emb, 'light', None)}; "
           f"cached exports in {onnx_cache}: {exports or 'NONE'}")

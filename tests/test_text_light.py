@@ -7,7 +7,6 @@ The real bundled all-MiniLM-L6-v2. One session-wide export into a private cache
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -63,7 +62,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         mp.delenv("LODESTAR_TEXT_LIGHT", raising=False)
         emb = TextEmbedder(device="cpu")
         emb.load()
-        assert emb.export_done.wait(EXPORT_TIMEOUT), "background export did not finish"
+        assert emb.wait_export(EXPORT_TIMEOUT), "background export did not finish"
     yield {"cache": cache, "torch": emb}
     emb.close()
 
@@ -95,11 +94,14 @@ def test_first_load_uses_sentence_transformers_and_writes_the_export(exported: d
 
 
 def test_second_start_is_light_and_never_imports_torch(light_env: Path, exported: dict[str, Any]) -> None:
+    from models.device import surely_cpu
+
+    device = "auto" if surely_cpu("auto") else "cpu"  # the default setting, unless this machine has a GPU
     code = f"""
 import json, sys
 from models.text import TextEmbedder
 texts = json.loads(sys.stdin.read())
-emb = TextEmbedder()
+emb = TextEmbedder(device={device!r})
 emb.load()
 out = {{
     "light": emb.light, "loaded": emb.loaded, "device": emb.device, "dim": emb.dim,
@@ -165,8 +167,13 @@ def test_light_token_ids_equal_sentence_transformers(light: Any, exported: dict[
 
 
 def test_corrupt_export_falls_back_and_re_exports(
-    exported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    exported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A truncated cached graph: warning, sentence-transformers, background re-export.
+
+    In a child process that exits right after one query, while the export still runs:
+    exit must wait for it (an export thread cut off inside torch aborts the process).
+    """
     from models.onnx_text import _sha256
     from models.text import TextEmbedder
 
@@ -176,16 +183,28 @@ def test_corrupt_export_falls_back_and_re_exports(
     good = onnx.read_bytes()
     onnx.write_bytes(good[: len(good) // 3])  # truncated, with a matching checksum: ONNX Runtime must refuse it
     onnx.with_name("model.onnx.sha256").write_text(_sha256(onnx) + "\n")
+    code = """
+import json, logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+from models.text import TextEmbedder
+emb = TextEmbedder(device="cpu")
+emb.load()
+print(json.dumps({"light": emb.light, "q": emb.embed_query("still works").tolist(),
+                  "exporting": emb.export_thread is not None}))
+"""
+    env = dict(os.environ, LODESTAR_ONNX_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    env.pop("LODESTAR_TEXT_LIGHT", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=EXPORT_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not out["light"] and out["exporting"]
+    assert "unusable" in proc.stderr, proc.stderr[-3000:]
+    np.testing.assert_allclose(np.array(out["q"], dtype=np.float32), exported["torch"].embed_query("still works"), atol=1e-6)
+    assert onnx.stat().st_size == len(good) and _sha256(onnx) == onnx.with_name("model.onnx.sha256").read_text().strip()
+    assert not list(cache.rglob(".model*")), list(cache.rglob("*"))  # no half-written file left
     monkeypatch.setenv("LODESTAR_ONNX_CACHE", str(cache))
     monkeypatch.delenv("LODESTAR_TEXT_LIGHT", raising=False)
-    with caplog.at_level(logging.WARNING, logger="models.text"):
-        emb = TextEmbedder(device="cpu")
-        emb.load()
-    assert not emb.light and emb.loaded
-    assert any("unusable" in r.getMessage() for r in caplog.records), caplog.text
-    np.testing.assert_allclose(emb.embed_query("still works"), exported["torch"].embed_query("still works"), atol=1e-6)
-    assert emb.export_done.wait(EXPORT_TIMEOUT) and emb.export_error is None, emb.export_error
-    assert onnx.stat().st_size == len(good) and _sha256(onnx) == onnx.with_name("model.onnx.sha256").read_text().strip()
     again = TextEmbedder(device="cpu")
     again.load()
     assert again.light
