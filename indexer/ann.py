@@ -2,8 +2,9 @@
 
 Below ``ANN_MIN_ROWS`` the searcher keeps the vectors in memory and ranks them
 exactly (a matrix-vector product: a few ms). Past it, the writer builds an
-IVF_HNSW_SQ index (`ensure_indexes`, called after a reconcile and on optimize);
-queries probe a few partitions and refine by exact distance. Thresholds and
+IVF_HNSW_SQ index (`ensure_indexes`, called after a reconcile and on optimize):
+a few large partitions, each an HNSW graph; queries probe them all and re-rank
+the fetched rows by exact distance. Thresholds and
 figures come from bench/bench_query.py (docs/SEARCH.md).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
+import re
 from typing import Any
 
 from indexer.fts import ensure_fts_index
@@ -22,11 +23,19 @@ ANN_MIN_ROWS = 50_000
 """Rows from which an ANN index is built (exact in-memory search is fast below)."""
 EXACT_MAX_ROWS = 250_000
 """Largest table the searcher ranks exactly in memory when it has no ANN index yet."""
-NPROBES = 16
-PARTITION_ROWS = 8192
-REFINE_FACTOR = 4
+PARTITION_ROWS = 62_500
+"""Rows per IVF partition. Few large partitions, each an HNSW graph, all probed: at 1M
+real-geometry vectors 16 partitions probed in full gave recall@10 0.998 for ~30 ms,
+where 122 partitions of 8k needed 61 probes for 0.97 at ~90 ms (bench/bench_query.py,
+docs/SEARCH.md)."""
+MAX_PARTITIONS = 32
+REFINE_FACTOR = 1
+"""Re-rank the fetched rows by their exact vectors (undoes 8-bit SQ rounding)."""
 HNSW_EF = 300
-"""HNSW candidate list per partition; at least twice the rows fetched."""
+"""HNSW candidate list per partition; at least the rows fetched."""
+INDEX_PREFIX = "vector_hnsw_v2_p"
+"""Vector indexes are named for their recipe and partition count; others get rebuilt."""
+LEGACY_PROBES = 16
 
 
 @dataclasses.dataclass
@@ -35,42 +44,71 @@ class IndexReport:
     ann_built: list[str] = dataclasses.field(default_factory=list)
 
 
-def has_vector_index(table: Any, column: str = "vector") -> bool:
+def _vector_indexes(table: Any, column: str = "vector") -> list[Any]:
     try:
-        return any(ix.index_type != "FTS" and column in ix.columns for ix in table.list_indices())
+        return [ix for ix in table.list_indices() if ix.index_type != "FTS" and column in ix.columns]
     except Exception as exc:  # noqa: BLE001 - a table being rewritten; treat as missing
         log.debug("cannot list indices: %s", exc)
-        return False
+        return []
+
+
+def has_vector_index(table: Any, column: str = "vector") -> bool:
+    return bool(_vector_indexes(table, column))
 
 
 def num_partitions(rows: int) -> int:
-    """Large partitions (~8k rows): HNSW searches inside each one quickly, so probing a
-    good share of them is cheap. Measured: sqrt(rows) partitions with 24 probes gave
-    recall@10 0.33 at 100k clustered vectors (too few of 316 partitions probed)."""
-    return max(4, min(4096, rows // PARTITION_ROWS))
+    return max(1, min(MAX_PARTITIONS, round(rows / PARTITION_ROWS)))
 
 
-PROBE_SHARE = 0.5
-"""Share of partitions probed. A fixed count stops scaling: 16 of 125 partitions gave
-recall@10 0.315 at 1M clustered vectors (bench/bench_query.py), 16 of 12 gave 0.98 at 100k."""
+def index_partitions(table: Any) -> int | None:
+    """Partitions of the table's vector index when it follows the current recipe."""
+    for ix in _vector_indexes(table):
+        m = re.fullmatch(re.escape(INDEX_PREFIX) + r"(\d+)", getattr(ix, "name", "") or "")
+        if m:
+            return int(m.group(1))
+    return None
 
 
-def nprobes_for(rows: int) -> int:
-    """Probes for a table of ``rows``: at least NPROBES, else a fixed share of the partitions."""
-    return max(NPROBES, math.ceil(num_partitions(rows) * PROBE_SHARE))
+def nprobes_for(table: Any) -> int:
+    """Probe every partition of a current-recipe index (each is an HNSW graph, so a
+    probe costs ~ef distance computations, not a scan); an older index until the writer
+    rebuilds it gets a fixed number."""
+    return index_partitions(table) or LEGACY_PROBES
 
 
 def ensure_vector_index(table: Any | None, *, min_rows: int = ANN_MIN_ROWS) -> bool:
-    """Build an ANN index when the table has grown past ``min_rows``. True when built."""
-    if table is None or has_vector_index(table):
+    """Build (or rebuild) the ANN index when the table needs one. True when built.
+
+    Rebuilt when it predates the current recipe, or when the table has grown to twice
+    the partitions it was trained for (optimize folds new rows into the existing
+    partitions; past that, partitions grow large and their centroids stale).
+    """
+    if table is None:
         return False
     rows = table.count_rows()
-    if rows < min_rows:
+    existing = _vector_indexes(table)
+    if existing:
+        built = index_partitions(table)
+        if built is not None and num_partitions(rows) < 2 * built:
+            return False
+    elif rows < min_rows:
         return False
     from lancedb.index import IvfHnswSq
 
-    log.info("building a vector index on %s (%d rows)", getattr(table, "name", "?"), rows)
-    table.create_index("vector", config=IvfHnswSq(distance_type="cosine", num_partitions=num_partitions(rows)), replace=True)
+    parts = num_partitions(rows)
+    log.info("building a vector index on %s (%d rows, %d partitions)", getattr(table, "name", "?"), rows, parts)
+    for ix in existing:  # an index of another recipe: replaced, not kept beside
+        if ix.name != f"{INDEX_PREFIX}{parts}":
+            try:
+                table.drop_index(ix.name)
+            except Exception as exc:  # noqa: BLE001 - searches fall back to a scan meanwhile
+                log.warning("cannot drop old vector index %s: %s", ix.name, exc)
+    table.create_index(
+        "vector",
+        config=IvfHnswSq(distance_type="cosine", num_partitions=parts),
+        replace=True,
+        name=f"{INDEX_PREFIX}{parts}",
+    )
     return True
 
 

@@ -692,10 +692,10 @@ def _nearest(
         if cache.key is None or cache.key[0] != version:
             indexed = has_vector_index(table)
             rows = table.count_rows()
-            cache.key = (version, indexed, rows)
+            cache.key = (version, indexed, rows, nprobes_for(table) if indexed else 0)
             cache.meta = None
             cache.valid_key = None
-        _version, indexed, rows = cache.key
+        _version, indexed, rows, nprobes = cache.key
         use_memory = not indexed and rows <= EXACT_MAX_ROWS
         if use_memory and cache.meta is None:
             _load(cache, table, columns)
@@ -733,7 +733,7 @@ def _nearest(
     if indexed:
         # HNSW's search breadth (ef) must exceed what we fetch, or recall collapses
         # (measured: 0.33 recall@10 with the default ef at 100k rows).
-        q = q.nprobes(nprobes_for(rows)).refine_factor(REFINE_FACTOR).ef(max(HNSW_EF, fetch * REFINE_FACTOR))
+        q = q.nprobes(nprobes).refine_factor(REFINE_FACTOR).ef(max(HNSW_EF, fetch * REFINE_FACTOR))
     if where:
         q = q.where(where, prefilter=True)
     arrow = q.select([*columns, "_distance"]).limit(fetch).to_arrow()
