@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     if text.light != (args.text_path == "light"):
         raise SystemExit(f"asked for the {args.text_path} text path but TextEmbedder.light={text.light}")
     if args.text_path == "light":
-        assert "sentence_transformers" not in sys.modules and "transformers" not in sys.modules
+        assert "sentence_transformers" not in sys.modules
+    # open_clip imports transformers itself (coca_model / hf_model), on both paths
+    heavy = [m for m in ("torch", "transformers", "sentence_transformers", "onnxruntime") if m in sys.modules]
+    print(f"{args.text_path} text path: modules loaded: {heavy}")
     clip = ClipEmbedder(checkpoint=str(ckpt), allow_download=False, device="cpu")
     clip.load()
     mark("both models loaded")
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json_out, {
         "benchmark": "memory", "steps": [{"step": s, "rss_mb": c / MB, "peak_mb": p / MB, "anon_mb": split[s].get("RssAnon", 0) / MB,
                    "file_mb": split[s].get("RssFile", 0) / MB} for s, c, p in steps],
-        "text_path": args.text_path, "light": text.light,
+        "text_path": args.text_path, "light": text.light, "modules": heavy,
         "idle_mb": idle / MB, "peak_mb": peak / MB, "target_idle_mb": 1.2 * 1024, "met": idle <= 1.2 * 1024 * MB,
         "index_s": index_s, "sizes": sizes,
     })
