@@ -279,3 +279,16 @@ def test_light_concurrent_queries_and_documents_agree(light: Any) -> None:
     for q in results["q"]:
         np.testing.assert_allclose(q, expected_q, atol=1e-6)
     assert all(c == results["counts"][0] for c in results["counts"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux driver files")
+def test_surely_cpu_sees_gpu_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.device as device
+
+    present: set[str] = set()
+    monkeypatch.setattr(device.os.path, "exists", lambda p: str(p) in present)
+    assert device.surely_cpu("auto")
+    for marker in ("/proc/driver/nvidia/version", "/dev/kfd"):
+        present = {marker}
+        assert not device.surely_cpu("auto"), marker
+        assert device.surely_cpu("cpu")
