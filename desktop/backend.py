@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -126,14 +127,35 @@ class Backend(QObject):
     def _load_models(self, progress: Callable[[object], None]) -> tuple[Any, ClipState]:
         """Text model → store → a text-only searcher (usable at once) → CLIP → the full searcher."""
         text = self.runtime.text_embedder
+        opening = self._open_store_beside()
         loader = getattr(text, "load", None)
         if callable(loader):
             loader()
+        if opening is not None:
+            opening.join()
         early = self._text_only_searcher()
         if early is not None:
             progress(("searcher", early))
         clip = self._clip_state()
         return self.runtime.searcher(), clip
+
+    def _open_store_beside(self) -> threading.Thread | None:
+        """Open the store (health check, lancedb import: ~2 s cold) while the text model
+        loads, so the first answer waits for the slower of the two, not their sum."""
+        from indexer.runtime import Runtime
+
+        if not isinstance(self.runtime, Runtime):
+            return None
+
+        def open_store() -> None:
+            try:
+                self.runtime.store
+            except Exception:  # noqa: BLE001 - raised again, and reported, where the store is used next
+                log.debug("store not opened beside the text model", exc_info=True)
+
+        thread = threading.Thread(target=open_store, name="lodestar-open-store", daemon=True)
+        thread.start()
+        return thread
 
     def _text_only_searcher(self) -> Any:
         from indexer.runtime import Runtime

@@ -18,6 +18,15 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.pop("LODESTAR_CLIP_CHECKPOINT", None)
+# The text model's ONNX export (models/onnx_text.py) goes to a folder of this session's
+# own, never the user's cache: a test run must not change how later runs load models.
+if "LODESTAR_ONNX_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["LODESTAR_ONNX_CACHE"] = tempfile.mkdtemp(prefix="lodestar-test-onnx-")
+    atexit.register(shutil.rmtree, os.environ["LODESTAR_ONNX_CACHE"], ignore_errors=True)
 
 sys.path.insert(0, str(Path(__file__).parent))
 
