@@ -259,12 +259,25 @@ def main() -> int:
     ap.add_argument("--vectors", choices=["real", "clustered"], default="real")
     ap.add_argument("--clip", choices=["random", "fixed"], default="random",
                     help="CLIP text tower for the image part: ViT-B-32 random weights (same compute) or a fixed vector")
+    ap.add_argument("--sequential", action="store_true",
+                    help="run a query's parts one after another (the baseline for Searcher's side threads)")
     ap.add_argument("--reuse", action="store_true", help="reuse a store kept by LODESTAR_BENCH_KEEP=1 (skips the build)")
     args = ap.parse_args()
     from models.text import TextEmbedder
 
     text = TextEmbedder()
     text.load()
+    if args.sequential:
+        from concurrent.futures import Future
+
+        from indexer.search import Searcher
+
+        def inline(self: Any, fn: Any, *a: Any) -> Future:
+            done: Future = Future()
+            done.set_result(fn(*a))
+            return done
+
+        Searcher._side = inline  # type: ignore[method-assign]
     clip: Any = FixedClip()
     if args.clip == "random":
         from bench_image_index import make_clip, random_clip_checkpoint
