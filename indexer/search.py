@@ -17,13 +17,13 @@ Documents (see docs/SEARCH.md for the figures behind every constant):
    when nothing clears it the message is "No good match.".
 
 Images are ranked by CLIP cosine; text→image, image→image and image+words.
+Rows only count when their file is indexed, available and still has the same
+content hash (a crash or a concurrent write never shows stale passages).
 
 One query's independent parts run side by side (`Searcher._side`): the CLIP text
 tower and image search, and the keyword search, overlap the text model's query
 embedding and the vector search. Both models and LanceDB release the GIL, so on a
 2-core laptop this takes roughly a third off a query (docs/SEARCH.md, Performance).
-Rows only count when their file is indexed, available and still has the same
-content hash (a crash or a concurrent write never shows stale passages).
 """
 
 from __future__ import annotations
@@ -196,16 +196,17 @@ class Searcher:
         self._names: tuple[int, NameIndex] | None = None
         self._neutral: np.ndarray | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()  # not self._lock: that one is held while vectors load
 
     def _side(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run one independent part of a query beside the calling thread."""
-        with self._lock:
+        with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lodestar-query")
             return self._pool.submit(fn, *args)
 
     def close(self) -> None:
-        with self._lock:
+        with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
