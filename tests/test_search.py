@@ -252,3 +252,40 @@ def test_ranking_defaults_are_documented() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "SEARCH.md").read_text(encoding="utf-8")
     for field in dataclasses.fields(Ranking):
         assert field.name in doc, field.name
+
+
+def test_image_side_and_keywords_run_beside_the_text_embedding(indexed: Any) -> None:
+    """The CLIP text tower and BM25 run while the text model embeds the query: here the
+    CLIP stand-in waits for the text model to be busy, which a sequential search (CLIP
+    after or before the text side) could never satisfy."""
+    import threading
+
+    text_busy = threading.Event()
+    clip = indexed.image_embedder
+
+    class WatchedText:
+        model_id, dim = indexed.text_embedder.model_id, indexed.text_embedder.dim
+
+        def embed_query(self, q: str) -> Any:
+            text_busy.set()
+            overlapped.wait(5)  # give the image side time to finish inside this call
+            return indexed.text_embedder.embed_query(q)
+
+    overlapped = threading.Event()
+
+    class WaitingClip:
+        model_id, dim = clip.model_id, clip.dim
+
+        def embed_query(self, q: str) -> Any:
+            assert text_busy.wait(5), "the image side did not start while the text model was embedding"
+            overlapped.set()
+            return clip.embed_query(q)
+
+    searcher = Searcher(indexed.store, WatchedText(), WaitingClip(), paths=indexed.paths)
+    try:
+        resp = searcher.search("red square", kind="all")
+    finally:
+        searcher.close()
+    assert overlapped.is_set()
+    expected = indexed.searcher().search("red square", kind="all")
+    assert [(r.path, round(r.score, 5)) for r in resp.results] == [(r.path, round(r.score, 5)) for r in expected.results]
