@@ -5,13 +5,14 @@ model and a random-weight ViT-B-32 through the normal checkpoint path → indexi
 a small folder (pyfaq sample + a few photos) → a few queries → gc. Reports the
 idle RSS at the end and the peak (VmHWM). Target: idle ≤ 1.2 GB.
 
-``--text-path light`` (the app's default on CPU once the ONNX export is cached;
-the export is made first, in a child process, into ``--onnx-cache``) serves the
-text model with tokenizers + ONNX Runtime and never imports sentence-transformers
-or transformers; ``torch`` (LODESTAR_TEXT_LIGHT=0) is the sentence-transformers
-path; ``both`` (default) runs each in a fresh child process, alternating
-``--rounds`` times, and prints them side by side with the load average.
-CLIP (open_clip) still imports torch on both paths.
+``--path light`` (the app's default on CPU once the ONNX exports are cached; they
+are made first, in child processes, into ``--onnx-cache``) serves both models with
+ONNX Runtime: the text model with tokenizers, CLIP with models/onnx_clip.py — no
+torch, open_clip, transformers or sentence-transformers in the process. ``torch``
+(LODESTAR_TEXT_LIGHT=0, LODESTAR_CLIP_LIGHT=0) is sentence-transformers + open_clip.
+``both`` (default) runs each in a fresh child process, alternating ``--rounds``
+times, and prints them side by side with the 1-min load average, plus the CLIP
+text-query latency of each path (ViT-B-32, random weights, short queries).
 
 Part 2 (disk): fills a store through the real pipeline with embedders that have
 the real dimensions (384 text, 512 image) but random vectors (store size does
@@ -133,19 +134,35 @@ def ensure_export(cache: Path) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=Path(__file__).resolve().parent.parent)
 
 
+def ensure_clip_export(cache: Path) -> Path:
+    """The random ViT-B-32 checkpoint and its CLIP ONNX export in ``cache`` (a first
+    start in a child process: open_clip load + background export) if missing."""
+    from bench_image_index import random_clip_checkpoint
+
+    ckpt = random_clip_checkpoint()
+    code = ("from models.clip import ClipEmbedder; import sys; "
+            f"e = ClipEmbedder(checkpoint={str(ckpt)!r}, device='cpu'); e.load(); "
+            "assert e.light or (e.wait_export(900) and e.export_error is None), e.export_error")
+    env = dict(os.environ, LODESTAR_ONNX_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    env.pop("LODESTAR_CLIP_LIGHT", None)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=Path(__file__).resolve().parent.parent)
+    return ckpt
+
+
 def compare(args: argparse.Namespace) -> int:
-    """Both text paths, each in a fresh child process, alternating; side by side."""
+    """Both paths (light, torch), each in a fresh child process, alternating; side by side."""
     import json
     import statistics
 
     ensure_export(Path(args.onnx_cache))
+    ensure_clip_export(Path(args.onnx_cache))
     runs: dict[str, list[dict[str, Any]]] = {"light": [], "torch": []}
     with tempfile.TemporaryDirectory(prefix="lodestar-bench-mem-cmp-") as tmp:
         for r in range(args.rounds):
             for kind in ("light", "torch"):
                 out = Path(tmp) / f"{kind}-{r}.json"
                 load = os.getloadavg()[0]
-                subprocess.run([sys.executable, __file__, "--text-path", kind, "--onnx-cache", args.onnx_cache,
+                subprocess.run([sys.executable, __file__, "--path", kind, "--onnx-cache", args.onnx_cache,
                                 "--files", str(args.files), "--photos", str(args.photos),
                                 "--size-docs", "0", "--size-images", "0", "--json", str(out)], check=True)
                 res = json.loads(out.read_text())
@@ -166,12 +183,35 @@ def compare(args: argparse.Namespace) -> int:
     idle = {k: med(r["idle_mb"] for r in runs[k]) for k in runs}
     peak = {k: med(r["peak_mb"] for r in runs[k]) for k in runs}
     print(f"load average (1 min) before each child: {', '.join(f'{x:.1f}' for x in loads)}")
-    print(table("Memory targets", ["text path", "idle RSS MB", "peak MB", "target"], [
+    print(table("Memory targets", ["models path", "idle RSS MB", "peak MB", "target"], [
         [k, idle[k], peak[k], "≤1229 MB " + ("met" if idle[k] <= 1.2 * 1024 else "MISSED")] for k in runs]))
+    clip_ms = {k: med(r["clip_query_ms"] for r in runs[k]) for k in runs}
+    print(table("CLIP text query (ViT-B-32, random weights; median of the children's medians)",
+                ["models path", "ms / query"], [[k, clip_ms[k]] for k in runs]))
+    print(f"modules: " + "; ".join(f"{k}: {runs[k][0]['modules']}" for k in runs))
     write_json(args.json_out, {"benchmark": "memory", "compare": True, "runs": runs, "idle_mb": idle, "peak_mb": peak,
+                               "clip_query_ms": clip_ms,
                                "load_avg_1min": loads, "target_idle_mb": 1.2 * 1024,
                                "met": {k: idle[k] <= 1.2 * 1024 for k in runs}})
     return 0
+
+
+CLIP_QUERIES = ("a dog", "sunset over the sea", "red car", "birthday cake with candles", "mountain lake")
+
+
+def clip_query_ms(clip: Any, repeats: int = 5) -> float:
+    """Median ms of ``embed_query`` on short queries (after one warm-up each)."""
+    import statistics
+
+    for q in CLIP_QUERIES:
+        clip.embed_query(q)
+    times = []
+    for _ in range(repeats):
+        for q in CLIP_QUERIES:
+            t = time.perf_counter()
+            clip.embed_query(q)
+            times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,12 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", type=int, default=16)
     ap.add_argument("--size-docs", type=int, default=1000, help="documents for the size-per-1000 figure")
     ap.add_argument("--size-images", type=int, default=200, help="images for the size-per-1000 figure")
-    ap.add_argument("--text-path", choices=("light", "torch", "both"), default="both")
-    ap.add_argument("--rounds", type=int, default=2, help="child processes per path with --text-path both")
+    ap.add_argument("--path", "--text-path", dest="path", choices=("light", "torch", "both"), default="both",
+                    help="light: both models on ONNX Runtime; torch: sentence-transformers + open_clip")
+    ap.add_argument("--rounds", type=int, default=2, help="child processes per path with --path both")
     ap.add_argument("--onnx-cache", default="/tmp/lodestar-bench/onnx-cache", help="ONNX export cache (light path)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
-    if args.text_path == "both":
+    if args.path == "both":
         rc = compare(args)
         if args.size_docs and args.size_images:
             print(table("Index size", ["kind", "files", "chunks", "LanceDB MB / 1000", "thumbnails MB / 1000"], [
@@ -193,11 +234,14 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in store_sizes(args.size_docs, args.size_images).items()]))
         return rc
     os.environ["LODESTAR_ONNX_CACHE"] = args.onnx_cache
-    if args.text_path == "torch":
+    if args.path == "torch":
         os.environ["LODESTAR_TEXT_LIGHT"] = "0"
+        os.environ["LODESTAR_CLIP_LIGHT"] = "0"
     else:
         os.environ.pop("LODESTAR_TEXT_LIGHT", None)
+        os.environ.pop("LODESTAR_CLIP_LIGHT", None)
         ensure_export(Path(args.onnx_cache))
+        ensure_clip_export(Path(args.onnx_cache))
 
     steps: list[tuple[str, int, int]] = []
     split: dict[str, dict[str, int]] = {}
@@ -209,17 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         split[name] = status()
 
     mark("python + numpy")
-    import torch  # noqa: F401
-
     from bench_image_index import random_clip_checkpoint
     from bench_text_index import pyfaq_sample
 
-    mark("torch imported (CLIP needs it)")
     import lancedb  # noqa: F401
-    import open_clip  # noqa: F401
 
-    if args.text_path == "torch":
+    mark("lancedb imported")
+    if args.path == "torch":
+        import open_clip  # noqa: F401
         import sentence_transformers  # noqa: F401
+        import torch  # noqa: F401
     else:
         import onnxruntime  # noqa: F401
         import tokenizers  # noqa: F401
@@ -238,16 +281,13 @@ def main(argv: list[str] | None = None) -> int:
 
     text = TextEmbedder(device="cpu")
     text.load()
-    if text.light != (args.text_path == "light"):
-        raise SystemExit(f"asked for the {args.text_path} text path but TextEmbedder.light={text.light}")
-    if args.text_path == "light":
-        assert "sentence_transformers" not in sys.modules
-    # open_clip imports transformers itself (coca_model / hf_model), on both paths
-    heavy = [m for m in ("torch", "transformers", "sentence_transformers", "onnxruntime") if m in sys.modules]
-    print(f"{args.text_path} text path: modules loaded: {heavy}")
     clip = ClipEmbedder(checkpoint=str(ckpt), allow_download=False, device="cpu")
     clip.load()
+    want = args.path == "light"
+    if text.light != want or clip.light != want:
+        raise SystemExit(f"asked for the {args.path} path but TextEmbedder.light={text.light}, ClipEmbedder.light={clip.light}")
     mark("both models loaded")
+    clip_ms = clip_query_ms(clip)
     with tempfile.TemporaryDirectory(prefix="lodestar-bench-mem-") as tmp:
         paths = open_paths(Path(tmp) / "data")
         settings = Settings(folders=[str(corpus), str(photos)])
@@ -265,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         mark("idle")
         idle, peak = steps[-1][1], steps[-1][2]
         store.close()
+    heavy = [m for m in ("torch", "torchvision", "open_clip", "transformers", "sentence_transformers", "onnxruntime")
+             if m in sys.modules]
+    print(f"{args.path} path: modules loaded: {heavy}; CLIP text query {clip_ms:.1f} ms")
+    if want and any(m in heavy for m in ("torch", "open_clip", "transformers")):
+        raise SystemExit(f"the light path imported {heavy}")
 
     sizes = store_sizes(args.size_docs, args.size_images) if args.size_docs and args.size_images else {}
     m = machine()
@@ -277,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         ["idle RSS, both models loaded, after index + queries", idle / MB, "≤1229 MB " + ("met" if idle <= 1.2 * 1024 * MB else "MISSED")],
         ["peak RSS (VmHWM)", peak / MB, ""],
         ["idle minus 'all libraries imported' baseline (weights, caches, index)", (idle - steps[2][1]) / MB, ""],
-        ["libraries alone (torch, open_clip, lancedb + text path's)", steps[2][1] / MB, ""],
+        ["libraries alone (lancedb + the path's runtimes)", steps[2][1] / MB, ""],
     ]))
     print()
     print(table("Index size", ["kind", "files", "chunks", "LanceDB MB / 1000", "thumbnails MB / 1000"], [
@@ -286,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json_out, {
         "benchmark": "memory", "steps": [{"step": s, "rss_mb": c / MB, "peak_mb": p / MB, "anon_mb": split[s].get("RssAnon", 0) / MB,
                    "file_mb": split[s].get("RssFile", 0) / MB} for s, c, p in steps],
-        "text_path": args.text_path, "light": text.light, "modules": heavy,
+        "path": args.path, "light": text.light and clip.light, "modules": heavy, "clip_query_ms": clip_ms,
         "idle_mb": idle / MB, "peak_mb": peak / MB, "target_idle_mb": 1.2 * 1024, "met": idle <= 1.2 * 1024 * MB,
         "index_s": index_s, "sizes": sizes,
     })

@@ -595,10 +595,9 @@ class IndexService:
     def _embed_images(self, works: list[_Work], batch: WriteBatch) -> None:
         images = [w.image for w in works]
         try:
-            if images and all(hasattr(im, "ndim") for im in images):  # tensors from the pool
-                import torch
-
-                vectors = self.image_embedder.embed_tensors(torch.stack(images))  # type: ignore[union-attr]
+            if images and all(hasattr(im, "ndim") for im in images):  # preprocessed on the pool
+                # A list: the embedder stacks torch tensors or numpy arrays (light CLIP path).
+                vectors = self.image_embedder.embed_tensors(images)  # type: ignore[union-attr]
             else:
                 vectors = self.image_embedder.embed_documents(images)  # type: ignore[union-attr]
             self.model_calls += 1

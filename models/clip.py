@@ -4,11 +4,21 @@ The architecture comes from open_clip's config registry; the weights always come
 from ``models.weights`` (local checkpoint → HF cache → download if allowed) and are
 read as safetensors or weights_only tensors, never through open_clip's own
 ``pretrained=`` download path.
+
+Light path (CPU): when the ONNX export of these exact weights is cached
+(models/onnx_clip.py), both towers run in ONNX Runtime with a numpy tokenizer and
+PIL/numpy preprocessing — no torch, no open_clip (~0.8 GB less memory), same vectors,
+same ``model_id``. The first load on a machine uses open_clip and writes the export
+in a background thread for next time. ``LODESTAR_CLIP_LIGHT=0`` turns it off.
 """
 
 from __future__ import annotations
 
+import atexit
+import copy
+import importlib.util
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
@@ -19,8 +29,10 @@ import numpy as np
 from models.errors import ModelUnavailable
 from models.weights import (
     ProgressFn,
+    check_checkpoint,
     configured_checkpoint,
     file_sha256,
+    find_in_hf_cache,
     load_state_dict,
     resolve_weights,
     weights_status,
@@ -35,6 +47,27 @@ DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 def _drop_random_init_warning(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("No pretrained weights loaded for model")
 
+
+LIGHT_ENV = "LODESTAR_CLIP_LIGHT"  # "0"/"false"/"no"/"off": always load open_clip
+_EXPORT_EXIT_WAIT_S = 120.0
+_export_threads: list[threading.Thread] = []
+_export_threads_lock = threading.Lock()
+
+
+def light_enabled() -> bool:
+    return os.environ.get(LIGHT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _join_exports_at_exit() -> None:
+    """The process must not finish while an export thread is inside torch (the C++
+    runtime aborts): exit waits for a running export (seconds, once per machine)."""
+    with _export_threads_lock:
+        threads = list(_export_threads)
+    for t in threads:
+        t.join(_EXPORT_EXIT_WAIT_S)
+
+
+atexit.register(_join_exports_at_exit)
 
 KNOWN_DIMS = {"ViT-B-32": 512, "ViT-B-16": 512, "ViT-L-14": 768, "ViT-H-14": 1024, "RN50": 1024}
 
@@ -67,6 +100,14 @@ class ClipEmbedder:
         self._dim: int | None = None
         self._model_id: str | None = None
         self._lock = threading.Lock()
+        self.light = False  # True when served by ONNX Runtime (models/onnx_clip.py), no torch
+        # Forward passes in flight on the torch path; the export copies the model between them.
+        self._fwd = threading.Condition()
+        self._fwd_active = 0
+        self._fwd_paused = False
+        self.export_thread: threading.Thread | None = None
+        self.export_done = threading.Event()
+        self.export_error: BaseException | None = None
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -127,6 +168,11 @@ class ClipEmbedder:
     def _load_locked(self) -> None:
         from models.device import pick_device
 
+        export_to, export_force = None, False
+        if self._light_fits():
+            export_to, export_force = self._load_light()
+            if self.light:
+                return
         resolved = resolve_weights(
             self.model_name,
             self.pretrained,
@@ -185,7 +231,115 @@ class ClipEmbedder:
         self.weights_source = resolved.source
         self._torch = torch
         self._model = model
+        self.light = False
         log.info("CLIP %s loaded on %s from %s (%s)", self.model_id, device, resolved.path, resolved.source)
+        if export_to is not None and device == "cpu":
+            self._start_export(model, preprocess, tokenizer, export_to, export_force)
+
+    # -- light path -----------------------------------------------------------------
+    def _light_fits(self) -> bool:
+        """Could this machine use the light path (export aside)? Decided without torch."""
+        if not light_enabled():
+            log.info("light CLIP path off (%s=%s)", LIGHT_ENV, os.environ.get(LIGHT_ENV))
+            return False
+        from models.device import surely_cpu
+
+        if not surely_cpu(self.device_setting):
+            return False
+        if importlib.util.find_spec("onnxruntime") is None:
+            log.info("light CLIP path unavailable: onnxruntime is not installed")
+            return False
+        return True
+
+    def _load_light(self) -> tuple[Any, bool]:
+        """Serve from the cached export if it is there and sound (sets ``self.light``);
+        else (export folder or None, force) for the torch load that follows."""
+        from models.onnx_clip import OnnxClip, clip_export_dir, export_complete
+
+        try:
+            if self.checkpoint:
+                path, source = check_checkpoint(self.checkpoint), "checkpoint"
+            else:  # known tags only: an unknown one would import open_clip to find its file
+                found = find_in_hf_cache(self.model_name, self.pretrained, allow_import=False)
+                if found is None:
+                    return None, False
+                path, source = found, "hf-cache"
+            out_dir = clip_export_dir(path, self.model_name, self.pretrained)
+        except Exception as exc:  # noqa: BLE001 - the torch path reports weight problems properly
+            log.info("light CLIP path skipped: %s", exc)
+            return None, False
+        if not export_complete(out_dir):
+            log.info("no cached ONNX export of %s yet: loading open_clip (export follows)", self.model_id)
+            return out_dir, False
+        try:
+            onnx = OnnxClip(out_dir)
+            if self._dim is not None and onnx.dim != self._dim:
+                raise ValueError(f"export gives dimension {onnx.dim}, expected {self._dim}")
+            probe = onnx.encode_text(["lodestar"])
+            if probe.shape != (1, onnx.dim) or not np.isfinite(probe).all():
+                raise ValueError(f"probe vector is not a finite vector of size {onnx.dim}")
+        except Exception as exc:  # noqa: BLE001 - any broken cache file: fall back, re-export
+            log.warning("cached CLIP export %s is unusable (%s); loading open_clip and re-exporting", out_dir, exc)
+            return out_dir, True
+        self._dim = onnx.dim
+        self.device = "cpu"
+        self.weights_source = source
+        self._preprocess = onnx.preprocess
+        self._tokenizer = onnx.tokenizer
+        self.light = True
+        self._model = onnx
+        log.info("CLIP %s loaded on cpu via ONNX Runtime (light path, dim %d)", self.model_id, onnx.dim)
+        return None, False
+
+    def _start_export(self, model: Any, preprocess: Any, tokenizer: Any, out_dir: Any, force: bool) -> None:
+        """Write the ONNX export for the next start, once, in a daemon thread. The
+        thread copies the model between forward passes (so it never traces a model in
+        use) and exports the copy; failures only log a warning."""
+        from models.onnx_clip import export_clip, light_spec
+
+        def run() -> None:
+            private: Any = None
+            try:
+                spec = light_spec(model, preprocess, tokenizer)
+                with self._fwd:
+                    self._fwd_paused = True
+                    try:
+                        self._fwd.wait_for(lambda: self._fwd_active == 0)
+                        private = copy.deepcopy(model)
+                    finally:
+                        self._fwd_paused = False
+                        self._fwd.notify_all()
+                export_clip(private, spec, out_dir, force=force)
+            except ModelUnavailable as exc:
+                self.export_error = exc
+                log.info("%s", exc.reason)
+            except Exception as exc:  # noqa: BLE001 - only the next start's speed depends on it
+                self.export_error = exc
+                log.warning("could not export CLIP for the light path: %s", exc)
+            finally:
+                private = None
+                self.export_done.set()
+
+        self.export_done.clear()
+        self.export_error = None
+        thread = threading.Thread(target=run, name="lodestar-clip-export", daemon=True)
+        with _export_threads_lock:
+            _export_threads[:] = [t for t in _export_threads if t.is_alive()]
+            _export_threads.append(thread)
+        self.export_thread = thread
+        thread.start()
+
+    def wait_export(self, timeout: float | None = None) -> bool:
+        """Wait for a background export to end (tests, benchmarks); True if none runs now."""
+        thread = self.export_thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _forward(self) -> Any:
+        """Context for one torch forward pass (the export's copy waits for it)."""
+        return _Forward(self)
 
     def _ensure(self) -> Any:
         self.load()
@@ -193,7 +347,8 @@ class ClipEmbedder:
 
     # -- embedding ------------------------------------------------------------------
     def preprocess(self, image: Any) -> Any:
-        """PIL image → model input tensor [3, H, W]; safe to call from a thread pool."""
+        """PIL image → model input [3, H, W] (a torch tensor, or float32 numpy on the
+        light path); what ``embed_tensors`` takes. Safe to call from a thread pool."""
         self.load()
         assert self._preprocess is not None
         if getattr(image, "mode", "RGB") != "RGB":
@@ -201,29 +356,46 @@ class ClipEmbedder:
         return self._preprocess(image)
 
     def embed_tensors(self, batch: Any) -> np.ndarray:
-        """Embed an already preprocessed batch [n, 3, H, W] → float32 [n, dim], unit rows."""
+        """Embed preprocessed images → float32 [n, dim], unit rows. ``batch`` is one
+        array/tensor [n, 3, H, W] or [3, H, W], or a list of [3, H, W] items."""
         model = self._ensure()
+        if isinstance(batch, (list, tuple)):
+            if not batch:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            if self.light:
+                batch = np.stack([_to_numpy(b) for b in batch])
+            else:
+                batch = self._torch.stack([self._to_tensor(b) for b in batch])
+        if self.light:
+            arr = _to_numpy(batch)
+            if arr.ndim == 3:
+                arr = arr[None]
+            if arr.shape[0] == 0:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return model.encode_images(arr)
         torch = self._torch
+        batch = self._to_tensor(batch)
         if batch.ndim == 3:
             batch = batch.unsqueeze(0)
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         dtype = next(model.parameters()).dtype
-        with torch.inference_mode():
+        with self._forward(), torch.inference_mode():
             feats = model.encode_image(batch.to(self.device, dtype=dtype))
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return np.ascontiguousarray(feats.cpu().numpy(), dtype=np.float32)
+
+    def _to_tensor(self, x: Any) -> Any:
+        return self._torch.from_numpy(x) if isinstance(x, np.ndarray) else x
 
     def embed_documents(self, items: Sequence[Any]) -> np.ndarray:
         images = list(items)
         self.load()
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        torch = self._torch
         out = []
         for i in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(im) for im in images[i : i + self.batch_size]])
-            out.append(self.embed_tensors(batch))
+            out.append(self.embed_tensors([self.preprocess(im) for im in images[i : i + self.batch_size]]))
         return np.concatenate(out, axis=0)
 
     def embed_image(self, image: Any) -> np.ndarray:
@@ -232,10 +404,12 @@ class ClipEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """Text → float32 [dim] through the text tower, comparable with image vectors."""
         model = self._ensure()
+        if self.light:
+            return model.encode_text([text])[0]
         torch = self._torch
         assert self._tokenizer is not None
         tokens = self._tokenizer([text])
-        with torch.inference_mode():
+        with self._forward(), torch.inference_mode():
             feats = encode_text_trimmed(model, tokens.to(self.device))
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return np.ascontiguousarray(feats[0].cpu().numpy(), dtype=np.float32)
@@ -245,6 +419,30 @@ class ClipEmbedder:
             self._model = None
             self._preprocess = None
             self._tokenizer = None
+            self.light = False
+
+
+class _Forward:
+    """Counts a torch forward pass in flight; waits while the export copies the model."""
+
+    def __init__(self, emb: ClipEmbedder) -> None:
+        self.emb = emb
+
+    def __enter__(self) -> None:
+        with self.emb._fwd:
+            self.emb._fwd.wait_for(lambda: not self.emb._fwd_paused)
+            self.emb._fwd_active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.emb._fwd:
+            self.emb._fwd_active -= 1
+            self.emb._fwd.notify_all()
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    return x.detach().cpu().float().numpy()  # a torch tensor
 
 
 def encode_text_trimmed(model: Any, tokens: Any) -> Any:
@@ -267,7 +465,16 @@ def encode_text_trimmed(model: Any, tokens: Any) -> Any:
     ):
         return model.encode_text(tokens)
     n = int(tokens.argmax(dim=-1).max()) + 1  # the end-of-text token has the highest id
-    tokens = tokens[:, :n]
+    return text_tower(model, tokens[:, :n])
+
+
+def text_tower(model: Any, tokens: Any) -> Any:
+    """The text tower on tokens already cut after the end-of-text token (any length up
+    to the context; also what the light path's ONNX graph is traced from)."""
+    import torch
+
+    n = tokens.shape[1]
+    mask = model.attn_mask
     cast = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
     x = model.transformer(x, attn_mask=mask[:n, :n])

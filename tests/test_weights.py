@@ -30,6 +30,14 @@ def no_network(strict_network: list[Any]) -> list[Any]:
     return strict_network
 
 
+@pytest.fixture(autouse=True)
+def open_clip_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare embedders of the same weights from different files bit for
+    bit; a cached ONNX export of one file (another test's first load) would serve it on
+    the light CLIP path, equal only within float rounding (tests/test_clip_light.py)."""
+    monkeypatch.setenv("LODESTAR_CLIP_LIGHT", "0")
+
+
 @pytest.fixture()
 def hf_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """An empty Hugging Face cache for this test."""
