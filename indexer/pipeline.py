@@ -159,6 +159,7 @@ class IndexService:
                 self._process(infos, root, summary, cancel, gone=gone, fids=fids)
             if cancel is None or not cancel.is_set():
                 self._after_run()
+        release_memory()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
         self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
@@ -788,3 +789,24 @@ def free_bytes(path: Path) -> int:
         return shutil.disk_usage(path).free
     except OSError:
         return 0
+
+
+def release_memory() -> None:
+    """Hand the heap that a run freed back to the OS (glibc keeps it otherwise).
+
+    A reconcile decodes images, tokenises and builds Arrow batches by the hundred MB;
+    glibc keeps freed arenas mapped, so the idle app would keep its peak. malloc_trim
+    returns them (docs/PERFORMANCE.md section 4). ``LODESTAR_MALLOC_TRIM=0`` turns it off.
+    """
+    import gc
+
+    gc.collect()
+    if os.environ.get("LODESTAR_MALLOC_TRIM", "1") == "0":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, Windows, musl): their allocators return memory themselves

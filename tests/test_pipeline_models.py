@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from fakes import HashImageEmbedder, HashTextEmbedder
 from indexer.config import Settings, open_paths
 from indexer.pipeline import IndexService
 from indexer.search import Searcher
 from indexer.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _service(data: Path, root: Path, text: Any, image: Any) -> IndexService:
@@ -110,3 +118,34 @@ def test_extraction_threads_follow_the_device() -> None:
         assert extract_threads(gpu, None) == 16
     with mock.patch("os.cpu_count", return_value=2):
         assert extract_threads(gpu, None) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_a_finished_run_hands_freed_heap_back_to_the_os() -> None:
+    """Freed-but-fragmented heap (what a reconcile leaves) is returned by release_memory;
+    with LODESTAR_MALLOC_TRIM=0 it stays resident."""
+    code = textwrap.dedent(
+        """
+        import os
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+        blocks = [bytes(1500) for _ in range(200_000)]
+        keep = blocks[::50]  # pins the heap: plain free() cannot shrink it
+        del blocks
+        before = rss()
+        from indexer.pipeline import release_memory
+        release_memory()
+        print(before, rss())
+        """
+    )
+    def run(trim: str) -> tuple[int, int]:
+        env = {**os.environ, "LODESTAR_MALLOC_TRIM": trim}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+        before, after = (int(x) for x in out.stdout.split())
+        return before, after
+
+    before, after = run("1")
+    assert after < before - 150, (before, after)
+    before, after = run("0")
+    assert after > before - 50, (before, after)
