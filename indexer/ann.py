@@ -29,8 +29,6 @@ real-geometry vectors 16 partitions probed in full gave recall@10 0.998 for ~30 
 where 122 partitions of 8k needed 61 probes for 0.97 at ~90 ms (bench/bench_query.py,
 docs/SEARCH.md)."""
 MAX_PARTITIONS = 32
-REFINE_FACTOR = 1
-"""Re-rank the fetched rows by their exact vectors (undoes 8-bit SQ rounding)."""
 HNSW_EF = 300
 """HNSW candidate list per partition; at least the rows fetched."""
 INDEX_PREFIX = "vector_hnsw_v2_p"
