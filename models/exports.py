@@ -1,0 +1,51 @@
+"""Background ONNX exports for the light model paths (models/onnx_text.py, onnx_clip.py).
+
+One registry for every export thread, so that process exit waits for a running one:
+a process must not finish while a thread is inside torch, or the C++ runtime aborts
+("terminate called without an active exception"). An export takes seconds, once
+per machine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Callable
+
+EXIT_WAIT_S = 120.0
+_threads: list[threading.Thread] = []
+_lock = threading.Lock()
+
+
+def light_enabled(env: str) -> bool:
+    """False when the variable says "0"/"false"/"no"/"off" (keep the torch path)."""
+    return os.environ.get(env, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def start_export(name: str, run: Callable[[], None]) -> threading.Thread:
+    """Run ``run`` on a daemon thread that process exit waits for."""
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    with _lock:
+        _threads[:] = [t for t in _threads if t.is_alive()]
+        _threads.append(thread)
+    thread.start()
+    return thread
+
+
+def wait_export(thread: threading.Thread | None, timeout: float | None = None) -> bool:
+    """Wait for an export thread to end; True if none runs now."""
+    if thread is None:
+        return True
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+def _join_at_exit() -> None:
+    with _lock:
+        threads = list(_threads)
+    for t in threads:
+        t.join(EXIT_WAIT_S)
+
+
+atexit.register(_join_at_exit)
