@@ -278,8 +278,9 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
         log.info("restarting: %s", argv)
         QProcess.startDetached(argv[0], argv[1:])
     if not clean:
-        # An indexing thread is still inside native code (torch); letting the interpreter
-        # finalise under it aborts the process. Commits are atomic, so leave now.
+        # An indexing thread is still inside native code (torch or ONNX Runtime); letting
+        # the interpreter finalise under it can abort the process. Commits are atomic, so
+        # leave now.
         log.error("exiting with the indexer still running; the next start resumes it")
         logging.shutdown()
         sys.stdout.flush()
