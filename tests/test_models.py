@@ -16,6 +16,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from embedder_checks import assert_concurrent_use_agrees  # noqa: E402
 from models.errors import ModelUnavailable  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -310,35 +311,7 @@ def test_thread_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_concurrent_queries_and_documents_agree(text_embedder: Any) -> None:
     """Indexing and searching share one model: concurrent calls must not fail or mix."""
-    docs = [f"note number {i} about gardening and tomatoes" for i in range(40)]
-    expected_docs = text_embedder.embed_documents(docs)
-    expected_q = text_embedder.embed_query("tomato plants")
-    results: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def index() -> None:
-        try:
-            results["docs"] = text_embedder.embed_documents(docs)
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    def search() -> None:
-        try:
-            results["q"] = [text_embedder.embed_query("tomato plants") for _ in range(5)]
-            results["counts"] = [text_embedder.count_tokens(docs[:8]) for _ in range(5)]
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=index), threading.Thread(target=search)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
-    np.testing.assert_allclose(results["docs"], expected_docs, atol=1e-5)
-    for q in results["q"]:
-        np.testing.assert_allclose(q, expected_q, atol=1e-5)
-    assert all(c == results["counts"][0] for c in results["counts"])
+    assert_concurrent_use_agrees(text_embedder, atol=1e-5)
 
 
 def test_clip_query_skips_the_padding_exactly(tiny_clip_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:

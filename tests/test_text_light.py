@@ -11,13 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from embedder_checks import assert_concurrent_use_agrees
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -250,35 +251,7 @@ def test_other_backends_and_devices_skip_the_light_path(light_env: Path) -> None
 
 
 def test_light_concurrent_queries_and_documents_agree(light: Any) -> None:
-    docs = [f"note number {i} about gardening and tomatoes" for i in range(40)]
-    expected_docs = light.embed_documents(docs)
-    expected_q = light.embed_query("tomato plants")
-    results: dict[str, Any] = {}
-    errors: list[BaseException] = []
-
-    def index() -> None:
-        try:
-            results["docs"] = light.embed_documents(docs)
-        except BaseException as exc:
-            errors.append(exc)
-
-    def search() -> None:
-        try:
-            results["q"] = [light.embed_query("tomato plants") for _ in range(5)]
-            results["counts"] = [light.count_tokens(docs[:8]) for _ in range(5)]
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=index), threading.Thread(target=search)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
-    np.testing.assert_allclose(results["docs"], expected_docs, atol=1e-6)
-    for q in results["q"]:
-        np.testing.assert_allclose(q, expected_q, atol=1e-6)
-    assert all(c == results["counts"][0] for c in results["counts"])
+    assert_concurrent_use_agrees(light, atol=1e-6)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux driver files")
