@@ -15,7 +15,7 @@ import logging
 import re
 from typing import Any
 
-from indexer.fts import ensure_fts_index
+from indexer.fts import describe_indices, ensure_fts_index, index_files_problem, is_fts
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,39 @@ class IndexReport:
 
 
 def _vector_indexes(table: Any, column: str = "vector") -> list[Any]:
-    try:
-        return [ix for ix in table.list_indices() if ix.index_type != "FTS" and column in ix.columns]
-    except Exception as exc:  # noqa: BLE001 - a table being rewritten; treat as missing
-        log.debug("cannot list indices: %s", exc)
-        return []
+    return [ix for ix in describe_indices(table) if not is_fts(ix) and column in ix.field_names]
 
 
 def has_vector_index(table: Any, column: str = "vector") -> bool:
     return bool(_vector_indexes(table, column))
+
+
+def vector_index_problem(table: Any | None, column: str = "vector", *, open_it: bool = False) -> str | None:
+    """Why the ANN index that the manifest lists cannot be used; None when it is usable
+    or not built (issue 11.13). Searches then rank exactly (in memory, or a flat scan)
+    until the writer rebuilds it. ``open_it`` also runs a tiny query through it."""
+    if table is None:
+        return None
+    listed = _vector_indexes(table, column)
+    for ix in listed:
+        why = index_files_problem(table, ix)
+        if why:
+            return why
+    if listed and open_it:
+        try:
+            dim = table.schema.field(column).type.list_size
+            (
+                table.search([0.0] * dim, vector_column_name=column)
+                .distance_type("cosine")
+                .nprobes(1)
+                .select([column])
+                .limit(1)
+                .to_arrow()
+            )
+        except Exception as exc:  # noqa: BLE001 - lance reports a damaged index as RuntimeError/OSError alike
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"it cannot be opened ({text[:200]})"
+    return None
 
 
 def num_partitions(rows: int) -> int:
@@ -85,18 +109,21 @@ def ensure_vector_index(table: Any | None, *, min_rows: int = ANN_MIN_ROWS) -> b
         return False
     rows = table.count_rows()
     existing = _vector_indexes(table)
-    if existing:
+    broken = vector_index_problem(table, open_it=True) if existing else None
+    if existing and not broken:
         built = index_partitions(table)
         if built is not None and num_partitions(rows) < 2 * built:
             return False
-    elif rows < min_rows:
+    elif not broken and rows < min_rows:
         return False
+    if broken:
+        log.warning("vector index of %s is unusable (%s); rebuilding it", getattr(table, "name", "?"), broken)
     from lancedb.index import IvfHnswSq
 
     parts = num_partitions(rows)
     log.info("building a vector index on %s (%d rows, %d partitions)", getattr(table, "name", "?"), rows, parts)
-    for ix in existing:  # an index of another recipe: replaced, not kept beside
-        if ix.name != f"{INDEX_PREFIX}{parts}":
+    for ix in existing:  # an index of another recipe (or an unusable one): replaced, not kept beside
+        if broken or ix.name != f"{INDEX_PREFIX}{parts}":
             try:
                 table.drop_index(ix.name)
             except Exception as exc:  # noqa: BLE001 - searches fall back to a scan meanwhile

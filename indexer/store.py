@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import re
@@ -62,6 +63,28 @@ def _hex_list(ids: Iterable[str]) -> str:
     return ", ".join(checked)
 
 
+UNIT_TOLERANCE = 0.02
+"""How far a stored vector's squared length may be from 1. Every embedder writes
+L2-normalised float32 vectors (fp16 models are off by ~1e-3); a row outside this,
+or with a NaN/inf, was damaged on disk and must never be ranked (issue 11.6)."""
+DAMAGED_NOTES = "damaged-vectors"
+"""Folder in the data dir where any process notes files whose vectors it found damaged;
+the writer takes the notes and re-embeds those files (`Store.take_damaged`)."""
+
+
+def sane_rows(vectors: Any) -> np.ndarray:
+    """Per row of a [n, dim] array: finite and of unit length, as written. Never warns."""
+    v = np.asarray(vectors)
+    if v.ndim == 1:
+        v = v.reshape(1, -1)
+    if v.size == 0:
+        return np.ones(v.shape[0], bool)
+    with np.errstate(all="ignore"):  # garbage bytes overflow when squared: judged, not warned about
+        # A NaN or inf anywhere makes the squared length NaN or inf, which fails the test too.
+        norm2 = np.einsum("ij,ij->i", v, v)
+        return np.abs(norm2 - 1.0) <= UNIT_TOLERANCE
+
+
 @dataclasses.dataclass
 class FileRecord:
     fid: str
@@ -92,6 +115,11 @@ class FileRecord:
     @property
     def ext(self) -> str:
         return os.path.splitext(self.path)[1].lower().lstrip(".")
+
+
+def is_problem(rec: FileRecord) -> bool:
+    """What counts as a problem everywhere (the window's count, its dialog, per-folder figures)."""
+    return rec.state in ("failed", "pending") or (rec.state == "name_only" and bool(rec.reason))
 
 
 @dataclasses.dataclass
@@ -219,6 +247,7 @@ class Store:
         self._hash_index: dict[str, list[str]] | None = None
         self._hash_index_of: dict[str, FileRecord] | None = None
         self._tables: dict[str, Any] = {}
+        self._damaged: dict[str, str] = {}  # fid -> why, noted by this process (see note_damaged)
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._db = lancedb.connect(str(self.path), read_consistency_interval=read_consistency)
@@ -385,7 +414,12 @@ class Store:
         rows.sort(key=lambda r: r.ord)
         # Duplicates can exist briefly after a crash between commits; keep one per ord.
         seen: set[int] = set()
-        return [r for r in rows if not (r.ord in seen or seen.add(r.ord))]
+        rows = [r for r in rows if not (r.ord in seen or seen.add(r.ord))]
+        if rows and not sane_rows(np.stack([r.vector for r in rows])).all():
+            # Damaged on disk: never copied to a twin, reused or used as a query (issue 11.6).
+            self.note_damaged([fid], f"damaged vectors in {table.name}")
+            return []
+        return rows
 
     def image_row(self, fid: str, file_hash: str | None = None) -> ImageRow | None:
         table = self.images_table()
@@ -397,12 +431,109 @@ class Store:
         arrow = table.search().where(where).limit(1).to_arrow()
         if arrow.num_rows == 0:
             return None
+        vector = np.asarray(arrow.column("vector")[0].as_py(), dtype=np.float32)
+        if not sane_rows(vector).all():
+            self.note_damaged([fid], f"damaged vector in {table.name}")
+            return None
         return ImageRow(
             width=arrow.column("width")[0].as_py(),
             height=arrow.column("height")[0].as_py(),
             thumb=arrow.column("thumb")[0].as_py(),
-            vector=np.asarray(arrow.column("vector")[0].as_py(), dtype=np.float32),
+            vector=vector,
         )
+
+    # -------------------------------------------------------- damaged vectors
+    def note_damaged(self, fids: Iterable[str], why: str) -> int:
+        """Remember files whose stored vectors are damaged; the writer re-embeds them.
+
+        Any process may call this (a search that met a NaN row, the deep check): the
+        note is a small file in the data dir, so a reader tells the writer without
+        writing to the store. Returns how many files were new to this process.
+        """
+        fresh = []
+        with self._cache_lock:
+            for fid in dict.fromkeys(fids):
+                if re.fullmatch(r"[0-9a-f]{1,64}", fid or "") and fid not in self._damaged:
+                    self._damaged[fid] = why
+                    fresh.append(fid)
+        if not fresh:
+            return 0
+        log.warning("%d file%s with %s will be re-indexed", len(fresh), "s" if len(fresh) != 1 else "", why)
+        folder = self.path.parent / DAMAGED_NOTES
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            name = f"{os.getpid()}-{time.time_ns()}-{threading.get_ident()}.json"
+            tmp = folder / f".{name}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"fids": fresh, "why": why}, fh)
+            os.replace(tmp, folder / name)
+        except OSError as exc:  # this process still knows; its own writer repairs them
+            log.warning("cannot note damaged vectors in %s: %s", folder, exc)
+        return len(fresh)
+
+    def damaged_noted(self) -> dict[str, str]:
+        """Files noted as damaged and not repaired yet (this process and the others' notes)."""
+        out = dict(self._damaged)
+        for _path, data in self._read_notes():
+            for fid in data.get("fids", []):
+                out.setdefault(fid, str(data.get("why", "damaged vectors")))
+        return out
+
+    def take_damaged(self) -> dict[str, str]:
+        """The writer takes every note (fid -> why) and removes them."""
+        notes = self._read_notes()
+        with self._cache_lock:
+            out, self._damaged = self._damaged, {}
+        for _path, data in notes:
+            for fid in data.get("fids", []):
+                out.setdefault(fid, str(data.get("why", "damaged vectors")))
+        for path, _data in notes:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        return out
+
+    def _read_notes(self) -> list[tuple[Path, dict[str, Any]]]:
+        return read_damaged_notes(self.path.parent)
+
+    def mark_for_reindex(self, fids: Iterable[str], reason: str) -> int:
+        """Writer only: these files' rows are damaged or lost; the next sync re-embeds them.
+
+        ``pending`` hides their rows from search at once, and a zero mtime makes the
+        next reconcile (or sync of the path) read them again instead of "unchanged".
+        """
+        files = self.files()
+        recs = [
+            dataclasses.replace(files[f], state="pending", reason=reason, mtime_ns=0)
+            for f in dict.fromkeys(fids)
+            if f in files and files[f].state == "indexed"
+        ]
+        if recs:
+            with self._write_lock:
+                self._upsert_files(recs)
+        return len(recs)
+
+    def drop_fragments(self, table_name: str, fragment_ids: Sequence[int]) -> None:
+        """Writer only: remove unreadable fragments from a vector table's latest version.
+
+        Their data files cannot be read, so they cannot be deleted row by row; older
+        versions still list them (kept for readers until cleanup).
+        """
+        import lance
+
+        uri = str(self.path / f"{table_name}.lance")
+        with self._write_lock:
+            ds = lance.dataset(uri)
+            op = lance.LanceOperation.Delete([], sorted(set(int(i) for i in fragment_ids)), "lodestar: unreadable fragment")
+            lance.LanceDataset.commit(uri, op, read_version=ds.version)
+            table = self._tables.get(table_name)
+            if table is not None:
+                try:
+                    table.checkout_latest()
+                except Exception:  # noqa: BLE001 - the handle is latest already
+                    pass
 
     def counts(self) -> dict[str, Any]:
         by_kind: dict[str, int] = {}
@@ -422,10 +553,7 @@ class Store:
 
     def problems(self) -> list[FileRecord]:
         """Files that failed, are pending, or are findable by name only, with reasons."""
-        return sorted(
-            (r for r in self.files().values() if r.state in ("failed", "pending") or (r.state == "name_only" and r.reason)),
-            key=lambda r: (r.state, r.path),
-        )
+        return sorted((r for r in self.files().values() if is_problem(r)), key=lambda r: (r.state, r.path))
 
     def size_bytes(self) -> int:
         total = 0
@@ -667,6 +795,23 @@ class Store:
 
     def close(self) -> None:
         self._tables.clear()
+
+
+def read_damaged_notes(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The notes of damaged vectors left by any process (see `Store.note_damaged`)."""
+    out = []
+    try:
+        entries = sorted((Path(data_dir) / DAMAGED_NOTES).glob("*.json"))
+    except OSError:
+        return []
+    for path in entries:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("fids"), list):
+            out.append((path, data))
+    return out
 
 
 def _checked_hex(value: str) -> str:
