@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from indexer.config import AppPaths
+from indexer.config import AppPaths, as_number
 from indexer.errors import WriterBusy
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ _POLL_S = 0.2
 def _describe(holder: dict[str, Any] | None) -> str:
     if not holder:
         return "Another Lodestar process"
-    cmd = holder.get("command") or "Lodestar"
-    since = holder.get("since")
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(since)) if isinstance(since, (int, float)) else "?"
-    return f"{cmd} (pid {holder.get('pid', '?')}, since {when})"
+    cmd = holder.get("command")
+    cmd = cmd if isinstance(cmd, str) and cmd else "Lodestar"
+    pid = as_number(holder.get("pid"), 1, 2**31 - 1)
+    since = as_number(holder.get("since"), 0, 1e11)  # a damaged note must not stop the message
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(since)) if since is not None else "?"
+    return f"{cmd} (pid {int(pid) if pid is not None else '?'}, since {when})"
 
 
 class WriterLock:
@@ -145,7 +147,7 @@ class WriterLock:
             os.close(fd)
         try:
             data = json.loads(raw.decode("utf-8")) if raw else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             data = {}
         if not isinstance(data, dict):
             data = {}

@@ -28,6 +28,8 @@ import numpy as np
 from models import exports
 from models.errors import ModelUnavailable
 from models.weights import (
+    HUB_HOST,
+    AnnounceFn,
     ProgressFn,
     check_checkpoint,
     configured_checkpoint,
@@ -70,6 +72,7 @@ class ClipEmbedder:
         device: str = "auto",
         batch_size: int = 32,
         on_download_progress: ProgressFn | None = None,
+        on_download_announce: AnnounceFn | None = None,
     ) -> None:
         self.model_name = model_name
         self.pretrained = pretrained or ""
@@ -78,6 +81,8 @@ class ClipEmbedder:
         self.device_setting = device
         self.batch_size = max(1, int(batch_size))
         self.on_download_progress = on_download_progress
+        # Said before any connection is made (models.weights.download_weights).
+        self.on_download_announce = on_download_announce
         self.device: str | None = None
         self.weights_source: str | None = None
         self._model: Any = None
@@ -165,6 +170,7 @@ class ClipEmbedder:
             checkpoint=self.checkpoint or None,
             allow_download=self.allow_download,
             on_progress=self.on_download_progress,
+            on_announce=self.on_download_announce,
         )
         try:
             import open_clip
@@ -175,6 +181,7 @@ class ClipEmbedder:
             raise ModelUnavailable(
                 f"unknown open_clip model {self.model_name!r}", "set clip_model to a model open_clip knows"
             )
+        self._check_hub_parts(open_clip.get_model_config(self.model_name) or {})
         # Preprocessing/activation of a tag come from its registry entry; we pass
         # them explicitly because weights are never loaded through pretrained=.
         pcfg = open_clip.get_pretrained_cfg(self.model_name, self.pretrained) if self.pretrained else {}
@@ -221,6 +228,33 @@ class ClipEmbedder:
         log.info("CLIP %s loaded on %s from %s (%s)", self.model_id, device, resolved.path, resolved.source)
         if export_to is not None and device == "cpu":
             self._start_export(model, preprocess, tokenizer, export_to, export_force)
+
+    def _check_hub_parts(self, cfg: dict[str, Any]) -> None:
+        """Some architectures fetch a tokenizer or text-model config from the Hub when
+        built (transformers). That is a download too: refused unless allowed, else
+        announced before it starts; nothing to do when the hub client is offline."""
+        text_cfg = cfg.get("text_cfg") or {}
+        repos = sorted({str(r) for r in (text_cfg.get("hf_tokenizer_name"), text_cfg.get("hf_model_name")) if r})
+        if not repos:
+            return
+        import huggingface_hub.constants as hub_constants
+
+        if hub_constants.HF_HUB_OFFLINE:
+            return  # transformers reads only its local cache
+        if not self.allow_download:
+            raise ModelUnavailable(
+                f"CLIP model {self.model_name} fetches {', '.join(repos)} from Hugging Face when it is built, "
+                "and downloading is turned off",
+                "allow downloading in the settings, or set HF_HUB_OFFLINE=1 if those files are in the "
+                "Hugging Face cache, or choose another clip_model",
+            )
+        line = (f"Downloading the tokenizer/text-model files of CLIP model {self.model_name} "
+                f"({', '.join(repos)}) from Hugging Face ({HUB_HOST}); to stop this, set \"allow_download\": "
+                "false in the settings or use a local file with --clip-checkpoint FILE")
+        if self.on_download_announce is not None:
+            self.on_download_announce(line)
+        else:
+            log.warning("%s", line)
 
     # -- light path -----------------------------------------------------------------
     def _light_fits(self) -> bool:

@@ -2,7 +2,8 @@
 
 Order: (a) a local checkpoint file (explicit argument, ``LODESTAR_CLIP_CHECKPOINT``,
 or ``Settings.clip_checkpoint``); (b) the open_clip file already in the Hugging Face
-cache; (c) a download on first use, only when allowed, with progress reported.
+cache; (c) a download on first use, only when allowed, announced before the first
+connection (every attempt) and with progress reported.
 Only safetensors files, or ``.pt/.bin/.pth`` read with ``torch.load(weights_only=True)``,
 are ever loaded (RELIABILITY S1). ``weights_status`` never imports torch and never
 touches the network, so ``lodestar status`` stays instant.
@@ -41,8 +42,13 @@ KNOWN_HF: dict[tuple[str, str], tuple[str, str]] = {
 DOWNLOAD_STALL_S = 60.0  # give up when no byte arrived for this long
 NETWORK_TIMEOUT_S = 10.0
 
+# Download sizes known without asking the network (for the announcement).
+KNOWN_SIZES_MB: dict[tuple[str, str], int] = {("ViT-B-32", "laion2b_s34b_b79k"): 600}
+HUB_HOST = "huggingface.co"
+
 Source = Literal["checkpoint", "hf-cache", "download"]
 ProgressFn = Callable[[int, int], None]
+AnnounceFn = Callable[[str], None]
 
 FIX = (
     "run `lodestar models download` on a connected machine, or set a local checkpoint: "
@@ -194,7 +200,7 @@ def _progress_tqdm(on_progress: ProgressFn | None, total_hint: int, touched: lis
     return _Progress
 
 
-def _probe_hub(model: str, pretrained: str, host: str = "huggingface.co", timeout: float = 3.0) -> None:
+def _probe_hub(model: str, pretrained: str, host: str = HUB_HOST, timeout: float = 3.0) -> None:
     """Fail in seconds when offline, instead of the hub client's minute of retries."""
     import socket
 
@@ -207,19 +213,37 @@ def _probe_hub(model: str, pretrained: str, host: str = "huggingface.co", timeou
         raise _unavailable(model, pretrained, f"{host} cannot be reached (offline?)") from exc
 
 
+def download_announcement(model: str, pretrained: str, repo_id: str) -> str:
+    """The one line said before any connection is made for the CLIP weights."""
+    size = KNOWN_SIZES_MB.get((model, pretrained.lower()))
+    about = f", about {size} MB" if size else ""
+    return (f"Downloading the CLIP image model {model} ({pretrained}{about}) from Hugging Face "
+            f"({HUB_HOST}/{repo_id}); to stop this, set \"allow_download\": false in the settings "
+            "(or untick it in the window's Settings) or use a local file with --clip-checkpoint FILE")
+
+
+def _announce_default(line: str) -> None:
+    log.warning("%s", line)
+
+
 def download_weights(
     model: str,
     pretrained: str,
     on_progress: ProgressFn | None = None,
     *,
+    on_announce: AnnounceFn | None = None,
     stall_s: float = DOWNLOAD_STALL_S,
 ) -> Path:
     """Fetch the weights into the HF cache, reporting (done, total) bytes. Never hangs:
-    every request has a timeout and a download that stalls for ``stall_s`` is abandoned."""
+    every request has a timeout and a download that stalls for ``stall_s`` is abandoned.
+
+    Every attempt is announced (``on_announce``, else a logged warning) before the
+    first name lookup or connection, the offline probe included."""
     loc = hf_location(model, pretrained)
     if loc is None:
         raise _unavailable(model, pretrained, "no Hugging Face source is known for this pretrained tag")
     repo_id, filename = loc
+    (on_announce or _announce_default)(download_announcement(model, pretrained, repo_id))
     _probe_hub(model, pretrained)
     import huggingface_hub
 
@@ -273,6 +297,7 @@ def resolve_weights(
     settings: Settings | None = None,
     allow_download: bool = False,
     on_progress: ProgressFn | None = None,
+    on_announce: AnnounceFn | None = None,
 ) -> ResolvedWeights:
     """Find (or fetch, if allowed) the weights file; ModelUnavailable when impossible."""
     configured = configured_checkpoint(checkpoint, settings)
@@ -284,7 +309,7 @@ def resolve_weights(
         return ResolvedWeights(cached, "hf-cache")
     if not allow_download:
         raise _unavailable(model, pretrained, "not in the Hugging Face cache and downloads are not allowed")
-    return ResolvedWeights(download_weights(model, pretrained, on_progress), "download")
+    return ResolvedWeights(download_weights(model, pretrained, on_progress, on_announce=on_announce), "download")
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
