@@ -198,9 +198,27 @@ def restore_geometry(window: MainWindow) -> None:
     geom = qs.value("main/geometry")
     if geom is not None:
         window.restoreGeometry(geom)
+    clamp_to_screen(window)
     split = qs.value("main/splitter")
     if split is not None:
         window.splitter.restoreState(split)
+
+
+def clamp_to_screen(window: QWidget) -> None:
+    """Keep a restored (or grown) window inside the available screen area."""
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return
+    avail = screen.availableGeometry()
+    if avail.isEmpty():
+        return
+    w, h = min(window.width(), avail.width()), min(window.height(), avail.height())
+    if (w, h) != (window.width(), window.height()):
+        window.resize(w, h)
+    x = min(max(window.x(), avail.left()), avail.right() - w + 1)
+    y = min(max(window.y(), avail.top()), avail.bottom() - h + 1)
+    if (x, y) != (window.x(), window.y()):
+        window.move(x, y)
 
 
 def save_geometry(window: MainWindow) -> None:

@@ -34,9 +34,38 @@ class Problem:
 
 @dataclass
 class ClipState:
-    state: str  # "loading" | "ready" | "missing"
-    message: str = ""
-    fix: str = ""
+    """The image model as the window shows it: built only by :func:`clip_state_from`
+    (from ``Runtime.image_state``), so every widget says the same thing."""
+
+    state: str  # "loading" | "ready" | "missing" | "downloading"
+    message: str = ""  # one line: what is true now
+    fix: str = ""  # what the person can do ("" when nothing)
+    short: str = ""  # the status bar's few words
+    can_download: bool = True  # offer "Download" (the settings allow it, or one click turns it on)
+
+
+def clip_state_from(runtime: Any, ok: bool, why: str) -> ClipState:
+    """The window's ClipState from the runtime's one image-model state (or a bare reason)."""
+    if ok:
+        return ClipState("ready", "Image search ready", short="image search ready")
+    st = getattr(runtime, "image_state", None)
+    if st is None or getattr(st, "ready", False):
+        return ClipState("missing", f"Image search unavailable: {why or 'CLIP weights missing'}",
+                         "Download the weights, or choose a .safetensors checkpoint file.",
+                         short="image search unavailable")
+    reason = st.reason[:1].upper() + st.reason[1:]
+    if st.offline:
+        short = "image model: no internet"
+    elif st.download_failed:
+        short = "image model download failed"
+    elif not st.download_allowed:
+        short = "image downloads turned off"
+    elif "not downloaded" in st.reason:
+        short = "image model not downloaded"
+    else:
+        short = "image search unavailable"
+    fix = st.fix[:1].upper() + st.fix[1:] if st.fix else ""
+    return ClipState("missing", reason, fix.rstrip(".") + "." if fix else "", short=short)
 
 
 class Backend(QObject):
@@ -49,6 +78,8 @@ class Backend(QObject):
     foldersChanged = Signal(object)
     problemsReady = Signal(object)  # list[Problem]
     failed = Signal(str)
+    clipDownloaded = Signal()  # the weights arrived: the window offers to use them
+    problemCount = Signal(int)  # files needing attention: len(store.problems()), the one count
 
     def __init__(self, runtime: Any, parent: QObject | None = None, *,
                  lock_factory: Callable[[Any], Any] | None = None,
@@ -172,10 +203,61 @@ class Backend(QObject):
             ok, why = ready(load=True)
         else:
             ok, why = _load_embedder(self.runtime.image_embedder)
-        if ok:
-            return ClipState("ready", "Image search ready")
-        return ClipState("missing", f"Image search unavailable: {why or 'CLIP weights missing'}",
-                         "Download the weights, or choose a .safetensors checkpoint file.")
+        return clip_state_from(self.runtime, ok, why)
+
+    def refresh_clip_state(self) -> None:
+        """Re-read the image model's state (after the writer tried a download), off-thread."""
+        ready = getattr(self.runtime, "image_ready", None)
+        if not callable(ready) or self.clip.state in ("ready", "downloading"):
+            return
+        worker = Worker(lambda: clip_state_from(self.runtime, *ready(load=False)))
+        worker.signals.result.connect(lambda st: None if self._closed or self.clip.state == "downloading"
+                                      else self._on_clip(st))
+        self.pool.start(worker)
+
+    def download_clip(self) -> Worker | None:
+        """Fetch the CLIP weights in the background: announced, with progress, and a clear
+        outcome (``clipDownloaded`` on success; a failure says why, e.g. no internet)."""
+        ready = getattr(self.runtime, "image_ready", None)
+        if not callable(ready) or self.clip.state == "downloading":
+            return None
+        self.settings.allow_download = True
+        self.save_settings()
+        self._on_clip(ClipState("downloading", "Downloading the image model…", short="downloading image model…"))
+        worker = Worker(self._download, pass_progress=True)
+        worker.signals.progress.connect(self._on_download_progress)
+        worker.signals.result.connect(self._on_downloaded)
+        worker.signals.error.connect(lambda exc: self._on_downloaded(
+            ClipState("missing", f"Image model download failed: {exc}", short="image model download failed")))
+        return self.pool.start(worker)
+
+    def _download(self, progress: Callable[[object], None]) -> ClipState:
+        emb = self.runtime.image_embedder
+        if hasattr(emb, "on_download_progress"):
+            emb.on_download_progress = lambda done, total: progress((done, total))
+        try:
+            ok, why = self.runtime.image_ready(load=True, download=True, retry=True)
+        finally:
+            if hasattr(emb, "on_download_progress"):
+                emb.on_download_progress = None
+        return clip_state_from(self.runtime, ok, why)
+
+    def _on_download_progress(self, value: Any) -> None:
+        done, total = value
+        pct = f" {100 * done // total}%" if total else ""
+        mb = f" ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)" if total else ""
+        self._on_clip(ClipState("downloading", f"Downloading the image model…{mb}",
+                                short=f"downloading image model…{pct}"))
+
+    def _on_downloaded(self, state: ClipState) -> None:
+        if self._closed:
+            return
+        self._on_clip(state)
+        if state.state == "ready":
+            self.clipDownloaded.emit()
+        else:
+            line = f"{state.message}. {state.fix}" if state.fix else state.message
+            getattr(self, "notice", self.failed).emit(line)  # stays in view until dismissed
 
     def _on_load_step(self, step: Any) -> None:
         kind, value = step
@@ -263,6 +345,8 @@ class Backend(QObject):
             self._stop_writer()
             return
         self.writerChanged.emit(message)
+        if service is not None:
+            self.refresh_clip_state()  # starting the indexer may have tried (and failed) a download
 
     def pause(self, paused: bool) -> None:
         """Pause stops the watcher (cancelling its batch); resume starts it again and reconciles."""
@@ -279,6 +363,14 @@ class Backend(QObject):
             return
         self.last_progress = p
         self.progress.emit(p)
+        if getattr(p, "index_changed", False) or p.phase == "idle":
+            self.load_problem_count()
+
+    def load_problem_count(self) -> None:
+        worker = Worker(lambda: len(self._read_problems()))
+        worker.signals.result.connect(lambda n: self.problemCount.emit(int(n)))
+        worker.signals.error.connect(lambda exc: log.info("problem count unavailable: %s", exc))
+        self.pool.start(worker)
 
     def folder_status(self) -> list[FolderStatus]:
         if self.watch is not None:
@@ -302,11 +394,13 @@ class Backend(QObject):
         files = getattr(self.runtime.store, "files", None)
         if not callable(files):
             return statuses
+        from indexer.store import is_problem
+
         counts: dict[str, list[int]] = {}
         for rec in files().values():
             c = counts.setdefault(getattr(rec, "root", ""), [0, 0])
             c[0] += 1
-            c[1] += getattr(rec, "state", "") == "failed"
+            c[1] += is_problem(rec)  # the same rule as the Problems dialog and the status bar
         for st in statuses:
             st.files, st.failed = counts.get(st.path, [st.files, st.failed])
         return statuses
@@ -315,6 +409,7 @@ class Backend(QObject):
     def load_problems(self) -> None:
         worker = Worker(self._read_problems)
         worker.signals.result.connect(self.problemsReady)
+        worker.signals.result.connect(lambda rows: self.problemCount.emit(len(rows)))
         worker.signals.error.connect(lambda exc: self.failed.emit(f"Could not read problems: {exc}"))
         self.pool.start(worker)
 

@@ -158,10 +158,13 @@ class SettingsDialog(QDialog):
         path = QFileDialog.getExistingDirectory(self, "Add a folder to search", os.path.expanduser("~"))
         if not path:
             return
-        data_dir = os.path.realpath(self.backend.data_dir())
-        real = os.path.realpath(path)
-        if real == data_dir or real.startswith(data_dir + os.sep) or data_dir.startswith(real + os.sep):
-            QMessageBox.warning(self, "Folders", "That folder holds Lodestar's own index; choose another one.")
+        from indexer.scan import refusal_reason
+
+        # The same rule as everywhere: Lodestar's own data is refused; a folder holding it
+        # is fine (the walk always skips the data folder).
+        refused = refusal_reason(path, self.backend.data_dir())
+        if refused:
+            QMessageBox.warning(self, "Folders", refused)
             return
         self.backend.add_folder(path)
         self.refresh()

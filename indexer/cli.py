@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_app(data_dir=args.data_dir)
     try:
-        return int(args.func(args) or 0)
+        from indexer.config import default_data_dir
+        from indexer.logs import cli_logging
+
+        # Details (tracebacks, library warnings) go to the data directory's log file.
+        with cli_logging(args.data_dir or default_data_dir(), args.verbose):
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"lodestar: {exc}", file=sys.stderr)
         return 2

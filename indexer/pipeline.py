@@ -121,6 +121,7 @@ class IndexService:
         self.model_calls = 0
         self.paused = threading.Event()  # set by the window's pause button
         self._commits_since_optimize = 0
+        self._index_changed = False  # a commit not yet reported (see _emit)
         self._last_optimize = time.monotonic()
         paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -223,6 +224,8 @@ class IndexService:
             self._maybe_optimize()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
+        # A watcher's sync ends here: say so (and report its commit), or the window keeps showing "saving".
+        self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
         return summary
 
     def index_files(self, paths: Iterable[str], cancel: threading.Event | None = None) -> IndexSummary:
@@ -626,6 +629,7 @@ class IndexService:
                 self._emit(Progress("writing", message=f"Saving {len(batch.files)} files"))
                 self.store.write(batch)
                 self._commits_since_optimize += 1
+                self._index_changed = True  # told with the next event: the window re-runs its query
                 return
             except DiskFull as exc:
                 if not self.wait_when_disk_full:
@@ -671,6 +675,9 @@ class IndexService:
             pass
 
     def _emit(self, event: Progress) -> None:
+        if self._index_changed:
+            self._index_changed = False
+            event = dataclasses.replace(event, index_changed=True)
         if self._progress_cb is None:
             return
         try:

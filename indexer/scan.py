@@ -4,7 +4,9 @@ The walk is iterative (``os.scandir`` + an explicit stack) so deep trees cannot 
 the recursion limit, and uses ``lstat`` only: a symlink is reported and skipped,
 never followed, so nothing outside a watched root can leak into the index
 (RELIABILITY W11/S2, fail closed). FIFOs, sockets and devices are reported and
-never opened (X9). Permission errors are reported and the walk goes on (D6).
+never opened (X9). Permission errors are reported and the walk goes on (D6);
+what could not be listed is handed back as unreadable, never mistaken for deleted.
+Lodestar's own folders (data directory, model cache) are never walked into.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 
 from indexer.config import DEFAULT_EXCLUDES, IGNORE_MARKER, Settings
+from indexer.errors import LodestarError
 from indexer.extract import kind_for_name, kind_for_path
 from indexer.types import FileInfo
 
@@ -25,6 +28,77 @@ log = logging.getLogger(__name__)
 
 SkipCallback = Callable[[str, str], None]
 """``on_skip(path, reason)``: a path the walk saw but will not index, and why."""
+
+
+# --------------------------------------------------------------------------- Lodestar's own folders
+
+
+class FolderRefused(LodestarError):
+    """A folder (or file) that must never be indexed or watched: Lodestar's own data."""
+
+
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def own_folders(data_dir: str | os.PathLike[str] | None) -> list[tuple[str, str]]:
+    """``(folder, what it is)`` for every folder Lodestar writes itself: never indexed.
+
+    The data directory (index, thumbnails, settings, logs, models) and the ONNX model
+    cache (``LODESTAR_ONNX_CACHE``), each both as given and with symlinks resolved.
+    """
+    named: list[tuple[str, str]] = []
+    if data_dir is not None:
+        named.append((os.fspath(data_dir), "Lodestar's own data folder"))
+    try:
+        from models.onnx_text import default_cache_dir
+
+        named.append((os.fspath(default_cache_dir()), "Lodestar's model cache"))
+    except ImportError:  # pragma: no cover - models is part of the package
+        pass
+    out: list[tuple[str, str]] = []
+    for folder, what in named:
+        folder = os.path.expanduser(folder)
+        for variant in (os.path.abspath(folder), os.path.realpath(folder)):
+            if (variant, what) not in out:
+                out.append((variant, what))
+    return out
+
+
+def refusal_reason(path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None) -> str:
+    """Why ``path`` must not be indexed or watched ("" when it may be).
+
+    Lodestar's data directory, its model cache and anything inside them are refused
+    (indexing the index feeds on itself). A folder that *contains* them is fine: the
+    walk always skips them (`Exclusions`). One rule for every way a folder is added:
+    `lodestar index`, `lodestar folders add`, `lodestar watch` and the window.
+    """
+    raw = os.path.expanduser(os.fspath(path))
+    candidates = {os.path.abspath(raw), os.path.realpath(raw)}
+    for folder, what in own_folders(data_dir):
+        for p in candidates:
+            if p == folder:
+                return f"{p} is {what}; it is never indexed or watched (choose a folder of your own files)"
+            if _is_under(p, folder):
+                return f"{p} is inside {what} ({folder}); it is never indexed or watched"
+    return ""
+
+
+def check_indexable(path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None) -> None:
+    """Raise `FolderRefused` (one clear line) if ``path`` is Lodestar's own data."""
+    reason = refusal_reason(path, data_dir)
+    if reason:
+        raise FolderRefused(reason)
+
+
+def unlistable_reason(folder: str) -> str:
+    """Why ``folder`` cannot be listed right now ("" when it can): missing, not a folder, no permission."""
+    try:
+        with os.scandir(folder) as it:
+            next(it, None)
+    except OSError as exc:
+        return f"cannot list folder: {exc.strerror or exc}"
+    return ""
 
 GITIGNORE = ".gitignore"
 _MAX_GITIGNORE_BYTES = 256 * 1024  # a bigger .gitignore is certainly not hand-written
@@ -186,10 +260,9 @@ class Exclusions:
         self._user_path_re = _compile_globs(
             os.path.expanduser(g) if g.startswith("~") else g for g in self.user_globs if "/" in g
         )
-        self.data_dirs: set[str] = set()
-        if data_dir is not None:
-            d = os.fspath(data_dir)
-            self.data_dirs = {os.path.abspath(d), os.path.realpath(d)}
+        # Lodestar's own folders (data directory, model cache): never walked into.
+        self.own = own_folders(data_dir)
+        self.data_dirs: set[str] = {folder for folder, _what in self.own}
         self.roots = sorted(
             {os.path.abspath(r) for r in (roots if roots is not None else settings.folders)},
             key=len,
@@ -274,8 +347,8 @@ class Exclusions:
         if self.user_globs:
             lines.append(f"your patterns: {', '.join(self.user_globs)}")
         lines.append(f"folders containing a {IGNORE_MARKER} file are skipped with everything inside")
-        for d in sorted(self.data_dirs):
-            lines.append(f"Lodestar's own data folder: {d}")
+        for d, what in sorted(self.own):
+            lines.append(f"{what}: {d}")
         lines.append("symbolic links, FIFOs, sockets and devices are never followed or read")
         return lines
 
@@ -305,23 +378,37 @@ def scan_root(
     data_dir: str | os.PathLike[str] | None,
     on_skip: SkipCallback | None = None,
     exclusions: Exclusions | None = None,
+    unreadable: dict[str, str] | None = None,
 ) -> Iterator[FileInfo]:
     """Yield every indexable regular file under ``root`` (depth-first, names sorted).
 
     Excluded entries are skipped silently (they are the user's intent); symlinks,
     special files and unreadable folders/files are reported via ``on_skip``.
+
+    ``unreadable`` (if given) is filled with ``path -> reason`` for every folder that
+    could not be listed and every entry that could not be examined (root included).
+    What is below such a path is unknown, not deleted: callers must keep its records.
+    A path that merely vanished during the walk is not unreadable: it is gone.
     """
     root = os.path.abspath(os.fsdecode(root))
     excl = exclusions or Exclusions(settings, data_dir, roots=[*settings.folders, root])
+
+    def cannot_read(path: str, what: str, exc: OSError) -> None:
+        reason = f"{what}: {exc.strerror or exc}"
+        _report(on_skip, path, reason)
+        if unreadable is not None and not isinstance(exc, FileNotFoundError):
+            unreadable[path] = reason
+
     try:
         st = os.lstat(root)
     except OSError as exc:
-        _report(on_skip, root, f"cannot read folder: {exc.strerror or exc}")
+        cannot_read(root, "cannot read folder", exc)
         return
     if not stat.S_ISDIR(st.st_mode):
         _report(on_skip, root, "watched folder is not a folder (or is a symbolic link)")
         return
-    if root in excl.data_dirs:
+    if any(_is_under(root, d) for d in excl.data_dirs):
+        _report(on_skip, root, "Lodestar's own data, never indexed")
         return
 
     # Each stack entry: (folder, the .gitignore chain that applies inside it).
@@ -332,7 +419,7 @@ def scan_root(
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            _report(on_skip, folder, f"cannot list folder: {exc.strerror or exc}")
+            cannot_read(folder, "cannot list folder", exc)
             continue
         names = {e.name for e in entries}
         if IGNORE_MARKER in names:
@@ -365,7 +452,7 @@ def scan_root(
                     continue
                 est = entry.stat(follow_symlinks=False)  # one lstat: size and mtime
             except OSError as exc:
-                _report(on_skip, path, f"cannot read: {exc.strerror or exc}")
+                cannot_read(path, "cannot read", exc)
                 continue
             if not stat.S_ISREG(est.st_mode):
                 _report(on_skip, path, _special_reason(est.st_mode))

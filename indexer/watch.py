@@ -454,8 +454,9 @@ class WatchService:
             r = self._roots.get(root)
             if r is None or self._stop.is_set():
                 return
-        if not os.path.isdir(root):
-            self._mark_unavailable(r)
+        why = self._unavailable_reason(r)
+        if why:
+            self._mark_unavailable(r, why)
             return
         r.was_mount = r.was_mount or os.path.ismount(root)
         fstype = filesystem_type(root, self._mounts_file)
@@ -526,26 +527,39 @@ class WatchService:
             return False
 
     def _root_available(self, r: _Root) -> bool:
+        return not self._unavailable_reason(r)
+
+    def _unavailable_reason(self, r: _Root) -> str:
+        """Why ``r`` cannot be watched now ("" when it can); its entries are kept meanwhile."""
+        from indexer.scan import refusal_reason, unlistable_reason
+
         try:
             if not os.path.isdir(r.path):
-                return False
+                return UNAVAILABLE_HINT
             # A mount point that is no longer one is an unmounted disk: the empty folder
             # left behind must not be read as "every file was deleted".
-            return not (r.was_mount and not os.path.ismount(r.path))
+            if r.was_mount and not os.path.ismount(r.path):
+                return UNAVAILABLE_HINT
         except OSError:
-            return False
+            return UNAVAILABLE_HINT
+        refused = refusal_reason(r.path, self.paths.data_dir)
+        if refused:
+            return refused
+        # A folder that cannot be listed (no permission) is not an empty one.
+        why = unlistable_reason(r.path)
+        return f"{why}; its files are kept, hidden from results, until it can be read again" if why else ""
 
-    def _mark_unavailable(self, r: _Root) -> None:
+    def _mark_unavailable(self, r: _Root, message: str = UNAVAILABLE_HINT) -> None:
         with self._cond:
             if r.mode == "unavailable" and r.announced_unavailable:
                 return
             r.mode = "unavailable"
-            r.message = UNAVAILABLE_HINT
+            r.message = message
             r.announced_unavailable = True
             self._reconcile_pending.discard(r.path)
             self._availability_pending[r.path] = False
             self._cond.notify_all()
-        log.warning("watched folder %s is unavailable; hiding its files until it returns", r.path)
+        log.warning("watched folder %s is unavailable (%s); hiding its files until it returns", r.path, message)
         self._publish()
         self._disarm(r)
 
@@ -563,7 +577,8 @@ class WatchService:
         for r in roots:
             if self._stop.is_set():
                 return
-            available = self._root_available(r)
+            why = self._unavailable_reason(r)
+            available = not why
             if r.mode == "unavailable":
                 if available:
                     log.warning("watched folder %s is back; re-checking it", r.path)
@@ -574,7 +589,7 @@ class WatchService:
                     self._request(r.path)
                 continue
             if not available:
-                self._mark_unavailable(r)
+                self._mark_unavailable(r, why)
                 continue
             if r.observer is not None and not self._observer_healthy(r.observer):
                 log.warning("watcher for %s stopped unexpectedly; restarting it and re-checking", r.path)
@@ -725,8 +740,9 @@ class WatchService:
             r = self._roots.get(root)
         if r is None or r.mode == "unavailable":
             return
-        if not self._root_available(r):
-            self._mark_unavailable(r)
+        why = self._unavailable_reason(r)
+        if why:
+            self._mark_unavailable(r, why)
             return
         self._excluders.pop(root, None)  # pick up .gitignore / setting edits
         started = r.last_attempt_mono = time.monotonic()
@@ -746,8 +762,9 @@ class WatchService:
             # A root's own folder in the batch may mean it vanished: mark it unavailable
             # instead of syncing it (which would delete all of its rows).
             r = roots.get(path)
-            if r is not None and not self._root_available(r):
-                self._mark_unavailable(r)
+            why = self._unavailable_reason(r) if r is not None else ""
+            if r is not None and why:
+                self._mark_unavailable(r, why)
         batch = self._filter(raw, roots)
         if not batch:
             return

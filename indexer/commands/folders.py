@@ -50,9 +50,9 @@ def add_folder(paths: AppPaths, raw: str) -> int:
         raise _user_error(f"no such folder: {raw}")
     if not os.path.isdir(path):
         raise _user_error(f"not a folder: {raw} (Lodestar watches folders; add the folder that holds it)")
-    data_dir = normalise_folder(paths.data_dir)
-    if _is_under(path, data_dir):
-        raise _user_error(f"{path} is Lodestar's own data folder; it cannot be watched")
+    from indexer.scan import check_indexable
+
+    check_indexable(path, paths.data_dir)  # Lodestar's own data is never watched (FolderRefused)
     settings = load_settings(paths)
     current = [normalise_folder(f) for f in settings.folders]
     for existing in current:

@@ -19,14 +19,17 @@ def register(sub: Any, common: Any) -> None:
 
 def run(args: Any) -> int:
     from indexer.cli import UserError
-    from indexer.config import normalise_folder
+    from indexer.config import default_data_dir, normalise_folder
+    from indexer.scan import check_indexable
     from indexer.writer_lock import WriterLock
 
+    data_dir = args.data_dir or default_data_dir()
     targets = []
     for raw in args.paths:
         path = normalise_folder(raw)
         if not os.path.exists(path):
             raise UserError(f"no such file or folder: {raw}")
+        check_indexable(path, data_dir)  # Lodestar's own data is never indexed (FolderRefused)
         targets.append(path)
 
     rt = runtime_from_args(args)

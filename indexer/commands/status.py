@@ -34,18 +34,31 @@ def collect(rt: Any, problems: int = 10) -> dict[str, Any]:
         pass
     files = store.files().values()
     folders = []
+    from indexer.pipeline import FOLDER_KIND
+    from indexer.scan import refusal_reason, unlistable_reason
+
     for root in rt.settings.folders:
-        n = sum(1 for r in files if r.root == root)
+        n = sum(1 for r in files if r.root == root and r.kind != FOLDER_KIND)
         failed = sum(1 for r in files if r.root == root and r.state == "failed")
         st = folder_modes.get(root)
+        mode = st.mode if st else ("unavailable" if not os.path.isdir(root) else "not watched")
+        message = st.message if st else ""
+        # Checked now, whatever a watcher last said: Lodestar's own data, or no permission to list.
+        why = refusal_reason(root, rt.paths.data_dir)
+        if not why and os.path.isdir(root):
+            why = unlistable_reason(root)
+            if why:
+                why = f"{why}; its {n} entries are kept, hidden from results, until it can be read again"
+        if why:
+            mode, message = "unavailable", why
         folders.append(
             {
                 "path": root,
                 "files": n,
                 "failed": failed,
-                "mode": st.mode if st else ("unavailable" if not os.path.isdir(root) else "not watched"),
+                "mode": mode,
                 "last_reconcile": st.last_reconcile if st else None,
-                "message": st.message if st else "",
+                "message": message,
             }
         )
     probs = store.problems()

@@ -133,6 +133,14 @@ def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> 
             print("No watched folders yet; add one with `lodestar folders add PATH`.", flush=True)
             if args.once:
                 return 0
+        from indexer.scan import refusal_reason
+
+        refused = [why for why in (refusal_reason(f, paths.data_dir) for f in settings.folders) if why]
+        for why in refused:
+            # The watcher never arms these (it shows them as unavailable); say so once here.
+            print(f"lodestar: not watching: {why}; remove it with `lodestar folders remove PATH`", file=sys.stderr)
+        if refused and len(refused) == len(settings.folders):
+            return 2
         print("Loading models…", flush=True)
         service = rt.service()
         modes: dict[str, str] = {}

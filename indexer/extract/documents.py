@@ -231,10 +231,11 @@ def extract_document(path: str, settings: Settings, ext: str) -> TextExtraction:
 
 def parse_pdf(path: str, limit_chars: int) -> tuple[str, str, bool]:
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
-    corrupt = (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+    corrupt = (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
                AssertionError, zlib.error, struct.error, UnicodeError, OverflowError, NotImplementedError)
+    bomb = "PDF expands to too much data when decompressed (decompression bomb guard)"
     fd, _ = open_regular(path)
     with os.fdopen(fd, "rb") as fh:
         try:
@@ -257,6 +258,8 @@ def parse_pdf(path: str, limit_chars: int) -> tuple[str, str, bool]:
             n = len(pages)
         except FileNotDecryptedError as exc:
             raise ExtractionError("encrypted PDF (password required)") from exc
+        except LimitReachedError as exc:
+            raise ExtractionError(bomb) from exc
         except corrupt as exc:
             raise ExtractionError(f"corrupt or unreadable PDF ({type(exc).__name__})") from exc
         parts: list[str] = []
@@ -266,6 +269,8 @@ def parse_pdf(path: str, limit_chars: int) -> tuple[str, str, bool]:
         for i in range(n):
             try:
                 page_text = pages[i].extract_text() or ""
+            except LimitReachedError as exc:
+                raise ExtractionError(bomb) from exc
             except corrupt as exc:
                 bad_pages += 1
                 log.debug("page %d of %r unreadable: %s", i, path, exc)

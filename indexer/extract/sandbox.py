@@ -38,7 +38,7 @@ class _Worker:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
-            target=_serve, args=(child, WORKER_MEMORY_MB), name="lodestar-extract", daemon=True
+            target=_serve, args=(child, WORKER_MEMORY_MB, _parent_log_file()), name="lodestar-extract", daemon=True
         )
         self.proc.start()
         child.close()
@@ -104,9 +104,10 @@ def run(task: str, args: tuple[Any, ...], timeout_s: float | None = None) -> Any
     if status == "name_only":
         raise NameOnly(payload)
     if status == "bug":
-        # An unexpected exception in a parser: a bug or a hostile file; keep the traceback.
+        # An unexpected exception in a parser: a bug or a hostile file; keep the traceback
+        # (in the log file; the terminal shows one line) and give the whole reason.
         log.error("document worker error on %r:\n%s", args[:1], payload)
-        raise ExtractionError("unexpected error while reading this file (see log)")
+        raise ExtractionError(bug_reason(payload))
     raise ExtractionError(payload)
 
 
@@ -157,9 +158,48 @@ def _limit_memory(mb: int) -> None:
         log.debug("cannot cap worker memory: %s", exc)
 
 
-def _serve(conn: Connection, memory_mb: int) -> None:
+def bug_reason(trace: str) -> str:
+    """The failure reason for a parser's unexpected exception: what it said, and where the
+    traceback is if this process has a log file (never a pointer to a file that is not there)."""
+    last = next((line.strip() for line in reversed(trace.strip().splitlines()) if line.strip()), "")
+    reason = f"unexpected error while reading this file ({last[:300]})" if last else "unexpected error while reading this file"
+    from indexer.logs import log_file
+
+    where = log_file()
+    return f"{reason}; details in {where}" if where else reason
+
+
+def _parent_log_file() -> str | None:
+    from indexer.logs import log_file
+
+    return log_file()
+
+
+def _quiet_child_logging(log_path: str | None) -> None:
+    """The worker's library warnings and log records go to the log file, never to the terminal."""
+    import warnings
+
+    logging.raiseExceptions = False  # a log file that cannot be written must not print either
+    root = logging.getLogger()
+    root.handlers.clear()
+    handler: logging.Handler = logging.NullHandler()
+    if log_path:
+        try:
+            os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
+            handler = logging.FileHandler(log_path, encoding="utf-8", delay=True)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(process)d worker %(name)s: %(message)s"))
+        except OSError:
+            handler = logging.NullHandler()
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+
+
+def _serve(conn: Connection, memory_mb: int, log_path: str | None = None) -> None:
     """Child main loop: one request at a time until the parent closes the pipe."""
     _limit_memory(memory_mb)
+    _quiet_child_logging(log_path)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # it warns on every odd xref
     while True:
         try:
