@@ -115,6 +115,66 @@ class FilterBar(QWidget):
             out["after"] = today - dt.timedelta(days=days)
         return out
 
+    def sync_from_query(self, text: str) -> None:
+        """Show typed filters (type:txt, kind:image, in:Folder) in the dropdowns.
+
+        Only the display follows the query (no filtersChanged: the query already
+        applies them); a dropdown the query set goes back to "any" when the query
+        drops the filter, one the person chose is left alone.
+        """
+        from indexer.query import parse_query
+
+        parsed = parse_query(text or "")
+        exts = ["." + e.lower().lstrip(".") for e in parsed.exts]
+        if not exts and parsed.kind == "image":
+            exts = list(dict(TYPE_CHOICES)["Images"])
+        self._sync_combo(self.type_combo, "type", exts and self._type_index(exts), f"Type: {' '.join(exts)}", exts)
+        folder_idx = None
+        for frag in parsed.folders:
+            frag_l = frag.lower().strip("/\\")
+            for i in range(1, self.folder_combo.count()):
+                if self.folder_combo.itemText(i).lower() == frag_l:
+                    folder_idx = i
+        self._sync_combo(self.folder_combo, "folder", folder_idx, "", None)
+
+    def _type_index(self, exts: list[str]) -> int:
+        """The first choice that covers every typed extension, else -1."""
+        for i in range(1, self.type_combo.count()):
+            choice = self.type_combo.itemData(i) or []
+            if choice and all(e in choice for e in exts) and not self.type_combo.itemText(i).startswith("Type: "):
+                return i
+        return -1
+
+    def _sync_combo(self, combo: QComboBox, key: str, index: int | None | list[str], label: str,
+                    data: list[str] | None) -> None:
+        typed = getattr(self, "_typed", {})
+        self._typed = typed
+        combo.blockSignals(True)
+        try:
+            # A temporary "Type: .xyz" entry from an earlier query goes first.
+            last = combo.count() - 1
+            if key == "type" and combo.itemText(last).startswith("Type: ") and combo.currentIndex() != last:
+                combo.removeItem(last)
+            if isinstance(index, int) and index >= 0:
+                combo.setCurrentIndex(index)
+                typed[key] = True
+            elif index == -1 and data:
+                if not combo.itemText(combo.count() - 1).startswith("Type: "):
+                    combo.addItem(label, data)
+                else:
+                    combo.setItemText(combo.count() - 1, label)
+                    combo.setItemData(combo.count() - 1, data)
+                combo.setCurrentIndex(combo.count() - 1)
+                typed[key] = True
+            elif typed.get(key):
+                combo.setCurrentIndex(0)  # the query no longer asks for it
+                typed[key] = False
+                last = combo.count() - 1
+                if key == "type" and combo.itemText(last).startswith("Type: "):
+                    combo.removeItem(last)
+        finally:
+            combo.blockSignals(False)
+
     def sort_mode(self) -> str:
         return str(self.sort_combo.currentData())
 

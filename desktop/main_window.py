@@ -13,6 +13,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QEvent, QIODevice, QMimeData, QO
 from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
+    QDragLeaveEvent,
     QDropEvent,
     QGuiApplication,
     QIcon,
@@ -76,6 +77,13 @@ def qimage_to_png(image: QImage) -> bytes:
     return bytes(data.data())
 
 
+def settings_shortcuts() -> list[QKeySequence]:
+    """The platform's Preferences key plus Ctrl+, (Preferences is empty on Linux)."""
+    keys = [k for k in QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences) if not k.isEmpty()]
+    comma = QKeySequence("Ctrl+,")
+    return keys + ([comma] if comma not in keys else [])
+
+
 class MainWindow(QMainWindow):
     settingsRequested = Signal()
     problemsRequested = Signal()
@@ -91,6 +99,7 @@ class MainWindow(QMainWindow):
         self.thumbnails = thumbnails
         self.tray_available = False  # set by the app when a tray icon exists
         self._indexing: Progress | None = None
+        self._refreshing = False  # the next response re-shows the same query (keep selection)
         self.setWindowTitle("Lodestar")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -110,6 +119,7 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([760, 320])
         self.splitter.setChildrenCollapsible(False)
         central = QWidget(self)
+        central.setObjectName("central")
         lay = QVBoxLayout(central)
         lay.setContentsMargins(10, 10, 10, 4)
         lay.addWidget(self.search_bar)
@@ -133,7 +143,9 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.search_bar.choose_image)
         file_menu.addSeparator()
         act = file_menu.addAction("Folders && settings…")
-        act.setShortcut(QKeySequence.StandardKey.Preferences)
+        act.setShortcuts(settings_shortcuts())
+        act.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.settings_action = act
         act.triggered.connect(self.settingsRequested)
         act = file_menu.addAction("Problems…")
         act.triggered.connect(self.problemsRequested)
@@ -146,6 +158,7 @@ class MainWindow(QMainWindow):
         c, b = self.controller, self.backend
         self.search_bar.textEdited.connect(c.set_text)
         self.search_bar.textEdited.connect(lambda _t: self.refresh_empty_state())
+        self.search_bar.textEdited.connect(self.filter_bar.sync_from_query)
         self.search_bar.imageChosen.connect(c.set_image_path)
         self.search_bar.imageRemoved.connect(c.clear_image)
         self.filter_bar.filtersChanged.connect(c.set_filters)
@@ -158,6 +171,8 @@ class MainWindow(QMainWindow):
         self.results.revealRequested.connect(self.reveal_path)
         self.results.copyRequested.connect(self.copy_path)
         self.results.similarRequested.connect(self.find_similar)
+        b.clipDownloaded.connect(self._on_clip_downloaded)
+        b.problemCount.connect(self.status.set_problem_count)
         self.results.currentChanged.connect(self.preview.show_result)
         self.status.pauseToggled.connect(b.pause)
         self.status.problemsRequested.connect(self.problemsRequested)
@@ -222,10 +237,26 @@ class MainWindow(QMainWindow):
         if mime.hasImage() or any(u.isLocalFile() and os.path.splitext(u.toLocalFile())[1].lower() in IMAGE_EXTS
                                   for u in mime.urls()):
             event.acceptProposedAction()
+            self.set_drop_highlight(True)
         else:
             event.ignore()
 
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self.set_drop_highlight(False)
+        super().dragLeaveEvent(event)
+
+    def set_drop_highlight(self, on: bool) -> None:
+        """A dashed frame round the window while an image is dragged over it."""
+        central = self.centralWidget()
+        central.setProperty("dropTarget", on)
+        central.setStyleSheet("#central[dropTarget=\"true\"] { border: 2px dashed palette(highlight);"
+                              " border-radius: 6px; }" if on else "")
+
+    def drop_highlighted(self) -> bool:
+        return bool(self.centralWidget().property("dropTarget"))
+
     def dropEvent(self, event: QDropEvent) -> None:
+        self.set_drop_highlight(False)
         path, data = image_from_mime(event.mimeData())
         if path:
             self.controller.set_image_path(path)
@@ -239,34 +270,56 @@ class MainWindow(QMainWindow):
     def _on_image_query(self, query: ImageQuery | None) -> None:
         icon: QIcon | None = None
         if query is not None:
+            pm = self.thumbnails.pixmap(query.thumbnail) if query.thumbnail else None  # our own PNG
             if query.data:
                 img = QImage.fromData(query.data, "PNG")  # our own re-encoded PNG
                 icon = QIcon(QPixmap.fromImage(img)) if not img.isNull() else None
+            elif pm is not None:
+                icon = QIcon(pm)
             else:
-                icon = type_icon("image")  # never decode the person's file with Qt
-            self.results.select_tab("images")
+                kind = "image" if os.path.splitext(query.path)[1].lower() in IMAGE_EXTS else "text"
+                icon = type_icon(kind)  # never decode the person's file with Qt
+            # The chip is the query now: the old words would only mislead.
+            self.search_bar.field.blockSignals(True)
+            self.search_bar.clear()
+            self.search_bar.field.blockSignals(False)
+            if not query.similar:
+                self.results.select_tab("images")
         self.search_bar.chip.show_query(query, icon)
         if query is None:
             self.refresh_empty_state()
 
     def find_similar(self, path: str) -> None:
-        self.controller.find_similar(path)
+        current = self.results.current_result()
+        thumb = current.thumbnail if current is not None and current.path == path else ""
+        self.controller.find_similar(path, thumb)
 
     # -- showing ------------------------------------------------------------------
     def show_response(self, response: SearchResponse) -> None:
+        # The image model's state lives in the status bar (one place), never per query.
+        self.preview.show_scores = response.ranked
         if response.results:
-            self.results.set_response(response)
-            if response.message:
-                self.statusBar().showMessage(response.message, 8000)
+            self.results.set_response(response, keep_position=self._refreshing)
+            self._refreshing = False
             return
+        self._refreshing = False
         actions = []
         title = "No good match"
-        text = response.message or "Try other words, or check the filters."
-        if self.controller.state.image is not None and self.backend.clip.state == "missing":
-            title = self.backend.clip.message or "Image search unavailable: CLIP weights missing"
-            text = response.message or self.backend.clip.fix
-            actions = [("Download", self.download_clip), ("Choose file…", self.choose_clip_file)]
+        text = response.message if response.message and response.message != "No good match." else \
+            "Try other words, or check the filters."
+        clip = self.backend.clip
+        if self.controller.state.image is not None and clip.state != "ready":
+            title = "Image search unavailable"
+            text = f"{clip.message}. {clip.fix}".strip(". ") if clip.fix else clip.message
+            if clip.state == "missing":
+                actions = [("Download", self.download_clip), ("Choose file…", self.choose_clip_file)]
         self.results.show_empty(title, text, actions)
+
+    def refresh_results(self) -> None:
+        """The index changed: show the current query's results again, quietly."""
+        if not self.controller.state.is_empty() and self.controller.has_searcher():
+            self._refreshing = True
+            self.controller.refresh()
 
     def refresh_empty_state(self) -> None:
         if not self.controller.state.is_empty() and self.controller.has_searcher():
@@ -295,19 +348,22 @@ class MainWindow(QMainWindow):
 
     def _models_summary(self, text_state: str) -> str:
         clip = self.backend.clip
-        clip_text = {"loading": "loading image model…", "ready": "image search ready"}.get(
-            clip.state, "image search unavailable")
+        clip_text = clip.short or {"loading": "loading image model…", "ready": "image search ready",
+                                   "downloading": "downloading image model…"}.get(clip.state, "image search unavailable")
         return f"{text_state} · {clip_text}"
 
     def _on_clip(self, state: ClipState) -> None:
         text = "Text model ready" if self.controller.has_searcher() else "Loading text model…"
         self.status.set_models_text(self._models_summary(text))
         self.status.show_clip_fix(state.state == "missing")
-        if state.state == "missing":
-            self.status.models_label.setToolTip(f"{state.message}. {state.fix}".strip())
+        if state.state in ("missing", "downloading"):
+            self.status.models_label.setToolTip(f"{state.message}. {state.fix}".strip(". ") if state.fix
+                                                else state.message)
 
     def _on_progress(self, p: Progress) -> None:
         self._indexing = p
+        if getattr(p, "index_changed", False):
+            self.refresh_results()  # a file was added, changed or deleted under the results
         self.status.set_progress(p)
         if not self.results.showing_results() and self.controller.state.is_empty():
             self.refresh_empty_state()
@@ -344,8 +400,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Path copied", 3000)
 
     def download_clip(self) -> None:
-        self.backend.settings.allow_download = True
-        self.backend.save_settings()
+        """Download in the background (announced, with progress in the status bar); only a
+        download that worked offers to use the model."""
+        if self.backend.download_clip() is None and self.backend.clip.state != "downloading":
+            self.backend.settings.allow_download = True
+            self.backend.save_settings()
+            self._reload_clip()
+
+    def _on_clip_downloaded(self) -> None:
         self._reload_clip()
 
     def choose_clip_file(self) -> None:

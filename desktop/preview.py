@@ -7,6 +7,7 @@ highlights are applied as character formats, never as HTML.
 from __future__ import annotations
 
 import os
+import re
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor
@@ -27,11 +28,35 @@ def _plain_label(parent: QWidget) -> QLabel:
     return label
 
 
+_KEEP_LINE = re.compile(r"^(\s|[-*+•>#|]|\d+[.)]\s|```)")  # indented/code, lists, quotes, headings, tables
+
+
+def reflow(text: str) -> str:
+    """Join hard-wrapped prose lines so the pane wraps them to its width.
+
+    A single line break between two prose lines becomes a space (the same length, so
+    character offsets and highlights stay valid); blank lines, indented or code lines,
+    list items, quotes, headings and table rows keep their breaks.
+    """
+    lines = text.split("\n")
+    out = list(text)
+    pos = 0
+    for i, line in enumerate(lines[:-1]):
+        pos += len(line)
+        nxt = lines[i + 1]
+        if (line.strip() and nxt.strip() and not _KEEP_LINE.match(line) and not _KEEP_LINE.match(nxt)
+                and not line.rstrip().endswith(("```", ":")) and "\t" not in line):
+            out[pos] = " "
+        pos += 1
+    return "".join(out)
+
+
 class PreviewPane(QWidget):
     def __init__(self, thumbnails: ThumbnailCache | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._thumbs = thumbnails
         self._result: SearchResult | None = None
+        self.show_scores = True  # False while a listing by filters is shown (no relevance)
         self.setAccessibleName("Preview")
         self.setMinimumWidth(240)
         lay = QVBoxLayout(self)
@@ -88,7 +113,7 @@ class PreviewPane(QWidget):
         dims = f"  ·  {result.width}×{result.height}" if result.width and result.height else ""
         self.size_label.setText(format_size(result.size) + dims if result.size else dims.strip(" ·"))
         self.modified_label.setText(format_mtime(result.mtime))
-        self.score_label.setText(f"{result.score:.3f}")
+        self.score_label.setText(f"{result.score:.3f}" if self.show_scores else "—")
         is_image = result.kind == "image"
         self.image.setVisible(is_image)
         self.passage.setVisible(not is_image and bool(result.passage))
@@ -117,7 +142,8 @@ class PreviewPane(QWidget):
             self._load_image()
 
     def _show_passage(self, r: SearchResult) -> None:
-        self.passage.setPlainText(r.passage)
+        # Same length as the passage: the highlight spans still apply.
+        self.passage.setPlainText(reflow(r.passage))
         fmt = QTextCharFormat()
         bg = QColor(self.palette().color(QPalette.ColorRole.Highlight))
         bg.setAlpha(80)

@@ -1,4 +1,9 @@
-"""Problems: files that failed, are pending, or are findable by name only — with reasons."""
+"""Problems: files that failed, are pending, or are findable by name only — grouped by reason.
+
+The same reason (often long: a model's failure) is shown once, wrapped, with its files
+beneath it; the count is the one the status bar and the settings show (the store's
+``problems()``).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,30 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
+    QDialogButtonBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.backend import Backend, Problem
 from desktop.opener import Opener, OpenRefused
+from indexer.wording import plural
 
 STATE_LABELS = {"failed": "Failed", "pending": "Waiting", "name_only": "Name only", "unavailable": "Offline"}
+PathRole = Qt.ItemDataRole.UserRole + 1
+
+
+def group_problems(problems: list[Problem]) -> list[tuple[str, str, list[str]]]:
+    """(state, reason, paths) per distinct state and reason, largest group first."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for p in problems:
+        groups.setdefault((p.state, p.reason.strip() or "no reason recorded"), []).append(p.path)
+    return sorted(((s, r, sorted(paths)) for (s, r), paths in groups.items()), key=lambda g: (-len(g[2]), g[0], g[1]))
 
 
 class ProblemsDialog(QDialog):
@@ -32,18 +47,15 @@ class ProblemsDialog(QDialog):
         lay = QVBoxLayout(self)
         self.summary = QLabel("Loading…", self)
         self.summary.setTextFormat(Qt.TextFormat.PlainText)
-        self.table = QTableWidget(0, 3, self)
-        self.table.setAccessibleName("Problem files")
-        self.table.setHorizontalHeaderLabels(["File", "State", "Reason"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.verticalHeader().hide()
-        h = self.table.horizontalHeader()
-        h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        h.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        h.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.table.doubleClicked.connect(lambda _i: self.open_selected())
+        self.tree = QTreeWidget(self)
+        self.tree.setAccessibleName("Problems by reason")
+        self.tree.setColumnCount(1)
+        self.tree.setHeaderHidden(True)
+        self.tree.setWordWrap(True)  # a long reason wraps; it is never cut mid-word
+        self.tree.setUniformRowHeights(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file paths only
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.itemDoubleClicked.connect(lambda _i, _c: self.open_selected())
         row = QHBoxLayout()
         self.retry_button = QPushButton("Retry", self)
         self.retry_button.setAccessibleName("Retry selected files")
@@ -51,13 +63,17 @@ class ProblemsDialog(QDialog):
         self.open_button.setAccessibleName("Open selected file")
         self.message = QLabel(self)
         self.message.setTextFormat(Qt.TextFormat.PlainText)
+        self.message.setWordWrap(True)
         self.retry_button.clicked.connect(self.retry_selected)
         self.open_button.clicked.connect(self.open_selected)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.buttons.rejected.connect(self.reject)
         row.addWidget(self.message, 1)
         row.addWidget(self.retry_button)
         row.addWidget(self.open_button)
+        row.addWidget(self.buttons)
         lay.addWidget(self.summary)
-        lay.addWidget(self.table, 1)
+        lay.addWidget(self.tree, 1)
         lay.addLayout(row)
         backend.problemsReady.connect(self.show_problems)
         self.resize(760, 420)
@@ -68,23 +84,34 @@ class ProblemsDialog(QDialog):
 
     def show_problems(self, problems: list[Problem]) -> None:
         self.problems = list(problems)
-        self.table.setRowCount(len(problems))
-        for row, p in enumerate(problems):
-            for col, text in enumerate((p.path, STATE_LABELS.get(p.state, p.state), p.reason)):
-                item = QTableWidgetItem(text)  # plain text
-                item.setToolTip(text)
-                self.table.setItem(row, col, item)
-        self.summary.setText(f"{len(problems):,} files need attention" if problems
-                             else "No problems: every file was indexed.")
+        self.tree.clear()
+        for state, reason, paths in group_problems(self.problems):
+            label = STATE_LABELS.get(state, state)
+            top = QTreeWidgetItem([f"{label}: {reason} ({plural(len(paths), 'file')})"])
+            top.setToolTip(0, reason)
+            top.setData(0, PathRole, paths)
+            for path in paths:
+                child = QTreeWidgetItem([path])  # plain text
+                child.setToolTip(0, path)
+                child.setData(0, PathRole, [path])
+                top.addChild(child)
+            self.tree.addTopLevelItem(top)
+            top.setExpanded(len(paths) <= 3)
+        self.summary.setText(f"{plural(len(self.problems), 'file')} need attention" if len(self.problems) != 1
+                             else "1 file needs attention")
+        if not self.problems:
+            self.summary.setText("No problems: every file was indexed.")
 
     def selected_paths(self) -> list[str]:
-        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
-        return [self.problems[r].path for r in rows if r < len(self.problems)]
+        out: list[str] = []
+        for item in self.tree.selectedItems():
+            out.extend(item.data(0, PathRole) or [])
+        return list(dict.fromkeys(out))
 
     def retry_selected(self) -> None:
         paths = self.selected_paths()
         if paths and self.backend.retry(paths) is not None:
-            self.message.setText(f"Retrying {len(paths)} file(s)…")
+            self.message.setText(f"Retrying {plural(len(paths), 'file')}…")
 
     def open_selected(self) -> None:
         paths = self.selected_paths()

@@ -12,7 +12,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, Q
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextLayout
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from desktop.results_model import ResultRole, format_mtime
+from desktop.results_model import ResultRole, ShowScoreRole, format_mtime
 from indexer.types import SearchResult
 
 PAD = 8
@@ -117,8 +117,8 @@ class DocumentDelegate(QStyledItemDelegate):
         line = fm.lineSpacing()
         y = rect.top()
 
-        score = f"{result.score:.2f}"
-        score_w = fm.horizontalAdvance(score) + PAD
+        score = f"{result.score:.2f}" if index.data(ShowScoreRole) is not False else ""
+        score_w = fm.horizontalAdvance(score) + PAD if score else 0
         painter.setFont(base)
         painter.setPen(pal.color(dim))
         painter.drawText(QRect(rect.right() - score_w, y, score_w, line),

@@ -25,6 +25,7 @@ KindRole = Qt.ItemDataRole.UserRole + 3
 ScoreRole = Qt.ItemDataRole.UserRole + 4
 MtimeRole = Qt.ItemDataRole.UserRole + 5
 RankRole = Qt.ItemDataRole.UserRole + 6
+ShowScoreRole = Qt.ItemDataRole.UserRole + 7  # False for a listing by filters (no relevance)
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -55,12 +56,14 @@ class ResultsModel(QAbstractListModel):
         super().__init__(parent)
         self._rows: list[SearchResult] = []
         self._thumbs = thumbnails
+        self.ranked = True
         if thumbnails is not None:
             thumbnails.loaded.connect(self._on_thumbnail)
 
-    def set_results(self, results: list[SearchResult]) -> None:
+    def set_results(self, results: list[SearchResult], ranked: bool = True) -> None:
         self.beginResetModel()
         self._rows = list(results)
+        self.ranked = ranked
         self.endResetModel()
 
     def results(self) -> list[SearchResult]:
@@ -101,6 +104,8 @@ class ResultsModel(QAbstractListModel):
             return float(r.mtime)
         if role == RankRole:
             return index.row()
+        if role == ShowScoreRole:
+            return self.ranked
         return None
 
     def _decoration(self, r: SearchResult) -> Any:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -44,10 +45,14 @@ class EmptyState(QWidget):
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.35)
         self.title.setFont(font)
+        # Messages can be long (a model's failure reason): wrap, never widen the window.
+        self.title.setWordWrap(True)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.text = QLabel(self)
         self.text.setTextFormat(Qt.TextFormat.PlainText)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.text.setWordWrap(True)
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar(self)
         self.progress.setMaximumWidth(360)
         self.progress.hide()
@@ -149,8 +154,11 @@ class ResultsPanel(QWidget):
         self.show_empty("Type to search", "")
 
     # -- content -------------------------------------------------------------
-    def set_response(self, response: SearchResponse) -> None:
-        self.model.set_results(response.results)
+    def set_response(self, response: SearchResponse, keep_position: bool = False) -> None:
+        """Show a response; ``keep_position`` (the same query run again after the index
+        changed) keeps the selected file and the scroll position where they still apply."""
+        kept = self._position() if keep_position and self.showing_results() else None
+        self.model.set_results(response.results, ranked=getattr(response, "ranked", True))
         counts = {
             "all": len(response.results),
             "documents": sum(1 for r in response.results if r.kind != "image"),
@@ -165,8 +173,26 @@ class ResultsPanel(QWidget):
         if counts[self.current_tab()] == 0:
             self.tabs.setCurrentIndex(0)
         view = self.current_view()
+        if kept is not None:
+            self._restore(*kept)
         if view.model().rowCount() and not view.currentIndex().isValid():
             view.setCurrentIndex(view.model().index(0, 0))
+
+    def _position(self) -> tuple[str, dict[str, int]]:
+        r = self.current_result()
+        return (r.path if r is not None else "",
+                {k: v.verticalScrollBar().value() for k, v in self.views.items()})
+
+    def _restore(self, path: str, scroll: dict[str, int]) -> None:
+        for key, view in self.views.items():
+            proxy = self.proxies[key]
+            if path and key == self.current_tab():
+                for row in range(proxy.rowCount()):
+                    idx = proxy.index(row, 0)
+                    if idx.data(PathRole) == path:
+                        view.setCurrentIndex(idx)
+                        break
+            view.verticalScrollBar().setValue(scroll.get(key, 0))
 
     def show_empty(self, title: str, text: str = "",
                    actions: list[tuple[str, Callable[[], None]]] | None = None) -> None:

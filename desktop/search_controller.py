@@ -36,6 +36,8 @@ class ImageQuery:
     path: str = ""
     data: bytes = b""
     label: str = ""
+    thumbnail: str = ""  # our own stored PNG of it, when it is an indexed file
+    similar: bool = False  # "Find similar" on a result (any kind), not a query image
 
     def payload(self) -> str | bytes:
         return self.path or self.data
@@ -98,7 +100,9 @@ class SearchController(QObject):
         if text == self._state.text:
             return
         self._state.text = text
-        self._state.similar_to = ""
+        if self._state.similar_to:
+            self._state.similar_to = ""  # typing starts a new query
+            self.imageQueryChanged.emit(None)
         self._schedule()
 
     def set_filters(self, filters: dict[str, Any]) -> None:
@@ -106,6 +110,8 @@ class SearchController(QObject):
         self._schedule()
 
     def set_image(self, image: ImageQuery | None) -> None:
+        if image is not None:
+            self._state.text = ""  # the chip says what the query is now; words may be added to it
         self._state.image = image
         self._state.similar_to = ""
         self.imageQueryChanged.emit(image)
@@ -118,12 +124,24 @@ class SearchController(QObject):
         self.set_image(ImageQuery(data=data, label=label))
 
     def clear_image(self) -> None:
-        if self._state.image is not None:
+        if self._state.similar_to:
+            self._state.similar_to = ""
+            self.imageQueryChanged.emit(None)
+            self.run_now()
+        elif self._state.image is not None:
             self.set_image(None)
 
-    def find_similar(self, path: str) -> None:
-        self._state.similar_to = path
+    def find_similar(self, path: str, thumbnail: str = "") -> None:
+        """Files like an indexed one; the chip shows what they are similar to."""
+        self._state = QueryState(similar_to=path, filters=self._state.filters)
+        self.imageQueryChanged.emit(ImageQuery(path=path, label=f"Like {os.path.basename(path)}",
+                                               thumbnail=thumbnail, similar=True))
         self.run_now()
+
+    def refresh(self) -> None:
+        """Run the current query again, now (the index changed under it)."""
+        if not self._state.is_empty() and self._searcher is not None and not self._timer.isActive():
+            self.run_now()
 
     def clear(self) -> None:
         self._state = QueryState(filters=self._state.filters)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from indexer.types import Progress
+from indexer.wording import plural
 
 PHASE_LABELS = {
     "scanning": "Scanning", "extracting": "Reading", "embedding": "Indexing", "writing": "Saving",
@@ -37,16 +38,16 @@ def format_eta(seconds: float | None) -> str:
 def describe(p: Progress) -> str:
     parts = [PHASE_LABELS.get(p.phase, p.phase.capitalize())]
     if p.total:
-        parts.append(f"{p.done:,}/{p.total:,} files")
+        parts.append(f"{p.done:,}/{plural(p.total, 'file')}")
     elif p.done:
-        parts.append(f"{p.done:,} files")
+        parts.append(plural(p.done, "file"))
     if p.rate > 0 and p.phase not in ("idle", "paused"):
         parts.append(f"{p.rate:.1f}/s")
     eta = format_eta(p.eta_s) if p.phase not in ("idle", "paused") else ""
     if eta:
         parts.append(eta)
     if p.failed:
-        parts.append(f"{p.failed:,} problems")
+        parts.append(plural(p.failed, "problem"))
     if p.message:
         parts.append(p.message)
     return " · ".join(parts)
@@ -65,6 +66,8 @@ class StatusPanel(QWidget):
         self.models_label = QLabel(self)
         self.models_label.setTextFormat(Qt.TextFormat.PlainText)
         self.models_label.setAccessibleName("Model status")
+        self.models_label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        self.models_label.setMaximumWidth(420)  # a long state never widens the window (tooltip has it all)
         self.progress_label = QLabel(self)
         self.progress_label.setTextFormat(Qt.TextFormat.PlainText)
         self.progress_label.setAccessibleName("Indexing status")
@@ -136,7 +139,10 @@ class StatusPanel(QWidget):
         self.pause_button.setChecked(p.phase == "paused")
         self.pause_button.setText("Resume" if p.phase == "paused" else "Pause")
         self.pause_button.blockSignals(False)
-        self.problems_button.setText(f"Problems ({p.failed:,})" if p.failed else "Problems")
+
+    def set_problem_count(self, n: int) -> None:
+        """The store's count of files needing attention (the Problems dialog lists the same)."""
+        self.problems_button.setText(f"Problems ({n:,})" if n else "Problems")
 
     def _on_pause(self, checked: bool) -> None:
         self.pause_button.setText("Resume" if checked else "Pause")

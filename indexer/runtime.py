@@ -6,6 +6,7 @@ Everything heavy is created lazily, so a command pays only for what it uses.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -15,6 +16,39 @@ from indexer.config import AppPaths, Settings, load_settings, open_paths
 from indexer.pipeline import IndexService, ProgressCallback
 
 log = logging.getLogger(__name__)
+
+
+DOWNLOAD_FIX = "press Download in the window, or run `lodestar models download`"
+OFF_FIX = "allow downloading in the settings (or run `lodestar models download`), or choose a local .safetensors file"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageModelState:
+    """Can images be searched, and if not: why, and what to do. Built in one place
+    (``Runtime.image_ready``) and shown as-is by the CLI and the window."""
+
+    ready: bool
+    reason: str = ""  # one line, without the fix
+    fix: str = ""
+    download_allowed: bool = False  # the settings allow fetching the weights
+    download_failed: bool = False  # a download was tried and failed (see reason)
+    offline: bool = False  # ... because the network could not be reached
+
+    def line(self) -> str:
+        """The reason and the fix as one sentence pair."""
+        if self.ready:
+            return ""
+        return f"{self.reason}. {self.fix}." if self.fix else f"{self.reason}."
+
+
+def _read_memo(memo: Any) -> dict[str, Any] | None:
+    import json
+
+    try:
+        data = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class Runtime:
@@ -31,6 +65,7 @@ class Runtime:
         self._text: Any = None
         self._image: Any = None
         self._image_problem: str | None = None
+        self.image_state: ImageModelState | None = None  # set by image_ready: the one source for messages
         self._service: IndexService | None = None
         self._searcher: Any = None
         self.health: Any = None  # indexer.health.HealthReport once the store is opened
@@ -63,12 +98,14 @@ class Runtime:
                 )
             return self._image
 
-    def image_ready(self, load: bool = True, *, download: bool = False) -> tuple[bool, str]:
+    def image_ready(self, load: bool = True, *, download: bool = False, retry: bool = False) -> tuple[bool, str]:
         """Whether CLIP can be used now; loads it when asked. Never raises.
 
         A download happens only when ``download`` is asked for (indexing, or the
         person pressing Download) and the settings allow it; a failed attempt is
-        remembered for an hour so an offline laptop is not retried on every run.
+        remembered for an hour so an offline laptop is not retried on every run
+        (``retry`` forgets it: the person asked again). The outcome, with its reason,
+        is kept in :attr:`image_state` for whoever shows it.
         """
         import json
         import time
@@ -76,39 +113,65 @@ class Runtime:
         from models.errors import ModelUnavailable
         from models.weights import weights_status
 
+        allowed = bool(self.settings.allow_download)
         status = weights_status(self.settings, checkpoint=self.clip_checkpoint)
         if not status.get("available"):
-            self._image_problem = f"{status.get('message', '')}. {status.get('fix', '')}".strip(". ")
-            return False, self._image_problem
+            reason, fix = str(status.get("message", "")), str(status.get("fix", ""))
+            if not allowed and not status.get("path"):  # no checkpoint configured, nothing cached
+                reason, fix = "the image model is not on this machine and downloading it is turned off", OFF_FIX
+            self._set_image_state(ImageModelState(False, reason, fix, download_allowed=allowed))
+            return False, self._image_problem or ""
         memo = self.paths.data_dir / "clip-download-failed.json"
         if status.get("source") == "download":
+            if retry:
+                memo.unlink(missing_ok=True)
+            failed = _read_memo(memo)
+            if failed is not None and time.time() - float(failed.get("at", 0)) < 3600:
+                self._set_image_state(ImageModelState(
+                    False, str(failed.get("reason") or "the image model download failed"),
+                    str(failed.get("fix", "")) or DOWNLOAD_FIX, download_allowed=True, download_failed=True,
+                    offline=bool(failed.get("offline"))))
+                return False, self._image_problem or ""
             if not download:
-                why = "CLIP weights are not downloaded yet; they are fetched when indexing starts (or run `lodestar models download`)"
-                return False, self._image_problem or why
-            try:
-                failed = json.loads(memo.read_text(encoding="utf-8"))
-                if time.time() - float(failed.get("at", 0)) < 3600:
-                    self._image_problem = str(failed.get("reason", "the last download failed"))
-                    return False, self._image_problem
-            except (OSError, ValueError):
-                pass
+                self._set_image_state(ImageModelState(False, "the image model is not downloaded yet", DOWNLOAD_FIX,
+                                                      download_allowed=True))
+                return False, self._image_problem or ""
         if load:
             try:
-                self.image_embedder.load()
+                emb = self.image_embedder
+                if status.get("source") == "download" and hasattr(emb, "allow_download"):
+                    emb.allow_download = allowed  # the settings may have changed since it was built
+                emb.load()
             except ModelUnavailable as exc:
-                self._image_problem = str(exc)
-                if status.get("source") == "download":
+                fetching = status.get("source") == "download"
+                # The pre-connection probe (or the first request) could not reach the host.
+                offline = fetching and (isinstance(exc.__cause__, OSError) or "cannot be reached" in exc.reason)
+                reason, fix = exc.reason, exc.fix
+                if fetching:
+                    # weights' "... not on this machine and downloading is turned off / failed: <why>"
+                    detail = reason.split(" failed: ", 1)[-1].replace(" (offline?)", "")
+                    reason = f"No internet connection: {detail}" if offline else \
+                        f"the image model download failed: {detail}"
+                    fix = "connect to the internet and press Download again, or choose a .safetensors file" \
+                        if offline else (fix or DOWNLOAD_FIX)
                     try:
-                        memo.write_text(json.dumps({"at": time.time(), "reason": str(exc)}), encoding="utf-8")
+                        memo.write_text(json.dumps({"at": time.time(), "reason": reason, "fix": fix,
+                                                    "offline": offline}), encoding="utf-8")
                     except OSError:
                         pass
-                return False, str(exc)
+                self._set_image_state(ImageModelState(False, reason, fix, download_allowed=allowed,
+                                                      download_failed=fetching, offline=offline))
+                return False, self._image_problem or ""
         try:
             memo.unlink()
         except OSError:
             pass
-        self._image_problem = None
+        self._set_image_state(ImageModelState(True, download_allowed=allowed))
         return True, ""
+
+    def _set_image_state(self, state: ImageModelState) -> None:
+        self.image_state = state
+        self._image_problem = None if state.ready else state.line()
 
     # --------------------------------------------------------------- store
     @property

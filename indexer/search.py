@@ -80,6 +80,7 @@ class Ranking:
     gap: float = 0.30  # results further than this below the top are junk
     image_floor: float = 0.15  # CLIP text→image cosine floor (ViT-B/32 scale)
     image_gap: float = 0.10
+    similar_floor: float = 0.25  # "Find similar" / a query image: image→image and document→document cosine
     compose_weight: float = 1.0  # image + words: weight of the words' direction
     compose_neutral: str = "a photo"  # the words' direction is text(words) - text(neutral)
 
@@ -229,7 +230,8 @@ class Searcher:
                 if self.image_embedder is not None:
                     pending_images = self._side(self._images_for_text, parsed.text, files, allowed, limit)
                 elif self.image_problem:
-                    resp.message = f"Image search is unavailable: {self.image_problem}"
+                    # A side note: the image model's state is not the answer to a text query.
+                    resp.note = f"Images were not searched: {self.image_problem}"
             if kind in ("all", "text", "other"):
                 docs = self._search_documents(parsed, files, allowed, limit, kind)
             if pending_images is not None:
@@ -237,6 +239,7 @@ class Searcher:
         else:
             # Only operators (e.g. "type:pdf after:2025"): list the matching files, newest first.
             docs, images = self._browse(files, allowed, limit, kind)
+            resp.ranked = False  # a listing: there is no relevance to show
         sort = (filters or {}).get("sort") or parsed.sort
         if sort == "date":
             docs.sort(key=lambda r: -r.mtime)
@@ -270,7 +273,8 @@ class Searcher:
         vec = np.asarray(self.image_embedder.embed_documents([img])[0], np.float32)
         if text and text.strip():
             vec = self.compose(vec, text)
-        resp.results = self._search_images(vec, self.store.files(), _FileFilter(), limit, floor=-1.0, gap=2.0)
+        resp.results = self._search_images(vec, self.store.files(), _FileFilter(), limit,
+                                           floor=self.ranking.similar_floor, gap=2.0)
         resp.counts = {"image": len(resp.results)}
         if not resp.results:
             resp.message = NO_MATCH
@@ -307,7 +311,7 @@ class Searcher:
             if row is None:
                 resp.message = "That image has no vector yet."
                 return resp
-            resp.results = self._search_images(row.vector, files, exclude, limit, floor=-1.0, gap=2.0)
+            resp.results = self._search_images(row.vector, files, exclude, limit, floor=self.ranking.similar_floor, gap=2.0)
         else:
             rows = self.store.chunk_rows(rec.fid, rec.content_hash)
             if not rows:
@@ -318,7 +322,7 @@ class Searcher:
             cands = self._vector_candidates(vec, files, exclude, self.ranking.vector_k)
             for c in cands:
                 c.score = c.sim
-            resp.results = self._group(cands, files, limit, parsed=None, floor=-1.0, gap=2.0)
+            resp.results = self._group(cands, files, limit, parsed=None, floor=self.ranking.similar_floor, gap=2.0)
         resp.counts = {rec.kind: len(resp.results)}
         if not resp.results:
             resp.message = NO_MATCH
@@ -439,10 +443,12 @@ class Searcher:
         for score, evidence, rec, best in scored:  # results are built only for what is shown
             if evidence < cut:
                 continue
+            # Ranked by `score`; shown with the evidence the floor judged, so no listed
+            # result reads as "0.00" or below (the length prior only orders).
             if best is None:
-                out.append(_result(rec, score))
+                out.append(_result(rec, evidence))
             else:
-                res = _result(rec, score, passage=best.text, start=best.start, end=best.end)
+                res = _result(rec, evidence, passage=best.text, start=best.start, end=best.end)
                 res.highlights = word_spans(best.text, terms, phrases)
                 out.append(res)
             if len(out) >= limit:
@@ -559,14 +565,36 @@ class Searcher:
         images: list[SearchResult] = []
         recs = [r for r in files.values() if r.available and r.state in ("indexed", "name_only") and allowed.accepts(r)]
         recs.sort(key=lambda r: -r.mtime_ns)
+        image_recs: list[FileRecord] = []
         for rec in recs:
             if rec.kind == "image" and kind in ("all", "image") and len(images) < limit:
                 images.append(_result(rec, 0.0))
+                image_recs.append(rec)
             elif rec.kind != "image" and kind in ("all", "text", "other") and len(docs) < limit:
                 if kind == "text" and rec.kind != "text":
                     continue
                 docs.append(_result(rec, 0.0))
+        self._add_thumbnails(images, image_recs)
         return docs, images
+
+    def _add_thumbnails(self, images: list[SearchResult], recs: list[FileRecord]) -> None:
+        """Thumbnails and sizes for listed images, as ranked image results carry them (one query)."""
+        table = self.store.images_table() if recs and self.paths is not None else None
+        if table is None:
+            return
+        fids = ", ".join(f"'{_hexcheck(r.fid)}'" for r in recs)
+        arrow = (table.search().where(f"fid IN ({fids})").select(["fid", "file_hash", "thumb", "width", "height"])
+                 .limit(len(recs) * 2 + 10).to_arrow())
+        meta = {row["fid"]: row for row in arrow.to_pylist()}
+        for res, rec in zip(images, recs):
+            row = meta.get(rec.fid)
+            if row is None or row["file_hash"] != rec.content_hash:
+                continue  # not embedded yet, or of older content: no thumbnail to vouch for
+            res.width, res.height = row["width"], row["height"]
+            if row["thumb"]:
+                res.thumbnail = str(self.paths.thumbnails / row["thumb"])
+
+
 
 
 # ------------------------------------------------------------------ filters

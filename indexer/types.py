@@ -83,6 +83,7 @@ class Progress:
     eta_s: float | None = None
     message: str = ""
     current: str = ""
+    index_changed: bool = False  # a commit landed since the last event: what a search sees changed
 
 
 @dataclasses.dataclass
@@ -129,7 +130,9 @@ class SearchResponse:
     results: list[SearchResult] = dataclasses.field(default_factory=list)
     query: str = ""
     counts: dict[str, int] = dataclasses.field(default_factory=dict)  # by kind: "text", "image", "other"
-    message: str = ""  # e.g. "No good match.", "Image search needs the CLIP weights: ..."
+    message: str = ""  # the answer when there is nothing to list, e.g. "No good match."
+    note: str = ""  # a side note that is never the answer, e.g. images were not searched (and why)
+    ranked: bool = True  # False for a listing by filters alone (scores mean nothing then)
     elapsed_ms: float = 0.0
 
 

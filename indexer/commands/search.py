@@ -68,18 +68,18 @@ def print_response(resp: Any, as_json: bool) -> None:
             {
                 "query": resp.query,
                 "message": resp.message,
+                "note": resp.note,
                 "elapsed_ms": round(resp.elapsed_ms, 1),
                 "counts": resp.counts,
                 "results": [_public(r) for r in resp.results],
             }
         )
         return
+    if resp.note:
+        # A side note (e.g. images not searched), never the answer itself.
+        print(f"({resp.note.rstrip('.')} — see `lodestar status`)", file=sys.stderr)
     if resp.message:
-        if resp.results and "unavailable" in resp.message.lower():
-            # Results are there; the image model's absence is a side note, not the answer.
-            print("(images not searched: the image model is unavailable — see `lodestar status`)", file=sys.stderr)
-        else:
-            print(resp.message)
+        print(resp.message)
     for i, r in enumerate(resp.results, 1):
         when = dt.datetime.fromtimestamp(r.mtime).strftime("%Y-%m-%d") if r.mtime else ""
         print(f"{i:>2}. {shorten_home(_display(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")

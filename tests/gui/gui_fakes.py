@@ -131,12 +131,14 @@ class FakeRuntime:
         self.store = FakeStore()
         self._searcher = searcher
         self.services: list[FakeService] = []
+        self.ready_calls: list[tuple[bool, bool, bool]] = []
         self.closed = False
 
     def searcher(self) -> FakeSearcher:
         return self._searcher
 
-    def image_ready(self, load: bool = True) -> tuple[bool, str]:
+    def image_ready(self, load: bool = True, *, download: bool = False, retry: bool = False) -> tuple[bool, str]:
+        self.ready_calls.append((load, download, retry))
         ok, why = self.image_embedder.available()
         if ok and load:
             self.image_embedder.load()

@@ -95,9 +95,10 @@ def test_controller_replays_query_typed_before_models_loaded(qtbot: Any, fake_se
 def test_controller_image_plus_text(qtbot: Any, fake_searcher: Any) -> None:
     c = SearchController(fake_searcher)
     try:
-        c.set_text("beach")
         with qtbot.waitSignal(c.responseReady, timeout=2000):
-            c.set_image_path("/pics/a.jpg")
+            c.set_image_path("/pics/a.jpg")  # the chip replaces old words (issue 14.12) ...
+        with qtbot.waitSignal(c.responseReady, timeout=2000):
+            c.set_text("beach")  # ... and words typed now steer the image
         assert ("similar_image", ("/pics/a.jpg", "beach")) in fake_searcher.calls
     finally:
         c.close()
