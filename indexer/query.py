@@ -11,17 +11,25 @@ A query is free text plus optional operators, in any order::
 - ``before:2025-02`` — modified before
 - ``sort:date`` — newest first among the relevant files
 - ``"exact phrase"`` — the shown passage (or the file name) must contain it
-- ``-word`` / ``-"two words"`` — drop files whose passage or name contains it
+- ``-word`` / ``-"two words"`` — drop files whose text or name contains it
+  (on its own, ``-draft`` lists the newest files without it)
 
 Anything else, including unknown ``word:thing`` pairs (``error:42``, ``C:\\x``),
-stays part of the text. Parsing never fails: a malformed date becomes text and a
-note in ``problems`` so the window can say what it ignored.
+stays part of the text. Parsing never fails: a malformed or impossible date
+(``after:2025-13``) becomes text and a note in ``problems`` so the window and the
+CLI can say what they ignored.
+
+Queries are people's input, so every regular expression here runs in time linear
+in its length (no nested or overlapping quantifiers; tests/test_query.py times the
+shapes that would backtrack), and a query longer than `QUERY_MAX_CHARS` is refused
+with `too_long_message` before any work is done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 
 STOP_WORDS = frozenset(
@@ -41,9 +49,22 @@ KINDS = {
     "other": "other", "file": "other", "files": "other", "all": "all", "any": "all",
 }
 
+QUERY_MAX_CHARS = 1000
+"""Longest query searched (about 150 words): far past what a person types or the text
+model reads (256 tokens), short enough that no part of a search grows with it."""
+
+RESULTS_MAX = 1000
+"""Most results one search returns (``limit`` / ``--limit`` must be 1..RESULTS_MAX)."""
+
+QUERY_TOO_LONG = "Query too long"
+
+# Each pattern is linear: no quantified group can match the same text two ways.
 _TOKEN = re.compile(r'-?"[^"]*"?|\S+')
 _WORD = re.compile(r"\w+(?:[._'\-]\w+)*", re.UNICODE)
-_IDENTIFIER = re.compile(r"[A-Za-z]*\d|_|[a-z][A-Z]|\.\w|[A-Z]{2,}")
+# Not "[A-Za-z]*\d": searched from every position, that rescans a long run of
+# letters each time (quadratic: 214 s for a 100,000-letter word). "\d" matches
+# the same words.
+_IDENTIFIER = re.compile(r"\d|_|[a-z][A-Z]|\.\w|[A-Z]{2,}")
 
 
 @dataclasses.dataclass
@@ -88,7 +109,19 @@ def looks_like_identifier(word: str) -> bool:
     return bool(_IDENTIFIER.search(word))
 
 
+def too_long_message(raw: str) -> str:
+    """'' when ``raw`` may be searched; otherwise the one line that says why not."""
+    n = len((raw or "").strip())
+    if n <= QUERY_MAX_CHARS:
+        return ""
+    return (
+        f"{QUERY_TOO_LONG}: {n:,} characters, and search reads at most {QUERY_MAX_CHARS:,}. "
+        "Shorten it to the words that matter."
+    )
+
+
 def parse_query(raw: str) -> ParsedQuery:
+    """Split a query into text and filters; linear in ``len(raw)``, never raises."""
     q = ParsedQuery()
     words: list[str] = []
     for m in _TOKEN.finditer(raw or ""):
@@ -125,7 +158,7 @@ def _apply_operator(q: ParsedQuery, key: str, value: str) -> bool:
     if key == "kind":
         kind = KINDS.get(value.lower())
         if kind is None:
-            q.problems.append(f"unknown kind {value!r} (image, text or other)")
+            q.problems.append(f"kind:{value} (use image, text or other)")
             return True
         q.kind = kind
         return True
@@ -135,7 +168,7 @@ def _apply_operator(q: ParsedQuery, key: str, value: str) -> bool:
     if key in ("after", "since", "before"):
         day = parse_day(value, end=False)
         if day is None:
-            q.problems.append(f"{key}: wants a date like 2025-01-31, not {value!r}")
+            q.problems.append(f"{key}:{value} (not a date; use 2025-01-31, 2025-01 or 2025)")
             return False
         if key == "before":
             q.before = day
@@ -149,8 +182,14 @@ def _apply_operator(q: ParsedQuery, key: str, value: str) -> bool:
 
 
 def parse_day(value: str, *, end: bool = False) -> dt.date | None:
-    """``2025``, ``2025-03`` or ``2025-03-09`` → the first day of that period."""
+    """``2025``, ``2025-03`` or ``2025-03-09`` → the first day of that period.
+
+    None for anything else, including impossible dates (``2025-13``, ``2025-02-30``,
+    year 0 or 10000): the caller says what it ignored.
+    """
     value = value.strip()
+    if len(value) > 32:
+        return None  # no date is this long; keeps fromisoformat off pasted text
     try:
         if re.fullmatch(r"\d{4}", value):
             return dt.date(int(value), 1, 1)
@@ -170,11 +209,10 @@ def word_spans(text: str, terms: list[str], phrases: list[str] = ()) -> list[tup
     """
     spans: list[tuple[int, int]] = []
     for phrase in phrases:
-        pat = r"(?<!\w)" + r"\s+".join(re.escape(p) for p in phrase.split()) + r"(?!\w)"
-        spans.extend(m.span() for m in re.finditer(pat, text, re.IGNORECASE))
+        if phrase.split():
+            spans.extend(m.span() for m in _phrase_regex(phrase).finditer(text))
     if terms:
-        pat = r"(?<!\w)(?:" + "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)) + r")\w{0,3}(?!\w)"
-        spans.extend(m.span() for m in re.finditer(pat, text, re.IGNORECASE))
+        spans.extend(m.span() for m in _terms_regex(tuple(terms)).finditer(text))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for s, e in spans:
@@ -187,5 +225,19 @@ def word_spans(text: str, terms: list[str], phrases: list[str] = ()) -> list[tup
 
 def contains_phrase(text: str, phrase: str) -> bool:
     """Whole-word, case-insensitive, whitespace-tolerant containment."""
-    pat = r"(?<!\w)" + r"\s+".join(re.escape(p) for p in phrase.split()) + r"(?!\w)"
-    return re.search(pat, text, re.IGNORECASE) is not None
+    if not phrase.split():
+        return False
+    return _phrase_regex(phrase).search(text) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _terms_regex(terms: tuple[str, ...]) -> re.Pattern[str]:
+    """Any term at a word start, plus up to three more word characters (bounded)."""
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+    return re.compile(r"(?<!\w)(?:" + alternatives + r")\w{0,3}(?!\w)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=256)
+def _phrase_regex(phrase: str) -> re.Pattern[str]:
+    """Literal words joined by possessive whitespace runs: no backtracking into a run."""
+    return re.compile(r"(?<!\w)" + r"\s++".join(re.escape(p) for p in phrase.split()) + r"(?!\w)", re.IGNORECASE)

@@ -289,3 +289,146 @@ def test_image_side_and_keywords_run_beside_the_text_embedding(indexed: Any) -> 
     assert overlapped.is_set()
     expected = indexed.searcher().search("red square", kind="all")
     assert [(r.path, round(r.score, 5)) for r in resp.results] == [(r.path, round(r.score, 5)) for r in expected.results]
+
+
+# --------------------------------------------- issue 11.3: a query cannot freeze search
+def test_a_huge_query_is_refused_at_once_with_a_clear_message(indexed: Any) -> None:
+    from indexer.query import QUERY_MAX_CHARS
+
+    searcher = indexed.searcher()
+    for query in ("a" * 100_000, "budget " + "x" * 100_000, '"' + "a " * 50_000):
+        t = time.process_time()
+        resp = searcher.search(query)
+        assert time.process_time() - t < 1.0  # the old identifier check alone took 214 s
+        assert resp.results == []
+        assert resp.message.startswith("Query too long") and f"{QUERY_MAX_CHARS:,}" in resp.message
+    # At the limit it is still a search.
+    resp = searcher.search("tomato plants " + "water " * ((QUERY_MAX_CHARS - 14) // 6), kind="text")
+    assert not resp.message.startswith("Query too long")
+
+
+# ------------------------------------------ issue 11.8: exclusions apply in every lane
+def test_exclusions_alone_list_the_files_without_the_word(indexed: Any) -> None:
+    searcher = indexed.searcher()
+    every = _names(searcher.search("type:txt", limit=50))
+    assert "finance.txt" in every and "astronomy.txt" in every and "manual.txt" in every
+    no_budget = _names(searcher.search("-budget", limit=50))  # keyword index narrows the rows
+    assert no_budget and "finance.txt" not in no_budget
+    assert "gardening.md" in no_budget and "red.png" in no_budget
+    no_phrase = _names(searcher.search('-"cloud hosting"', limit=50))
+    assert no_phrase and "finance.txt" not in no_phrase
+    # "a" is a stop word the keyword index drops: the passages are read instead.
+    txt = _names(searcher.search("type:txt -a", limit=50))
+    assert "finance.txt" in txt
+    assert "astronomy.txt" not in txt and "manual.txt" not in txt  # "...on a clear night", "with a passphrase"
+
+
+def test_exclusions_apply_to_passages_names_and_images(indexed: Any) -> None:
+    searcher = indexed.searcher()
+    # A word anywhere in the file drops it, not only in the passage shown.
+    assert "manual.txt" in _names(searcher.search("office furniture and chairs", kind="text", limit=20))
+    assert "manual.txt" not in _names(searcher.search("office furniture and chairs -passphrase", kind="text", limit=20))
+    # Name matches, with names read as words (quarterly_forecast_model.bin has "quarterly").
+    assert "quarterly_forecast_model.bin" in _names(searcher.search("forecast model"))
+    assert "quarterly_forecast_model.bin" not in _names(searcher.search("forecast model -quarterly"))
+    # Images, by name: a CLIP stand-in whose every query is red.png's own vector.
+    red = next(r for r in indexed.store.files().values() if r.name == "red.png")
+    red_vec = indexed.store.image_row(red.fid, red.content_hash).vector
+
+    class AlwaysRed:
+        model_id, dim = indexed.image_embedder.model_id, indexed.image_embedder.dim
+
+        def embed_query(self, q: str) -> Any:
+            return red_vec
+
+    seeing_red = Searcher(indexed.store, indexed.text_embedder, AlwaysRed(), paths=indexed.paths)
+    try:
+        assert _names(seeing_red.search("crimson", kind="image"))[0] == "red.png"
+        assert "red.png" not in _names(seeing_red.search("crimson -red", kind="image"))
+    finally:
+        seeing_red.close()
+    assert "red.png" in _names(searcher.search("kind:image"))
+    assert "red.png" not in _names(searcher.search("kind:image -red"))
+
+
+# ------------------------------------------ issue 11.9: dates and limits
+def test_extreme_dates_filter_without_a_traceback(indexed: Any) -> None:
+    import datetime as dt
+
+    searcher = indexed.searcher()
+    for query, filters in (("tomato plants after:0001-01-01", None), ("tomato plants before:9999-12-31", None),
+                           ("tomato plants", {"after": dt.date(1, 1, 1), "before": dt.date.max})):
+        resp = searcher.search(query, kind="text", filters=filters)
+        assert _names(resp)[0] == "gardening.md", query
+    assert searcher.search("tomato plants before:0001-01-02", kind="text").results == []
+
+
+def test_an_ignored_date_is_always_said_beside_the_image_note(indexed: Any) -> None:
+    s = indexed.searcher()
+    blind = Searcher(s.store, s.text_embedder, None, paths=indexed.paths, settings=indexed.settings,
+                     image_problem="the image model is not downloaded yet")
+    resp = blind.search("budget review after:2025-13")
+    assert resp.results
+    assert "after:2025-13" in resp.message and "not a date" in resp.message
+    assert "not downloaded" in resp.note  # both are there: neither replaces the other
+    resp = blind.search("zxqv blorft wempiality after:2025-13")
+    assert resp.results == []
+    assert resp.message.startswith(NO_MATCH) and "after:2025-13" in resp.message
+
+
+def test_limit_must_be_between_one_and_the_maximum(indexed: Any, corpus: Path) -> None:
+    from indexer.query import RESULTS_MAX
+
+    searcher = indexed.searcher()
+    assert len(searcher.search("sync service stopped", kind="text", limit=1).results) == 1
+    for bad in (0, -1, RESULTS_MAX + 1, 2.5, True):
+        with pytest.raises(ValueError, match="limit"):
+            searcher.search("sync service stopped", kind="text", limit=bad)
+        with pytest.raises(ValueError, match="limit"):
+            searcher.similar_to(str(corpus / "logs" / "crash-0.log"), limit=bad)
+
+
+def test_cli_rejects_bad_dates_and_limits_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+
+    from indexer.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "budget", "--after", "0001-01-01", "--before", "2025-03", "--limit", "1000"])
+    assert (args.after, args.before, args.limit) == (dt.date(1, 1, 1), dt.date(2025, 3, 1), 1000)
+    for argv in (["--after", "2025-13"], ["--before", "2025-02-30"], ["--limit", "0"], ["--limit", "-1"],
+                 ["--limit", "1001"], ["--limit", "ten"]):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["search", "budget", *argv])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {argv[0]}:" in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["similar", "x.png", "--limit", "0"])
+    assert "argument --limit:" in capsys.readouterr().err
+
+
+def test_cli_prints_every_notice_in_plain_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from indexer.commands.search import print_response
+    from indexer.types import SearchResponse
+
+    resp = SearchResponse(query="zxqv after:2025-13", message="No good match. Ignored: after:2025-13 (not a date)",
+                          note="Images were not searched: the image model is not downloaded yet")
+    print_response(resp, as_json=False)
+    out = capsys.readouterr()
+    assert "after:2025-13" in out.out and "not downloaded" in out.err
+    print_response(resp, as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert "after:2025-13" in data["message"] and "not downloaded" in data["note"]
+
+
+def test_cli_refuses_a_huge_query_before_loading_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from indexer.cli import main
+
+    t = time.process_time()
+    assert main(["search", "a" * 100_000, "--data-dir", str(tmp_path / "none")]) != 0
+    assert time.process_time() - t < 1.0
+    assert "Query too long" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

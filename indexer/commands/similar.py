@@ -6,14 +6,14 @@ import os
 from typing import Any
 
 from indexer.commands._common import add_clip_flag, runtime_from_args
-from indexer.commands.search import print_response
+from indexer.commands.search import limit_arg, print_response
 
 
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("similar", parents=[common], help="find images similar to an image file")
     p.add_argument("image", metavar="IMAGE_FILE", help="any image file (it need not be indexed)")
     p.add_argument("--text", metavar="WORDS", help="words that steer the result (e.g. 'in winter')")
-    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--limit", type=limit_arg, default=10, help="how many images (default 10, at most 1000)")
     p.add_argument("--json", action="store_true")
     add_clip_flag(p)
     p.set_defaults(func=run)
