@@ -255,9 +255,14 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
         dlg = WelcomeDialog(str(runtime.paths.data_dir))
         if dlg.exec():
             from indexer.config import normalise_folder, save_settings
+            from indexer.scan import refusal_reason
 
             for f in dlg.chosen_folders():
                 f = normalise_folder(f)
+                refused = refusal_reason(f, runtime.paths.data_dir)  # the same rule as the CLI
+                if refused:
+                    log.warning("not watching %s", refused)
+                    continue
                 if f not in runtime.settings.folders:
                     runtime.settings.folders.append(f)
             runtime.settings.welcome_done = True

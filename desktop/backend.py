@@ -120,7 +120,14 @@ class Backend(QObject):
         save_settings(self.runtime.paths, self.settings)
 
     def add_folder(self, path: str) -> bool:
+        """Watch ``path``; False (and ``failed`` says why, if it is refused) when nothing changed."""
+        from indexer.scan import refusal_reason
+
         folder = normalise_folder(path)
+        refused = refusal_reason(folder, self.runtime.paths.data_dir)  # the same rule as the CLI
+        if refused:
+            self.failed.emit(refused)
+            return False
         if folder in self.settings.folders:
             return False
         self.settings.folders.append(folder)

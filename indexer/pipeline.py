@@ -64,6 +64,9 @@ OPTIMIZE_EVERY_COMMITS = 100
 """A watcher only calls sync_paths (never index_roots, which optimizes after each run), so
 compact and prune after this many commits or ``OPTIMIZE_INTERVAL_S``: bounded disk (L4/L5)."""
 OPTIMIZE_INTERVAL_S = 600.0
+FOLDER_KIND = "folder"
+"""``kind`` of a problem record for a folder that could not be listed (state ``failed``).
+Its files' records are kept as they were; the record goes once the folder can be read."""
 
 
 class _Cancelled(Exception):
@@ -90,6 +93,7 @@ class _Work:
     height: int = 0
     is_new: bool = True
     touched_only: bool = False  # same bytes, new mtime: no model call, no row rewrite
+    vanished: bool = False  # deleted between the scan and the read: gone, not failed
 
 
 class IndexService:
@@ -141,12 +145,12 @@ class IndexService:
                     if n:
                         log.warning("folder %r is unavailable; keeping %d entries", root, n)
                     continue
-                self.store.set_available(root, True)
                 self._emit(Progress("scanning", message=f"Scanning {root}"))
                 seen: set[str] = set()
                 infos: list[FileInfo] = []
                 fids: list[str] = []  # computed once: _process needs the same ids (re-scan profile)
-                for info in scan_root(root, self.settings, self.paths.data_dir):
+                unreadable: dict[str, str] = {}  # could not be listed: unknown, never "deleted"
+                for info in scan_root(root, self.settings, self.paths.data_dir, unreadable=unreadable):
                     fid = file_id(info.path)
                     seen.add(fid)
                     fids.append(fid)
@@ -155,9 +159,15 @@ class IndexService:
                         break
                 if cancel is not None and cancel.is_set():
                     break
+                if root in unreadable:
+                    # Like an unplugged drive: keep its entries, hidden, and say why (W7, D6).
+                    self._root_unreadable(root, unreadable[root], summary)
+                    continue
+                self.store.set_available(root, True)
                 known = {fid: r for fid, r in self.store.files().items() if r.root == root}
-                gone = [fid for fid in known if fid not in seen]
-                self._process(infos, root, summary, cancel, gone=gone, fids=fids)
+                gone = [fid for fid, r in known.items() if fid not in seen and not _covered(r.path, unreadable)]
+                problems = [_folder_problem(p, root, why) for p, why in sorted(unreadable.items())]
+                self._process(infos, root, summary, cancel, gone=gone, fids=fids, problems=problems)
             if cancel is None or not cancel.is_set():
                 self._after_run()
         release_memory()
@@ -165,6 +175,17 @@ class IndexService:
         summary.model_calls = self.model_calls
         self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
         return summary
+
+    def _root_unreadable(self, root: str, why: str, summary: IndexSummary) -> None:
+        """A watched folder that cannot be listed: its entries stay, hidden, with the reason."""
+        n = self.store.set_available(root, False)
+        kept = sum(1 for r in self.store.files().values() if r.root == root and r.kind != FOLDER_KIND)
+        reason = f"{why}; its {kept} entries are kept, hidden from results, until it can be read again"
+        log.warning("watched folder %r cannot be read (%s); keeping %d entries", root, why, n)
+        problem = dataclasses.replace(_folder_problem(root, root, reason), available=False)
+        self._write(WriteBatch(files=[problem]))
+        summary.failed += 1
+        summary.failures.append((root, reason))
 
     def sync_paths(
         self, paths: Iterable[str], cancel: threading.Event | None = None, *, force: bool = False
@@ -183,6 +204,7 @@ class IndexService:
             exclusions = Exclusions(self.settings, self.paths.data_dir)
             by_root: dict[str, list[FileInfo]] = collections.defaultdict(list)
             gone: dict[str, list[str]] = collections.defaultdict(list)
+            problems: dict[str, list[FileRecord]] = collections.defaultdict(list)
             files = self.store.files()
             for raw in dict.fromkeys(paths):
                 path = os.path.abspath(raw)
@@ -201,11 +223,17 @@ class IndexService:
                         gone[root].extend(_under(files, path))
                         continue
                     seen = set()
-                    for info in scan_root(path, self.settings, self.paths.data_dir):
+                    unreadable: dict[str, str] = {}  # could not be listed: unknown, never "deleted"
+                    for info in scan_root(path, self.settings, self.paths.data_dir, unreadable=unreadable):
                         info = dataclasses.replace(info, root=root)
                         seen.add(file_id(info.path))
                         by_root[root].append(info)
-                    gone[root].extend(f for f in _under(files, path) if f not in seen)
+                    gone[root].extend(
+                        f for f in _under(files, path) if f not in seen and not _covered(files[f].path, unreadable)
+                    )
+                    if path not in unreadable and file_id(path) in files:
+                        gone[root].append(file_id(path))  # a folder problem that went away
+                    problems[root].extend(_folder_problem(p, root, why) for p, why in sorted(unreadable.items()))
                     continue
                 if st is None or _is_excluded(exclusions, path, False):
                     fid = file_id(path)
@@ -219,8 +247,11 @@ class IndexService:
                         gone[root].append(file_id(path))
                     continue
                 by_root[root].append(info)
-            for root in set(by_root) | set(gone):
-                self._process(by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []), force=force)
+            for root in set(by_root) | set(gone) | set(problems):
+                self._process(
+                    by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []), force=force,
+                    problems=problems.get(root, []),
+                )
             self._maybe_optimize()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
@@ -302,7 +333,9 @@ class IndexService:
         gone: Sequence[str] = (),
         force: bool = False,
         fids: Sequence[str] | None = None,
+        problems: Sequence[FileRecord] = (),
     ) -> None:
+        """Index ``infos``, delete ``gone``, record ``problems`` (folders that could not be read)."""
         files = self.store.files()
         todo: list[_Work] = []
         pending_meta: list[FileRecord] = []
@@ -316,10 +349,13 @@ class IndexService:
                 continue
             todo.append(_Work(info=info, old=old, is_new=old is None))
 
-        batch = WriteBatch(files=pending_meta)
+        batch = WriteBatch(files=[*pending_meta, *problems])
+        for p in problems:
+            summary.failed += 1
+            summary.failures.append((p.path, p.reason))
         if gone:
             batch.delete.extend(gone)
-            summary.removed += len(gone)
+            summary.removed += sum(1 for f in gone if f not in files or files[f].kind != FOLDER_KIND)
         total = len(todo)
         self._emit(Progress("extracting", done=0, total=total))
         started = time.monotonic()
@@ -360,6 +396,13 @@ class IndexService:
                 done += 1
                 rec = work.record
                 assert rec is not None
+                if work.vanished:
+                    # Deleted between the scan and the read: gone, not failed. If it comes
+                    # back, nothing is recorded that could keep it from being indexed.
+                    if work.old is not None:
+                        batch.delete.append(work.old.fid)
+                        summary.removed += 1
+                    continue
                 if rec.state == "failed":
                     summary.failed += 1
                     summary.failures.append((rec.path, rec.reason))
@@ -456,6 +499,7 @@ class IndexService:
         except (ExtractionError, OSError) as exc:
             rec.state = "failed"
             rec.reason = _reason(exc)
+            work.vanished = _vanished(exc, info.path)
         except NameOnly as exc:
             rec.state = "name_only"
             rec.reason = str(exc)
@@ -747,6 +791,41 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"cannot read: {exc.strerror or exc}"
     return str(exc) or type(exc).__name__
+
+
+def _vanished(exc: BaseException, path: str) -> bool:
+    """Whether a read failed because the file is no longer there (not a failure: it is gone)."""
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return True
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _covered(path: str, unreadable: dict[str, str]) -> bool:
+    """Whether ``path`` is, or is below, a path the scan could not read (so its fate is unknown)."""
+    if not unreadable:
+        return False
+    p = path
+    while True:
+        if p in unreadable:
+            return True
+        parent = os.path.dirname(p)
+        if parent == p:
+            return False
+        p = parent
+
+
+def _folder_problem(path: str, root: str, reason: str) -> FileRecord:
+    """The record of a folder that could not be read: listed with the problems, never a result."""
+    return FileRecord(
+        fid=file_id(path), path=path, root=root, kind=FOLDER_KIND, size=0, mtime_ns=0,
+        state="failed", reason=reason, indexed_at=time.time(),
+    )
 
 
 def _root_of(path: str, roots: Sequence[str]) -> str | None:
