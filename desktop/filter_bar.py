@@ -109,7 +109,8 @@ class FilterBar(QWidget):
         if custom:
             out["after"] = self.after_edit.date().toPython()
             # The searcher's "before" is exclusive; the person means "up to and including".
-            out["before"] = self.before_edit.date().toPython() + dt.timedelta(days=1)
+            last = self.before_edit.date().toPython()
+            out["before"] = last + dt.timedelta(days=1) if last < dt.date.max else last  # 9999-12-31 is the end
         elif days:
             today = self._today or dt.date.today()
             out["after"] = today - dt.timedelta(days=days)

@@ -43,6 +43,7 @@ from desktop.search_bar import SearchBar
 from desktop.search_controller import ImageQuery, SearchController
 from desktop.status_panel import StatusPanel
 from desktop.thumbnails import ThumbnailCache
+from indexer.query import QUERY_TOO_LONG
 from indexer.types import Progress, SearchResponse
 
 log = logging.getLogger(__name__)
@@ -301,10 +302,12 @@ class MainWindow(QMainWindow):
         if response.results:
             self.results.set_response(response, keep_position=self._refreshing)
             self._refreshing = False
+            if response.message:  # beside results, only what the query ignored (after:2025-13)
+                self.statusBar().showMessage(response.message, 10_000)
             return
         self._refreshing = False
         actions = []
-        title = "No good match"
+        title = QUERY_TOO_LONG if response.message.startswith(QUERY_TOO_LONG) else "No good match"
         text = response.message if response.message and response.message != "No good match." else \
             "Try other words, or check the filters."
         clip = self.backend.clip

@@ -33,6 +33,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import operator
 import os
 import re
 import threading
@@ -45,11 +46,14 @@ import numpy as np
 
 from indexer.ann import EXACT_MAX_ROWS, HNSW_EF, has_vector_index, nprobes_for
 from indexer.query import (
+    RESULTS_MAX,
+    STOP_WORDS,
     ParsedQuery,
     contains_phrase,
     content_terms,
     looks_like_identifier,
     parse_query,
+    too_long_message,
     word_spans,
 )
 from indexer.store import FileRecord, Store, file_id
@@ -58,6 +62,8 @@ from indexer.types import SearchResponse, SearchResult
 log = logging.getLogger(__name__)
 
 NO_MATCH = "No good match."
+_FTS_MAX_TOKEN = 40
+"""LanceDB's keyword tokenizer drops tokens this long or longer."""
 NAME_QUERY_MAX_WORDS = 3
 """Queries with more content words than this are sentences: names count only for name-only files."""
 
@@ -215,13 +221,22 @@ class Searcher:
     # ----------------------------------------------------------------- text
     def search(self, query: str, *, kind: str = "all", limit: int = 20, filters: dict[str, Any] | None = None) -> SearchResponse:
         started = time.perf_counter()
-        parsed = parse_query(query or "")
+        limit = _checked_limit(limit)
         resp = SearchResponse(query=(query or "").strip())
+        too_long = too_long_message(query or "")
+        if too_long:
+            resp.message = too_long  # refused before any work: nothing in a search grows with it
+            return resp
+        parsed = parse_query(query or "")
         kind = parsed.kind or kind
         if not parsed.text and not parsed.has_filters():
             return resp
         files = self.store.files()
         allowed = _FileFilter.build(parsed, filters, kind)
+        if parsed.excludes:
+            # -word drops a file wherever the word is, so every lane (passages, keywords,
+            # names, images, a listing) skips these files through the same filter.
+            allowed.exclude_fids |= self._files_containing(parsed.excludes, files)
         docs: list[SearchResult] = []
         images: list[SearchResult] = []
         if parsed.text:
@@ -252,8 +267,11 @@ class Searcher:
         }
         if not resp.results and not resp.message:
             resp.message = NO_MATCH
-        if parsed.problems and not resp.message:
-            resp.message = "Ignored: " + "; ".join(parsed.problems)
+        if parsed.problems:
+            # What the query asked for but did not get is always said, beside "No good
+            # match." and never displaced by the image model's note (resp.note).
+            ignored = "Ignored: " + "; ".join(parsed.problems)
+            resp.message = f"{resp.message} {ignored}" if resp.message else ignored
         resp.elapsed_ms = (time.perf_counter() - started) * 1000
         return resp
 
@@ -265,7 +283,12 @@ class Searcher:
     def similar_image(self, image: Any, *, text: str | None = None, limit: int = 20) -> SearchResponse:
         """Images like ``image`` (path, bytes or PIL), optionally steered by words."""
         started = time.perf_counter()
+        limit = _checked_limit(limit)
         resp = SearchResponse(query=text or "")
+        too_long = too_long_message(text or "")
+        if too_long:
+            resp.message = too_long
+            return resp
         if self.image_embedder is None:
             resp.message = f"Image search is unavailable: {self.image_problem or 'no image model'}"
             return resp
@@ -299,6 +322,7 @@ class Searcher:
     def similar_to(self, path: str, *, limit: int = 20) -> SearchResponse:
         """Files like an indexed one: images by their vector, documents by their chunks."""
         started = time.perf_counter()
+        limit = _checked_limit(limit)
         files = self.store.files()
         rec = files.get(file_id(os.path.abspath(path)))
         resp = SearchResponse(query=path)
@@ -530,6 +554,50 @@ class Searcher:
             out.append(_Candidate(fid=fid, text=txt, start=s, end=e, sim=float(sims[i])))
         return out[:k]
 
+    def _files_containing(self, phrases: list[str], files: dict[str, FileRecord]) -> set[str]:
+        """Files with a live passage that contains any of ``phrases`` (whole words, any case).
+
+        Exact: rows are narrowed (keyword index, or a substring scan of the passage text)
+        and each is then confirmed with `contains_phrase`. Names and titles are checked
+        by `_FileFilter.accepts`.
+        """
+        table = self.store.chunks_table()
+        if table is None:
+            return set()
+        out: set[str] = set()
+        for phrase in phrases:
+            rows = self._rows_mentioning(table, phrase)
+            for fid, fh, text in zip(
+                rows.column("fid").to_pylist(), rows.column("file_hash").to_pylist(), rows.column("text").to_pylist()
+            ):
+                if fid not in out and _live(files.get(fid), fh) and contains_phrase(text, phrase):
+                    out.add(fid)
+        return out
+
+    def _rows_mentioning(self, table: Any, phrase: str) -> Any:
+        """Chunk rows (fid, file_hash, text) that may contain ``phrase``: never fewer than do."""
+        import pyarrow.compute as pc
+
+        words = re.findall(r"\w+", phrase.lower())
+        # Every row with the phrase has each of its words; the keyword index finds a word
+        # unless it drops it (a stop word, or a token of 40+ characters).
+        indexed = [w for w in words if w not in STOP_WORDS and len(w) < _FTS_MAX_TOKEN]
+        if indexed:
+            try:
+                q = table.search(max(indexed, key=len), query_type="fts")
+                return q.select(["fid", "file_hash", "text", "_score"]).limit(None).to_arrow()
+            except Exception as exc:  # noqa: BLE001 - no keyword index yet: read the passages instead
+                log.debug("keyword index unavailable for an exclusion: %s", exc)
+        cache = self._chunk_cache
+        with self._lock:
+            current = cache.meta is not None and cache.key is not None and cache.key[0] == table.version
+            rows = cache.meta if current else None
+        if rows is None:
+            rows = table.search().select(["fid", "file_hash", "text"]).limit(None).to_arrow()
+        if words and rows.num_rows:
+            rows = rows.filter(pc.match_substring(rows.column("text"), pattern=max(words, key=len), ignore_case=True))
+        return rows
+
     def _name_index(self, files: dict[str, FileRecord]) -> NameIndex:
         key = id(files)  # store.files() returns the same dict until the table changes
         with self._lock:
@@ -609,6 +677,7 @@ class _FileFilter:
     before: float | None = None  # unix time, exclusive
     kind: str = "all"
     exclude_fids: set[str] = dataclasses.field(default_factory=set)
+    excludes: list[str] = dataclasses.field(default_factory=list)  # -word / -"phrase": never in the name or title
 
     PREFILTER_MAX = 2000  # small allowed sets go to LanceDB as an `fid IN (...)` prefilter
 
@@ -629,18 +698,32 @@ class _FileFilter:
             out.after = _day_start(max(after))
         if before:
             out.before = _day_start(min(before))
+        out.excludes = list(parsed.excludes)
         return out
 
     @property
+    def narrows(self) -> bool:
+        """Folder, type or date: what a small `fid IN (...)` prefilter can express."""
+        return bool(self.folder or self.fragments or self.exts or self.after is not None or self.before is not None)
+
+    @property
     def active(self) -> bool:
-        return bool(self.folder or self.fragments or self.exts or self.after or self.before or self.exclude_fids)
+        return self.narrows or bool(self.exclude_fids or self.excludes)
 
     def key(self) -> tuple[Any, ...]:
-        return (self.folder, tuple(self.fragments), tuple(self.exts), self.after, self.before, tuple(sorted(self.exclude_fids)))
+        return (self.folder, tuple(self.fragments), tuple(self.exts), self.after, self.before,
+                tuple(sorted(self.exclude_fids)), tuple(self.excludes))
 
     def accepts(self, rec: FileRecord) -> bool:
         if rec.fid in self.exclude_fids:
             return False
+        if self.excludes:
+            # As name matching reads names: quarterly_forecast_model.bin and
+            # QuarterlyForecast.xlsx both have the word "forecast".
+            name_text = rec.name + " " + rec.title
+            name_words = " ".join(NameIndex._SPLIT.findall(name_text))
+            if any(contains_phrase(name_text, x) or contains_phrase(name_words, x) for x in self.excludes):
+                return False
         if self.folder:
             prefix = self.folder.rstrip(os.sep) + os.sep
             if not (rec.path.startswith(prefix) or rec.path == self.folder):
@@ -658,8 +741,8 @@ class _FileFilter:
 
     def where(self, files: dict[str, FileRecord]) -> str:
         """An `fid IN (...)` prefilter when the allowed set is small; '' otherwise."""
-        if not self.active or self.exclude_fids and not (self.folder or self.fragments or self.exts or self.after or self.before):
-            return ""
+        if not self.narrows:
+            return ""  # exclusions alone leave most files: checked on each row instead
         key = (self.key(), id(files), len(files))
         cached = _WHERE_CACHE.get(key)
         if cached is None:
@@ -695,7 +778,25 @@ def _in_folder(path: str, fragment: str) -> bool:
 
 
 def _day_start(day: dt.date) -> float:
-    return dt.datetime.combine(day, dt.time.min).timestamp()
+    """Local midnight of ``day`` as unix time, for any date Python has (0001-01-01 included)."""
+    try:
+        return dt.datetime.combine(day, dt.time.min).timestamp()
+    except (OverflowError, OSError, ValueError):
+        # Past what the platform's local-time functions handle (year 1, 9999-12-31 east
+        # of UTC, before 1970 on Windows): ignoring the time zone there moves the bound
+        # by hours, centuries from any file's modification time.
+        return (day - dt.date(1970, 1, 1)).days * 86400.0
+
+
+def _checked_limit(limit: Any) -> int:
+    """How many results a caller may ask for: a whole number from 1 to `RESULTS_MAX`."""
+    try:
+        n = operator.index(limit)  # ints and numpy integers; not 2.5 or "3"
+    except TypeError:
+        n = 0
+    if isinstance(limit, bool) or not 1 <= n <= RESULTS_MAX:
+        raise ValueError(f"limit must be a whole number from 1 to {RESULTS_MAX}, not {limit!r}")
+    return n
 
 
 def _hexcheck(value: str) -> str:

@@ -14,7 +14,7 @@ def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("search", parents=[common], help="search the index")
     p.add_argument("query", nargs="+", help="words, a question, or an exact phrase in quotes")
     p.add_argument("--kind", choices=["text", "image", "all"], default="all", help="documents, images or both")
-    p.add_argument("--limit", type=int, default=10, help="how many files (default 10)")
+    p.add_argument("--limit", type=limit_arg, default=10, help="how many files (default 10, at most 1000)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     add_filter_flags(p)
     add_clip_flag(p)
@@ -24,14 +24,39 @@ def register(sub: Any, common: Any) -> None:
 def add_filter_flags(p: Any) -> None:
     p.add_argument("--in", dest="folder", metavar="FOLDER", help="only files under this folder")
     p.add_argument("--type", dest="ext", action="append", metavar="EXT", help="only this extension (repeatable)")
-    p.add_argument("--after", metavar="YYYY-MM-DD", help="modified on or after this date")
-    p.add_argument("--before", metavar="YYYY-MM-DD", help="modified before this date")
+    p.add_argument("--after", type=date_arg, metavar="YYYY-MM-DD", help="modified on or after this date")
+    p.add_argument("--before", type=date_arg, metavar="YYYY-MM-DD", help="modified before this date")
     p.add_argument("--sort", choices=["relevance", "date"], default="relevance")
 
 
-def filters_from_args(args: Any) -> dict[str, Any]:
-    from indexer.cli import UserError
+def limit_arg(text: str) -> int:
+    """``--limit``: a whole number from 1 to RESULTS_MAX, else argparse's one-line error."""
+    import argparse
 
+    from indexer.query import RESULTS_MAX
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= RESULTS_MAX:
+        raise argparse.ArgumentTypeError(f"wants a whole number from 1 to {RESULTS_MAX}, not {text!r}")
+    return n
+
+
+def date_arg(text: str) -> dt.date:
+    """``--after`` / ``--before``: 2025-01-31, 2025-01 or 2025, as the query's after:/before: read them."""
+    import argparse
+
+    from indexer.query import parse_day
+
+    day = parse_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"wants a date like 2025-01-31, 2025-01 or 2025, not {text[:40]!r}")
+    return day
+
+
+def filters_from_args(args: Any) -> dict[str, Any]:
     filters: dict[str, Any] = {}
     if getattr(args, "folder", None):
         import os
@@ -42,17 +67,20 @@ def filters_from_args(args: Any) -> dict[str, Any]:
     for key in ("after", "before"):
         value = getattr(args, key, None)
         if value:
-            try:
-                filters[key] = dt.date.fromisoformat(value)
-            except ValueError as exc:
-                raise UserError(f"--{key} wants a date like 2025-01-31, not {value!r}") from exc
+            filters[key] = value if isinstance(value, dt.date) else date_arg(value)
     if getattr(args, "sort", "relevance") != "relevance":
         filters["sort"] = args.sort
     return filters
 
 
 def run(args: Any) -> int:
+    from indexer.cli import UserError
+    from indexer.query import too_long_message
+
     query = " ".join(args.query)
+    too_long = too_long_message(query)
+    if too_long:
+        raise UserError(too_long)  # before the models load: nothing would be searched
     rt = runtime_from_args(args)
     try:
         resp = rt.searcher().search(query, kind=args.kind, limit=args.limit, filters=filters_from_args(args) or None)

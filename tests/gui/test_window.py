@@ -311,3 +311,33 @@ def test_results_paint_in_list_and_grid(qtbot: Any, window: Any) -> None:
         shot = window.grab()
         assert not shot.isNull() and shot.width() >= 420
     qtbot.waitUntil(lambda: window.thumbnails.pixmap(window.model.result(3).thumbnail) is not None, timeout=3000)
+
+
+def test_query_notes_beside_results_and_a_too_long_query(qtbot: Any, window: Any, fake_searcher: Any) -> None:
+    """Issue 11.3 / 11.9: what a query ignored shows next to its results; a huge query is named."""
+    from indexer.query import too_long_message
+    from indexer.types import SearchResponse
+
+    note = "Ignored: after:2025-13 (not a date; use 2025-01-31, 2025-01 or 2025)"
+    window.show_response(SearchResponse(results=fake_searcher.docs[:1], query="tax after:2025-13", message=note))
+    assert window.statusBar().currentMessage() == note
+    window.show_response(SearchResponse(query="a" * 5000, message=too_long_message("a" * 5000)))
+    assert window.results.empty.title.text() == "Query too long"
+    assert "5,000 characters" in window.results.empty.text.text()
+
+
+def test_custom_date_range_at_the_calendar_ends(qtbot: Any) -> None:
+    """Issue 11.9: the last date the picker offers (9999-12-31) is a filter, not an OverflowError."""
+    import datetime as dt
+
+    from PySide6.QtCore import QDate
+
+    from desktop.filter_bar import FilterBar
+
+    bar = FilterBar()
+    qtbot.addWidget(bar)
+    bar.date_combo.setCurrentIndex(bar.date_combo.findData(-1))
+    bar.after_edit.setDate(bar.after_edit.minimumDate())
+    bar.before_edit.setDate(QDate(9999, 12, 31))
+    f = bar.filters()
+    assert f["before"] == dt.date.max and f["after"] == bar.after_edit.minimumDate().toPython()
