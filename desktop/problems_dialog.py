@@ -83,6 +83,7 @@ class ProblemsDialog(QDialog):
         self.backend.load_problems()
 
     def show_problems(self, problems: list[Problem]) -> None:
+        keep = {tuple(item.data(0, PathRole) or []) for item in self.tree.selectedItems()}
         self.problems = list(problems)
         self.tree.clear()
         for state, reason, paths in group_problems(self.problems):
@@ -97,6 +98,10 @@ class ProblemsDialog(QDialog):
                 top.addChild(child)
             self.tree.addTopLevelItem(top)
             top.setExpanded(len(paths) <= 3)
+            # A reload (after Retry) keeps what was selected, so Open still has its file.
+            top.setSelected(tuple(paths) in keep)
+            for i in range(top.childCount()):
+                top.child(i).setSelected(tuple(top.child(i).data(0, PathRole)) in keep)
         self.summary.setText(f"{plural(len(self.problems), 'file')} need attention" if len(self.problems) != 1
                              else "1 file needs attention")
         if not self.problems:

@@ -226,3 +226,20 @@ def test_settings_shortcut_includes_ctrl_comma(window: Any) -> None:
     from PySide6.QtGui import QKeySequence
 
     assert QKeySequence("Ctrl+,") in window.settings_action.shortcuts()
+
+
+def test_a_problems_reload_keeps_the_selection(qtbot: Any, window: Any, docs_dir: Path) -> None:
+    from gui_fakes import FakeRecord
+
+    from desktop.app import show_problems
+
+    window.backend.runtime.store.problem_rows = [FakeRecord(str(docs_dir / "a.pdf"), "failed", "damaged"),
+                                                 FakeRecord(str(docs_dir / "b.pdf"), "failed", "damaged")]
+    parts = _parts(window)
+    show_problems(parts)
+    dlg = parts.dialogs["problems"]
+    qtbot.addWidget(dlg)
+    qtbot.waitUntil(lambda: dlg.tree.topLevelItemCount() == 1, timeout=3000)
+    dlg.tree.topLevelItem(0).child(1).setSelected(True)
+    dlg.show_problems(list(dlg.problems))  # what Retry's reload does
+    assert dlg.selected_paths() == [str(docs_dir / "b.pdf")]
