@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         from desktop.app import run_app  # the only place the CLI reaches into Qt
 
         return run_app(data_dir=args.data_dir)
+    from indexer.commands._common import say  # messages quote paths: neutralise them
+
     try:
         from indexer.config import default_data_dir
         from indexer.logs import cli_logging
@@ -72,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         with cli_logging(args.data_dir or default_data_dir(), args.verbose):
             return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"lodestar: {exc}", file=sys.stderr)
+        say(f"lodestar: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lodestar: interrupted", file=sys.stderr)
+        say("lodestar: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
@@ -85,13 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         message = user_message(exc)
         if message is None:
             raise
-        print(f"lodestar: {message}", file=sys.stderr)
+        say(f"lodestar: {message}", file=sys.stderr)
         return 2
 
 
 def _setup_logging(verbose: int) -> None:
+    from indexer.commands._common import SafeLogFormatter
+
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Log messages quote paths and file contents, and they reach the terminal too.
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeLogFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])  # no-op when logging is already set up
 
 
 if __name__ == "__main__":

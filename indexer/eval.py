@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import posixpath
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,26 +61,64 @@ class EvalReport:
         return d
 
 
+_LINE_FORM = '{"query": "...", "relevant": ["path/relative/to/root", ...]}'
+
+
 def load_queries(path: str | os.PathLike[str]) -> list[LabelledQuery]:
+    """Read a JSON-lines query file; a bad line raises ValueError naming ``path:line`` and what is wrong.
+
+    ``relevant`` may be one path (a string) or a list of paths. A file without a
+    single query is an error too: scoring nothing would report a meaningless 0.
+    """
     out: list[LabelledQuery] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            where = f"{os.fspath(path)}:{lineno}"
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
             if not line:
                 continue
             try:
                 obj = json.loads(line)
-                span = obj.get("span")
-                out.append(
-                    LabelledQuery(
-                        query=str(obj["query"]),
-                        relevant=[str(p) for p in obj["relevant"]],
-                        span=(int(span[0]), int(span[1])) if span else None,
-                    )
-                )
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                raise ValueError(f"{path}:{lineno}: not a labelled query ({exc})") from exc
+            except ValueError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc}); each line is {_LINE_FORM}") from exc
+            out.append(_labelled_query(obj, where))
+    if not out:
+        raise ValueError(f"{os.fspath(path)}: no queries in the file; each line is {_LINE_FORM}")
     return out
+
+
+def _labelled_query(obj: Any, where: str) -> LabelledQuery:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: a line is one JSON object like {_LINE_FORM}, not a JSON {_json_type(obj)}")
+    query = obj.get("query")
+    if not isinstance(query, str) or not query.strip():
+        got = "missing" if "query" not in obj else f"a {_json_type(query)}" if not isinstance(query, str) else "empty"
+        raise ValueError(f'{where}: "query" must be non-empty text (it is {got})')
+    relevant = obj.get("relevant")
+    if isinstance(relevant, str):
+        relevant = [relevant]  # one relevant file, written without the list
+    if not isinstance(relevant, list) or not relevant or not all(isinstance(p, str) and p.strip() for p in relevant):
+        got = "missing" if "relevant" not in obj else "empty" if relevant == [] else f"{relevant!r:.60}"
+        raise ValueError(f'{where}: "relevant" must be a path or a list of paths relative to --root (it is {got})')
+    span = obj.get("span")
+    if span is not None and not (
+        isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in span)
+        and 0 <= span[0] <= span[1]
+    ):
+        raise ValueError(f'{where}: "span" must be [start, end], two whole numbers with start <= end (it is {span!r:.60})')
+    return LabelledQuery(
+        query=query,
+        relevant=[posixpath.normpath(p) for p in relevant],  # "./a.txt" is "a.txt"
+        span=(span[0], span[1]) if span is not None else None,
+    )
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "list", str: "string", bool: "true/false", int: "number", float: "number", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def score_ranking(ranked: Sequence[str], relevant: Sequence[str], k: int = K) -> tuple[int | None, float, float]:

@@ -246,7 +246,10 @@ def extract_threads(*embedders: Any) -> int:
     return max(2, min(16, (os.cpu_count() or 2) - 1))
 
 
-def open_runtime(data_dir: str | os.PathLike[str] | None = None, *, clip_checkpoint: str | None = None) -> Runtime:
-    paths = open_paths(data_dir)
+def open_runtime(
+    data_dir: str | os.PathLike[str] | None = None, *, clip_checkpoint: str | None = None, create: bool = True
+) -> Runtime:
+    """``create=False``: never make the data directory (see `indexer.config.open_paths`)."""
+    paths = open_paths(data_dir, create=create)
     settings = load_settings(paths)
     return Runtime(paths, settings, clip_checkpoint=clip_checkpoint)

@@ -229,8 +229,8 @@ class Searcher:
             return resp
         parsed = parse_query(query or "")
         kind = parsed.kind or kind
-        if not parsed.text and not parsed.has_filters():
-            return resp
+        if not parsed.text and not parsed.has_filters() and not any(k != "sort" for k in (filters or {})):
+            return resp  # nothing asked; filters alone (operators or the CLI's flags) list files
         files = self.store.files()
         allowed = _FileFilter.build(parsed, filters, kind)
         if parsed.excludes:

@@ -89,3 +89,89 @@ def test_eval_command_end_to_end(make_runtime: Any, tmp_path: Path, capsys: Any)
     assert out["span_overlap"] == pytest.approx(1.0)
     assert out["p95_ms"] >= out["p50_ms"] > 0
     assert cli_main(["eval", str(tmp_path / "missing.jsonl"), "--root", str(root), "--data-dir", data_dir]) == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('["q", ["a.txt"]]', "not a JSON list"),
+        ('"just a string"', "not a JSON string"),
+        ("42", "not a JSON number"),
+        ("null", "not a JSON null"),
+        ('{"query": "x", "relevant": ["a.txt"]', "not valid JSON"),
+        ('{"relevant": ["a.txt"]}', '"query" must be non-empty text (it is missing)'),
+        ('{"query": 3, "relevant": ["a.txt"]}', '"query" must be non-empty text (it is a number)'),
+        ('{"query": "  ", "relevant": ["a.txt"]}', '"query" must be non-empty text (it is empty)'),
+        ('{"query": "x"}', '"relevant" must be a path or a list of paths'),
+        ('{"query": "x", "relevant": []}', "(it is empty)"),
+        ('{"query": "x", "relevant": {"a.txt": 1}}', '"relevant" must be a path or a list of paths'),
+        ('{"query": "x", "relevant": ["a.txt", 7]}', '"relevant" must be a path or a list of paths'),
+        ('{"query": "x", "relevant": "a.txt", "span": [5]}', '"span" must be [start, end]'),
+        ('{"query": "x", "relevant": "a.txt", "span": [9, 2]}', '"span" must be [start, end]'),
+        ('{"query": "x", "relevant": "a.txt", "span": "0-9"}', '"span" must be [start, end]'),
+    ],
+)
+def test_each_bad_line_is_named_with_what_is_wrong(tmp_path: Path, line: str, says: str) -> None:
+    """Issue 11.12: a list or string line was a traceback (AttributeError), not a message."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "ok", "relevant": ["a.txt"]}\n\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        load_queries(bad)
+    message = str(info.value)
+    assert message.startswith(f"{bad}:3: ") and says in message, message
+    assert "\n" not in message
+
+
+def test_relevant_as_one_string_scores_like_the_list(tmp_path: Path) -> None:
+    """Issue 11.12: "relevant": "a.txt" silently scored 0 (iterated as letters)."""
+    root = tmp_path / "root"
+    as_list = tmp_path / "list.jsonl"
+    as_list.write_text(json.dumps({"query": "q", "relevant": ["a.txt"]}) + "\n", encoding="utf-8")
+    as_str = tmp_path / "str.jsonl"
+    as_str.write_text(json.dumps({"query": "q", "relevant": "./a.txt"}) + "\n", encoding="utf-8")
+
+    def search(q: str) -> SearchResponse:
+        return SearchResponse(results=[SearchResult(path=str(root / "a.txt"), kind="text", score=1.0)])
+
+    assert load_queries(as_str)[0].relevant == ["a.txt"]
+    for path in (as_list, as_str):
+        report = evaluate(search, load_queries(path), root)
+        assert report.mrr == pytest.approx(1.0) and report.recall == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n   \n", b"\xef\xbb\xbf\n"])
+def test_a_file_without_queries_is_an_error(tmp_path: Path, content: bytes, capsys: Any) -> None:
+    """Issue 11.12: an empty file exited 0 with "queries 0"."""
+    from indexer.cli import main as cli_main
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(content)
+    with pytest.raises(ValueError, match="no queries in the file"):
+        load_queries(empty)
+    root = tmp_path / "root"
+    root.mkdir()
+    assert cli_main(["eval", str(empty), "--root", str(root), "--data-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no queries in the file" in err
+    assert not (tmp_path / "d").exists()  # refused before anything was opened
+
+
+def test_eval_command_names_the_bad_line_and_the_wrong_arguments(tmp_path: Path, capsys: Any) -> None:
+    from indexer.cli import main as cli_main
+
+    root = tmp_path / "root"
+    root.mkdir()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('["q", ["a.txt"]]\n', encoding="utf-8")
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes('{"query": "caf\xe9", "relevant": "a.txt"}\n'.encode("latin-1"))
+    cases = [
+        (["eval", str(bad), "--root", str(root)], f"{bad}:1: a line is one JSON object"),
+        (["eval", str(latin1), "--root", str(root)], f"{latin1}:1: not UTF-8 text"),
+        (["eval", str(tmp_path), "--root", str(root)], "is a folder, not a query file"),
+        (["eval", str(bad), "--root", str(bad)], "is a file, not a folder"),
+    ]
+    for argv, says in cases:
+        assert cli_main([*argv, "--data-dir", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err, err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from indexer.commands._common import say
 from indexer.config import load_settings, open_paths, save_settings
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "status":
         st = autostart.status()
         if st.enabled:
-            print(f"Starts at login: yes ({st.location})")
-            print(f"Runs: {st.command}")
+            say(f"Starts at login: yes ({st.location})")
+            say(f"Runs: {st.command}")
         else:
-            print("Starts at login: no. Turn it on with `lodestar autostart on`.")
+            say("Starts at login: no. Turn it on with `lodestar autostart on`.")
         return 0
     settings = load_settings(paths)
     if args.action == "on":
@@ -40,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
         launcher = autostart.install_launcher()
         settings.start_at_login = True
         save_settings(paths, settings)
-        print(f"Lodestar will keep your index up to date from login ({st.location}).")
+        say(f"Lodestar will keep your index up to date from login ({st.location}).")
         if launcher:
-            print(f"Added Lodestar to the applications menu ({launcher[0]}).")
+            say(f"Added Lodestar to the applications menu ({launcher[0]}).")
         return 0
     st = autostart.disable()
     settings.start_at_login = False
     save_settings(paths, settings)
-    print(f"Lodestar no longer starts at login (removed {st.location}).")
+    say(f"Lodestar no longer starts at login (removed {st.location}).")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from indexer.commands._common import print_json, runtime_from_args
+from indexer.commands._common import print_json, runtime_from_args, say
 
 
 def register(sub: Any, common: Any) -> None:
@@ -28,22 +28,29 @@ def run(args: Any) -> int:
     from indexer.eval import evaluate, load_queries
     from indexer.search import Searcher
 
+    if os.path.isdir(args.queries):
+        raise UserError(f"{args.queries} is a folder, not a query file (JSON lines)")
     if not os.path.isfile(args.queries):
         raise UserError(f"no such query file: {args.queries}")
+    if os.path.exists(args.root) and not os.path.isdir(args.root):
+        raise UserError(f"--root {args.root} is a file, not a folder")
     if not os.path.isdir(args.root):
         raise UserError(f"no such folder: {args.root}")
     try:
         queries = load_queries(args.queries)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    rt = runtime_from_args(args)
+    rt = runtime_from_args(args, create=False)  # reads only: never makes a data directory
     try:
         if not rt.store.files():
             raise UserError(f"the index is empty; run `lodestar index {args.root}` first")
         # Documents only: the labelled sets are text, and CLIP need not be loaded for them.
         searcher = Searcher(rt.store, rt.text_embedder, None, paths=rt.paths, settings=rt.settings)
-        searcher.search("warm up", kind="text", limit=10)  # load the model and caches first
-        report = evaluate(lambda q: searcher.search(q, kind="text", limit=10), queries, os.path.realpath(args.root))
+        try:
+            searcher.search("warm up", kind="text", limit=10)  # load the model and caches first
+            report = evaluate(lambda q: searcher.search(q, kind="text", limit=10), queries, os.path.realpath(args.root))
+        finally:
+            searcher.close()  # its side threads
     finally:
         rt.close()
     if args.json:
@@ -51,15 +58,15 @@ def run(args: Any) -> int:
         data["queries"] = [o.__dict__ for o in report.outcomes]
         print_json(data)
         return 0
-    print(f"queries      {report.n}")
-    print(f"MRR@10       {report.mrr:.3f}")
-    print(f"Recall@10    {report.recall:.3f}")
-    print(f"nDCG@10      {report.ndcg:.3f}")
-    print(f"latency      p50 {report.p50_ms:.1f} ms, p95 {report.p95_ms:.1f} ms")
+    say(f"queries      {report.n}")
+    say(f"MRR@10       {report.mrr:.3f}")
+    say(f"Recall@10    {report.recall:.3f}")
+    say(f"nDCG@10      {report.ndcg:.3f}")
+    say(f"latency      p50 {report.p50_ms:.1f} ms, p95 {report.p95_ms:.1f} ms")
     if report.span_overlap is not None:
-        print(f"passage      {report.span_overlap:.3f} of {report.span_queries} shown passages overlap the answer")
+        say(f"passage      {report.span_overlap:.3f} of {report.span_queries} shown passages overlap the answer")
     if args.misses:
         for o in report.outcomes:
             if o.rank != 1:
-                print(f"  rank {o.rank or '-':>2}  {o.query}  →  {o.top[:3]}")
+                say(f"  rank {o.rank or '-':>2}  {o.query}  →  {o.top[:3]}")
     return 0

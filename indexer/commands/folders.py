@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 
+from indexer.commands._common import print_json, say
 from indexer.config import AppPaths, load_settings, normalise_folder, open_paths, save_settings
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,15 @@ def add_folder(paths: AppPaths, raw: str) -> int:
     for existing in current:
         if _is_under(path, existing):
             what = "already watched" if path == existing else f"already watched as part of {existing}"
-            print(f"{path} is {what}; nothing to do.")
+            say(f"{path} is {what}; nothing to do.")
             return 0
     nested = [f for f in current if _is_under(f, path)]
     settings.folders = [f for f in current if f not in nested] + [path]
     save_settings(paths, settings)
     if nested:
-        print(f"{path} now covers {', '.join(nested)}, which no longer need to be listed separately.")
-    print(f"Watching {path}.")
-    print(_next_step(paths))
+        say(f"{path} now covers {', '.join(nested)}, which no longer need to be listed separately.")
+    say(f"Watching {path}.")
+    say(_next_step(paths))
     return 0
 
 
@@ -90,7 +90,7 @@ def remove_folder(paths: AppPaths, raw: str, data_dir: str | None = None) -> int
         raise _user_error(f"{path} is not a watched folder (watched: {listed})")
     settings.folders = [f for f in current if f != path]
     save_settings(paths, settings)
-    print(f"Stopped watching {path}.")
+    say(f"Stopped watching {path}.")
     lock = WriterLock(paths, command="lodestar folders remove")
     try:
         lock.acquire(then="leave the clean-up to it")
@@ -99,7 +99,7 @@ def remove_folder(paths: AppPaths, raw: str, data_dir: str | None = None) -> int
 
         # The writer's watcher drops noted folders within seconds (or when it next starts).
         add_pending_removal(paths, path)
-        print(f"{exc}: it removes this folder's entries on its next check.")
+        say(f"{exc}: it removes this folder's entries on its next check.")
         return 0
     try:
         from indexer.runtime import open_runtime
@@ -111,7 +111,7 @@ def remove_folder(paths: AppPaths, raw: str, data_dir: str | None = None) -> int
             rt.close()
     finally:
         lock.release()
-    print(f"Removed {removed} entries from the index.")
+    say(f"Removed {removed} entries from the index.")
     return 0
 
 
@@ -133,16 +133,16 @@ def list_folders(paths: AppPaths, as_json: bool = False) -> int:
             }
         )
     if as_json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return 0
     if not rows:
-        print("No watched folders. Add one with `lodestar folders add PATH`.")
+        say("No watched folders. Add one with `lodestar folders add PATH`.")
         return 0
     for row in rows:
         flag = "" if row["exists"] else "  (missing)"
         line = f"{row['mode']:<12} {row['path']}{flag}"
-        print(line)
+        say(line)
         if row["message"]:
-            print(f"{'':<12} {row['message']}")
+            say(f"{'':<12} {row['message']}")
     return 0
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import Any
 
-from indexer.commands._common import ProgressPrinter, add_clip_flag, print_json, runtime_from_args
+from indexer.commands._common import ProgressPrinter, add_clip_flag, print_json, runtime_from_args, say
 
 
 def register(sub: Any, common: Any) -> None:
@@ -65,16 +65,16 @@ def run(args: Any) -> int:
     if args.json:
         print_json(data)
     else:
-        print(
+        say(
             f"Indexed in {summary.elapsed_s:.1f}s: {summary.new} new, {summary.updated} updated, "
             f"{summary.unchanged} unchanged, {summary.removed} removed, {summary.failed} failed"
             + (f", {summary.moved} moved/copied" if summary.moved else "")
             + (f", {summary.pending} images waiting for the image model" if summary.pending else "")
         )
         for path, reason in summary.failures[:20]:
-            print(f"  failed: {os.fsencode(path).decode('utf-8', 'backslashreplace')}: {reason}")
+            say(f"  failed: {os.fsencode(path).decode('utf-8', 'backslashreplace')}: {reason}")
         if len(summary.failures) > 20:
-            print(f"  … and {len(summary.failures) - 20} more (see `lodestar status`)")
+            say(f"  … and {len(summary.failures) - 20} more (see `lodestar status`)")
         if summary.pending:
-            print(f"Image search is off: {why}")
+            say(f"Image search is off: {why}")
     return 0

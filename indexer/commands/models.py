@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from indexer.commands._common import add_clip_flag, print_json, runtime_from_args
+from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, say
 
 
 def register(sub: Any, common: Any) -> None:
@@ -31,14 +31,14 @@ def run(args: Any) -> int:
             if args.json:
                 print_json(data)
             else:
-                print(f"Text model: {data['text_model']['id']} ({data['text_model']['source']})")
-                print(f"Image model: {data['image_model']['id']}: {status.get('message', '')}")
+                say(f"Text model: {data['text_model']['id']} ({data['text_model']['source']})")
+                say(f"Image model: {data['image_model']['id']}: {status.get('message', '')}")
                 if status.get("fix"):
-                    print(f"  To fix: {status['fix']}")
+                    say(f"  To fix: {status['fix']}")
             return 0
         # download: explicit, announced, with progress.
         if status.get("source") in ("checkpoint", "hf-cache"):
-            print(f"CLIP weights already available: {status.get('path')}")
+            say(f"CLIP weights already available: {status.get('path')}")
             return 0
         rt.settings.allow_download = True
         emb = rt.image_embedder
@@ -55,7 +55,7 @@ def run(args: Any) -> int:
         sys.stderr.write("\n")
         if not ok:
             raise UserError(f"could not get the CLIP weights: {why}")
-        print("CLIP weights are ready; images will be indexed on the next run.")
+        say("CLIP weights are ready; images will be indexed on the next run.")
         return 0
     finally:
         rt.close()

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from typing import Any
 
-from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, shorten_home
+from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, say, shorten_home
 
 
 def register(sub: Any, common: Any) -> None:
@@ -81,13 +81,29 @@ def run(args: Any) -> int:
     too_long = too_long_message(query)
     if too_long:
         raise UserError(too_long)  # before the models load: nothing would be searched
-    rt = runtime_from_args(args)
+    filters = filters_from_args(args)
+    _refuse_empty(query, filters)
+    rt = runtime_from_args(args, create=False)  # reads only: never makes a data directory
     try:
-        resp = rt.searcher().search(query, kind=args.kind, limit=args.limit, filters=filters_from_args(args) or None)
+        resp = rt.searcher().search(query, kind=args.kind, limit=args.limit, filters=filters or None)
     finally:
         rt.close()
     print_response(resp, args.json)
     return 0
+
+
+def _refuse_empty(query: str, filters: dict[str, Any]) -> None:
+    """No words, phrase or filter: say so rather than print nothing and succeed."""
+    from indexer.cli import UserError
+    from indexer.query import parse_query
+
+    parsed = parse_query(query)
+    if parsed.text or parsed.has_filters() or any(k != "sort" for k in filters):
+        return  # operators or flags alone list the matching files
+    ignored = f" (ignored: {'; '.join(parsed.problems)})" if parsed.problems else ""
+    raise UserError(
+        f"nothing to search for{ignored}: give some words, a \"phrase\", or a filter such as type:pdf or --in FOLDER"
+    )
 
 
 def print_response(resp: Any, as_json: bool) -> None:
@@ -103,21 +119,22 @@ def print_response(resp: Any, as_json: bool) -> None:
             }
         )
         return
+    # `say` neutralises control characters: a file name or passage cannot drive the terminal.
     if resp.note:
         # A side note (e.g. images not searched), never the answer itself.
-        print(f"({resp.note.rstrip('.')} — see `lodestar status`)", file=sys.stderr)
+        say(f"({resp.note.rstrip('.')} — see `lodestar status`)", file=sys.stderr)
     if resp.message:
-        print(resp.message)
+        say(resp.message)
     for i, r in enumerate(resp.results, 1):
         when = dt.datetime.fromtimestamp(r.mtime).strftime("%Y-%m-%d") if r.mtime else ""
-        print(f"{i:>2}. {shorten_home(_display(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")
+        say(f"{i:>2}. {shorten_home(_display(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")
         if r.passage:
             text = " ".join(r.passage.split())
             if len(text) > 300:
                 text = text[:297] + "…"
-            print(f"      {text}")
+            say(f"      {text}")
         elif r.kind == "image" and r.width:
-            print(f"      {r.width}×{r.height} image")
+            say(f"      {r.width}×{r.height} image")
 
 
 def _display(path: str) -> str:

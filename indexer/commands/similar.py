@@ -23,9 +23,13 @@ def run(args: Any) -> int:
     from indexer.cli import UserError
     from indexer.types import ExtractionError, NameOnly
 
-    if not os.path.isfile(args.image):
+    if os.path.isdir(args.image):
+        raise UserError(f"{args.image} is a folder, not an image file; give one image from it")
+    if not os.path.exists(args.image):
         raise UserError(f"no such image file: {args.image}")
-    rt = runtime_from_args(args)
+    if not os.path.isfile(args.image):
+        raise UserError(f"{args.image} is not a regular file; give an image file")
+    rt = runtime_from_args(args, create=False)  # reads only: never makes a data directory
     try:
         ok, why = rt.image_ready(load=True)
         if not ok:

@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from typing import Any
 
-from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, shorten_home
+from indexer.commands._common import add_clip_flag, print_json, runtime_from_args, say, shorten_home
 
 
 def register(sub: Any, common: Any) -> None:
@@ -105,7 +105,7 @@ def _image_model_status(rt: Any, clip: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: Any) -> int:
-    rt = runtime_from_args(args)
+    rt = runtime_from_args(args, create=False)  # reads only: never makes a data directory
     try:
         data = collect(rt, args.problems)
     finally:
@@ -113,37 +113,37 @@ def run(args: Any) -> int:
     if args.json:
         print_json(data)
         return 0
-    print(f"Data directory: {shorten_home(data['data_dir'])} ({_size(data['store_bytes'])} index)")
+    say(f"Data directory: {shorten_home(data['data_dir'])} ({_size(data['store_bytes'])} index)")
     if data["index_health"]:
-        print(f"Index check: {data['index_health']}")
+        say(f"Index check: {data['index_health']}")
     c = data["counts"]
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(c["by_kind"].items())) or "none"
     states = ", ".join(f"{v} {k}" for k, v in sorted(c["by_state"].items())) or "none"
-    print(f"Files: {c['files']} ({kinds}); states: {states}; {c['chunks']} passages, {c['images']} image vectors")
+    say(f"Files: {c['files']} ({kinds}); states: {states}; {c['chunks']} passages, {c['images']} image vectors")
     if not data["folders"]:
-        print("Folders: none yet — add one with `lodestar folders add PATH` or `lodestar index PATH`")
+        say("Folders: none yet — add one with `lodestar folders add PATH` or `lodestar index PATH`")
     else:
-        print("Folders:")
+        say("Folders:")
         for f in data["folders"]:
             when = dt.datetime.fromtimestamp(f["last_reconcile"]).strftime("%Y-%m-%d %H:%M") if f["last_reconcile"] else "never"
-            print(f"  {shorten_home(f['path'])}: {f['files']} files, {f['failed']} failed, {f['mode']}, last full check {when}")
+            say(f"  {shorten_home(f['path'])}: {f['files']} files, {f['failed']} failed, {f['mode']}, last full check {when}")
             if f["message"]:
-                print(f"    {f['message']}")
+                say(f"    {f['message']}")
     tm = data["text_model"]
-    print(f"Text model: {tm['id']} ({tm['dim']} dimensions)")
+    say(f"Text model: {tm['id']} ({tm['dim']} dimensions)")
     im = data["image_model"]
     if im["available"]:
-        print(f"Image model: {im['id']} (weights: {im['source']})")
+        say(f"Image model: {im['id']} (weights: {im['source']})")
     else:
-        print(f"Image model: {im['id']} — NOT AVAILABLE: {im['message']}")
+        say(f"Image model: {im['id']} — NOT AVAILABLE: {im['message']}")
         if im["fix"]:
-            print(f"  To fix: {im['fix']}")
-        print("  Text search works meanwhile; images are kept as pending and indexed once the weights are there.")
-    print("Exclusions: " + "; ".join(data["exclusions"]))
+            say(f"  To fix: {im['fix']}")
+        say("  Text search works meanwhile; images are kept as pending and indexed once the weights are there.")
+    say("Exclusions: " + "; ".join(data["exclusions"]))
     if data["problems"]:
-        print(f"Problems ({data['problem_count']}):")
+        say(f"Problems ({data['problem_count']}):")
         for p in data["problems"]:
-            print(f"  {p['state']}: {shorten_home(p['path'])}: {p['reason']}")
+            say(f"  {p['state']}: {shorten_home(p['path'])}: {p['reason']}")
     return 0
 
 

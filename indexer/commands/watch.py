@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from indexer.commands._common import say
 from indexer.config import AppPaths, ConfigError, Settings, load_settings, normalise_folder, open_paths
 from indexer.types import FolderStatus, IndexSummary
 
@@ -45,7 +46,7 @@ def _install_signal_handlers(stop: threading.Event) -> dict[int, Any]:
     def handler(signum: int, _frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt  # second Ctrl+C: stop waiting for the batch
-        print("lodestar: stopping after the current batch…", file=sys.stderr, flush=True)
+        say("lodestar: stopping after the current batch…", file=sys.stderr)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -72,7 +73,7 @@ def _acquire(lock: Any, stop: threading.Event) -> bool:
         lock.acquire(then="wait until it exits")
         return True
     except WriterBusy as exc:
-        print(f"lodestar: {exc} (Ctrl+C to give up)", file=sys.stderr, flush=True)
+        say(f"lodestar: {exc} (Ctrl+C to give up)", file=sys.stderr)
     while not stop.is_set():
         try:
             lock.acquire(wait=True, timeout=1.0)
@@ -130,7 +131,7 @@ def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> 
     try:
         settings = rt.settings
         if not settings.folders:
-            print("No watched folders yet; add one with `lodestar folders add PATH`.", flush=True)
+            say("No watched folders yet; add one with `lodestar folders add PATH`.")
             if args.once:
                 return 0
         from indexer.scan import refusal_reason
@@ -138,23 +139,19 @@ def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> 
         refused = [why for why in (refusal_reason(f, paths.data_dir) for f in settings.folders) if why]
         for why in refused:
             # The watcher never arms these (it shows them as unavailable); say so once here.
-            print(f"lodestar: not watching: {why}; remove it with `lodestar folders remove PATH`", file=sys.stderr)
+            say(f"lodestar: not watching: {why}; remove it with `lodestar folders remove PATH`", file=sys.stderr)
         if refused and len(refused) == len(settings.folders):
             return 2
-        print("Loading models…", flush=True)
+        say("Loading models…")
         service = rt.service()
         modes: dict[str, str] = {}
 
         def on_status(statuses: list[FolderStatus]) -> None:
-            for st in statuses:
-                if modes.get(st.path) != st.mode:
-                    modes[st.path] = st.mode
-                    note = f" — {st.message}" if st.message else ""
-                    print(f"{st.mode:<11} {st.path}{note}", flush=True)
+            _say_mode_changes(modes, statuses)
 
         def on_batch(batch: list[str], s: IndexSummary) -> None:
             if verbose:
-                print(
+                say(
                     f"{time.strftime('%H:%M:%S')} {len(batch)} changed paths: {s.new} new, {s.updated} updated, "
                     f"{s.moved} moved, {s.removed} removed, {s.failed} failed",
                     flush=True,
@@ -168,7 +165,7 @@ def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> 
                     pass
                 _report(ws.folder_status())
                 return 0
-            print(f"Watching {len(settings.folders)} folder(s); Ctrl+C to stop.", flush=True)
+            say(f"Watching {len(settings.folders)} folder(s); Ctrl+C to stop.")
             while not stop.wait(SETTINGS_POLL_S):
                 try:
                     _follow_settings(paths, settings, ws)
@@ -179,12 +176,21 @@ def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> 
                 log.warning("the current batch did not finish within 30 s; abandoning it")
     finally:
         rt.close()
-    print("Stopped watching.", flush=True)
+    say("Stopped watching.")
     return 0
+
+
+def _say_mode_changes(modes: dict[str, str], statuses: list[FolderStatus]) -> None:
+    """One line per folder whose mode changed since the last call (``modes`` remembers)."""
+    for st in statuses:
+        if modes.get(st.path) != st.mode:
+            modes[st.path] = st.mode
+            note = f" — {st.message}" if st.message else ""
+            say(f"{st.mode:<11} {st.path}{note}")
 
 
 def _report(statuses: list[FolderStatus]) -> None:
     for st in statuses:
         when = time.strftime("%H:%M:%S", time.localtime(st.last_reconcile)) if st.last_reconcile else "never"
-        print(f"{st.mode:<11} {normalise_folder(st.path)} (checked {when})", flush=True)
+        say(f"{st.mode:<11} {normalise_folder(st.path)} (checked {when})")
 
