@@ -250,7 +250,7 @@ def test_status_folders_and_models_lines(monkeypatch: pytest.MonkeyPatch, data_d
     @given(hostile_name)
     def check(h: str) -> None:
         holder.value = h
-        folder = re.sub("[\ud800-\udfff]", "?", h)  # settings.json is UTF-8 text (see test_settings_...)
+        folder = h  # undecodable bytes (lone surrogates) included
         save_settings(AppPaths(data_dir), Settings(folders=["/f/" + folder, folder]))
         for argv, shown in ((["status"], h), (["models"], h), (["folders", "list"], folder)):
             code, out, err = run_cli([*argv, "--data-dir", str(data_dir)])
