@@ -127,6 +127,7 @@ class IndexService:
         self._commits_since_optimize = 0
         self._index_changed = False  # a commit not yet reported (see _emit)
         self._last_optimize = time.monotonic()
+        self._store_verified = False  # the deep index check runs at the first reconcile (issue 11.6)
         paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # ---------------------------------------------------------------- public
@@ -137,6 +138,7 @@ class IndexService:
         started = time.monotonic()
         summary = IndexSummary()
         with self._lock:
+            self._repair_store(deep=not self._store_verified)
             for root in roots:
                 root = os.path.abspath(root)
                 if not os.path.isdir(root):
@@ -200,6 +202,7 @@ class IndexService:
         started = time.monotonic()
         summary = IndexSummary()
         with self._lock:
+            paths = [*paths, *self._repair_store()]  # files whose vectors were found damaged
             roots = [os.path.abspath(r) for r in self.settings.folders]
             exclusions = Exclusions(self.settings, self.paths.data_dir)
             by_root: dict[str, list[FileInfo]] = collections.defaultdict(list)
@@ -692,6 +695,19 @@ class IndexService:
         while self.paused.is_set() and not (cancel is not None and cancel.is_set()):
             self._emit(Progress("paused", message="Indexing paused"))
             time.sleep(0.2)
+
+    def _repair_store(self, *, deep: bool = False) -> list[str]:
+        """Before a run: queue files whose stored vectors are damaged (noted by searches,
+        or found by the deep check when ``deep``) and rebuild an unusable keyword or
+        vector index. Returns the queued files' paths (issue 11, items 6 and 13)."""
+        from indexer.health import repair_live
+
+        report, resync = repair_live(self.store, self.paths, deep=deep, open_indexes=deep)
+        if deep:
+            self._store_verified = True
+        if not report.ok:
+            self._emit(Progress("optimizing", message=report.message))
+        return resync
 
     def _after_run(self) -> None:
         """Store hygiene after a full reconcile: models, orphans, compaction."""

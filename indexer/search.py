@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.ann import EXACT_MAX_ROWS, HNSW_EF, has_vector_index, nprobes_for
+from indexer.ann import EXACT_MAX_ROWS, HNSW_EF, has_vector_index, nprobes_for, vector_index_problem
+from indexer.fts import fts_problem, has_fts_index
 from indexer.query import (
     RESULTS_MAX,
     STOP_WORDS,
@@ -56,7 +57,7 @@ from indexer.query import (
     too_long_message,
     word_spans,
 )
-from indexer.store import FileRecord, Store, file_id
+from indexer.store import FileRecord, Store, file_id, sane_rows
 from indexer.types import SearchResponse, SearchResult
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class _VectorCache:
         self.codes: np.ndarray = np.zeros(0, np.int32)  # row -> index into fids
         self.fids: list[str] = []
         self.valid: np.ndarray = np.zeros(0, bool)
+        self.sane: np.ndarray = np.zeros(0, bool)  # row's vector finite and unit length (issue 11.6)
         self.meta: Any = None  # arrow table of the non-vector columns
         self.valid_key: Any = None
         self.lead: dict[str, int] = {}  # fid -> row of its first chunk (ord 0)
@@ -200,6 +202,7 @@ class Searcher:
         self._lock = threading.Lock()
         self._chunk_cache = _VectorCache()
         self._image_cache = _VectorCache()
+        self._fts_state: tuple[Any, str | None] = (None, None)  # (table version, why the keyword index is unusable)
         self._names: tuple[int, NameIndex] | None = None
         self._neutral: np.ndarray | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -333,13 +336,13 @@ class Searcher:
         if rec.kind == "image":
             row = self.store.image_row(rec.fid, rec.content_hash)
             if row is None:
-                resp.message = "That image has no vector yet."
+                resp.message = _no_vectors(self.store, rec.fid, "That image has no vector yet.")
                 return resp
             resp.results = self._search_images(row.vector, files, exclude, limit, floor=self.ranking.similar_floor, gap=2.0)
         else:
             rows = self.store.chunk_rows(rec.fid, rec.content_hash)
             if not rows:
-                resp.message = "That file has no text vectors."
+                resp.message = _no_vectors(self.store, rec.fid, "That file has no text vectors.")
                 return resp
             # The mean of its passages is the document's centre of meaning.
             vec = _unit(np.mean([r.vector for r in rows], axis=0))
@@ -495,7 +498,7 @@ class Searcher:
             return {}
         with self._lock:
             in_memory = cache.meta is not None and cache.key is not None and cache.key[0] == table.version
-            rows = {f: cache.lead[f] for f in fids if f in cache.lead} if in_memory else {}
+            rows = {f: cache.lead[f] for f in fids if f in cache.lead and cache.sane[cache.lead[f]]} if in_memory else {}
             vectors = cache.vectors
         if in_memory:
             if not rows:
@@ -507,14 +510,15 @@ class Searcher:
         arrow = table.search().where(where).select(["fid", "file_hash", "vector"]).limit(len(fids) * 2).to_arrow()
         out: dict[str, float] = {}
         for fid, fh, vec in zip(arrow.column("fid").to_pylist(), arrow.column("file_hash").to_pylist(), arrow.column("vector").to_pylist()):
-            if _live(files.get(fid), fh):
-                out[fid] = float(np.asarray(vec, np.float32) @ qvec)
+            v = np.asarray(vec, np.float32)
+            if _live(files.get(fid), fh) and sane_rows(v).all():
+                out[fid] = float(v @ qvec)
         return out
 
     def _keyword_rows(self, terms: list[str], files: dict[str, FileRecord], allowed: _FileFilter, k: int) -> Any | None:
         """The BM25 search itself (arrow rows, or None): no query vector needed."""
         table = self.store.chunks_table()
-        if table is None or not terms:
+        if table is None or not terms or not self._keyword_lane(table):
             return None
         # Plain words only: LanceDB's query parser never sees the person's punctuation.
         text = " ".join(w for t in terms for w in re.findall(r"\w+", t))
@@ -527,8 +531,29 @@ class Searcher:
                 q = q.where(where, prefilter=True)
             return q.limit(k * (1 if where or not allowed.active else 3)).to_arrow()
         except Exception as exc:  # noqa: BLE001 - no keyword index/rows yet: meaning alone still works
-            log.debug("keyword search unavailable: %s", exc)
+            if self._fts_state[1] is None and fts_problem(table) is None and has_fts_index(table):
+                # Listed and present, yet it fails: off for this version (said once, not per query).
+                self._fts_state = (table.version, f"it cannot be opened ({str(exc).strip()[:200]})")
+                log.warning("keyword index of %s is unusable (%s); keyword matches are off until it is rebuilt",
+                            table.name, self._fts_state[1])
+            else:
+                log.debug("keyword search unavailable: %s", exc)
             return None
+
+    def _keyword_lane(self, table: Any) -> bool:
+        """Whether the keyword index can be queried (checked once per table version, issue 11.13)."""
+        version = table.version
+        with self._lock:
+            state = self._fts_state
+        if state[0] != version:
+            why = fts_problem(table)
+            if why and why != state[1]:
+                log.warning("keyword index of %s is unusable (%s); keyword matches are off until it is rebuilt",
+                            table.name, why)
+            state = (version, why)
+            with self._lock:
+                self._fts_state = state
+        return state[1] is None
 
     def _keyword_candidates(
         self, arrow: Any | None, qvec: np.ndarray, files: dict[str, FileRecord], allowed: _FileFilter, k: int
@@ -538,7 +563,8 @@ class Searcher:
             return out
         vecs = np.asarray(arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
         vecs = vecs.reshape(arrow.num_rows, -1)
-        sims = vecs @ qvec
+        sane = sane_rows(vecs)
+        sims = np.where(sane[:, None], vecs, 0.0) @ qvec
         for i, (fid, fh, txt, s, e) in enumerate(
             zip(
                 arrow.column("fid").to_pylist(),
@@ -550,6 +576,9 @@ class Searcher:
         ):
             rec = files.get(fid)
             if not _live(rec, fh) or not allowed.accepts(rec):
+                continue
+            if not sane[i]:
+                _note_damaged(self.store, self.store.chunks_table(), [fid])
                 continue
             out.append(_Candidate(fid=fid, text=txt, start=s, end=e, sim=float(sims[i])))
         return out[:k]
@@ -821,11 +850,16 @@ def _nearest(
     with searcher._lock:
         if cache.key is None or cache.key[0] != version:
             indexed = has_vector_index(table)
+            broken = vector_index_problem(table) if indexed else None
+            if broken:
+                # Until the writer rebuilds it, rank exactly (issue 11.13); said once per version.
+                log.warning("vector index of %s is unusable (%s); ranking without it", getattr(table, "name", "?"), broken)
+                indexed = False
             rows = table.count_rows()
-            cache.key = (version, indexed, rows, nprobes_for(table) if indexed else 0)
+            cache.key = (version, indexed, rows, nprobes_for(table) if indexed else 0, bool(broken))
             cache.meta = None
             cache.valid_key = None
-        _version, indexed, rows, nprobes = cache.key
+        _version, indexed, rows, nprobes, bypass = cache.key
         use_memory = not indexed and rows <= EXACT_MAX_ROWS
         if use_memory and cache.meta is None:
             _load(cache, table, columns)
@@ -834,6 +868,10 @@ def _nearest(
             hashes = cache.meta.column("file_hash").to_numpy(zero_copy_only=False)
             cache.valid = (live[cache.codes] == hashes) if len(hashes) else np.zeros(0, bool)
             cache.valid_key = id(files)
+            if len(cache.valid) and not cache.sane.all():
+                # Damaged on disk: never ranked; live ones are noted for the writer to re-embed.
+                _note_damaged(searcher.store, table, [cache.fids[c] for c in cache.codes[cache.valid & ~cache.sane]])
+                cache.valid = cache.valid & cache.sane
         if use_memory and allowed.active and cache.filter_key != (allowed.key(), id(files), version):
             cache.filter_ok = np.array([f in files and allowed.accepts(files[f]) for f in cache.fids], bool)
             cache.filter_key = (allowed.key(), id(files), version)
@@ -864,24 +902,34 @@ def _nearest(
         # HNSW's search breadth (ef) must exceed what we fetch, or recall collapses
         # (measured: 0.33 recall@10 with the default ef at 100k rows).
         q = q.nprobes(nprobes).ef(max(HNSW_EF, fetch))
+    elif bypass:
+        q = q.bypass_vector_index()
     if where:
         q = q.where(where, prefilter=True)
-    arrow = q.select([*columns, "vector"] if indexed else [*columns, "_distance"]).limit(fetch).to_arrow()
+    arrow = q.select([*columns, "vector"] if indexed else [*columns, "vector", "_distance"]).limit(fetch).to_arrow()
+    sane = np.ones(arrow.num_rows, bool)
+    if arrow.num_rows:
+        # Every fetched vector is checked: a damaged row is never ranked (issue 11.6).
+        mat = _row_vectors(arrow)
+        sane = sane_rows(mat)
+        if not sane.all():
+            _note_damaged(searcher.store, table, [f for f, h, ok in zip(arrow.column("fid").to_pylist(), arrow.column("file_hash").to_pylist(), sane)
+                                                   if not ok and _live(files.get(f), h)])
     if indexed and arrow.num_rows:
         # Exact re-rank of what the index found: its distances are 8-bit quantised. Same
         # recall as LanceDB's refine_factor=1, one fewer pass over the rows (-1 ms at 100k).
-        flat = arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        sims = np.asarray(flat, np.float32).reshape(arrow.num_rows, -1) @ np.asarray(qvec, np.float32)
+        sims = np.where(sane, np.where(sane[:, None], mat, 0.0) @ np.asarray(qvec, np.float32), -np.inf)
         order = np.argsort(-sims, kind="stable")
         arrow = arrow.drop_columns(["vector"]).take(order)
-        sims = sims[order]
+        sims, sane = sims[order], sane[order]
     else:
-        sims = 1.0 - np.asarray(arrow.column("_distance").to_numpy(zero_copy_only=False), np.float64)
-        arrow = arrow.drop_columns(["_distance"])
+        with np.errstate(invalid="ignore"):  # a damaged row's distance; dropped below
+            sims = 1.0 - np.asarray(arrow.column("_distance").to_numpy(zero_copy_only=False), np.float64)
+        arrow = arrow.drop_columns(["_distance", "vector"])
     out: list[dict[str, Any]] = []
-    for row, sim in zip(arrow.to_pylist(), sims):
+    for row, sim, ok in zip(arrow.to_pylist(), sims, sane):
         rec = files.get(row["fid"])
-        if not _live(rec, row["file_hash"]) or not allowed.accepts(rec):
+        if not ok or not _live(rec, row["file_hash"]) or not allowed.accepts(rec):
             continue
         row["sim"] = float(sim)
         out.append(row)
@@ -896,8 +944,14 @@ def _load(cache: _VectorCache, table: Any, columns: list[str]) -> None:
     if n:
         flat = arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         cache.vectors = np.ascontiguousarray(np.asarray(flat, np.float32).reshape(n, -1))
+        cache.sane = sane_rows(cache.vectors)
+        if not cache.sane.all():
+            # Zeroed, so the matrix product stays finite and quiet; masked out of every ranking.
+            cache.vectors = cache.vectors.copy()
+            cache.vectors[~cache.sane] = 0.0
     else:
         cache.vectors = np.zeros((0, 1), np.float32)
+        cache.sane = np.zeros(0, bool)
     fids = arrow.column("fid").to_pylist()
     index: dict[str, int] = {}
     cache.codes = np.fromiter((index.setdefault(f, len(index)) for f in fids), np.int32, count=n)
@@ -908,6 +962,23 @@ def _load(cache: _VectorCache, table: Any, columns: list[str]) -> None:
         for i, (fid, o) in enumerate(zip(fids, arrow.column("ord").to_pylist())):
             if o == 0:
                 cache.lead[fid] = i
+
+
+def _row_vectors(arrow: Any) -> np.ndarray:
+    flat = arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, np.float32).reshape(arrow.num_rows, -1)
+
+
+def _note_damaged(store: Any, table: Any, fids: list[str]) -> None:
+    """Tell the store (and so the writer) about files whose stored vectors are damaged."""
+    if fids:
+        store.note_damaged(fids, f"damaged vectors in {getattr(table, 'name', 'the index')}")
+
+
+def _no_vectors(store: Any, fid: str, otherwise: str) -> str:
+    if fid in store.damaged_noted():
+        return "That file's stored vectors are damaged; it is being re-indexed. Try again in a moment."
+    return otherwise
 
 
 def _live_hash(rec: FileRecord | None) -> str | None:
