@@ -111,47 +111,102 @@ _IS_WINDOWS = os.name == "nt"
 
 @dataclasses.dataclass(frozen=True)
 class _Rule:
-    regex: re.Pattern[str]
+    """One gitignore pattern as per-folder-name regexes; None is a ``**`` segment."""
+
+    segments: tuple[re.Pattern[str] | None, ...]
     negate: bool
     dir_only: bool
+    last_any: int = dataclasses.field(init=False)  # index of the last "**" segment, -1 if none
+    name_match: Callable[[str], re.Match[str] | None] | None = dataclasses.field(init=False)  # "*.log": the last name decides
+
+    def __post_init__(self) -> None:
+        last = max((i for i, seg in enumerate(self.segments) if seg is None), default=-1)
+        object.__setattr__(self, "last_any", last)
+        simple = last == 0 and len(self.segments) == 2
+        object.__setattr__(self, "name_match", self.segments[1].fullmatch if simple else None)  # type: ignore[union-attr]
+
+    def matches(self, parts: list[str]) -> bool:
+        """Whether a relative path, split on ``/``, matches: at most one regex call per
+        (segment, folder name) pair, so a hostile pattern cannot make it backtrack."""
+        segs = self.segments
+        n = len(parts)
+        last_any = self.last_any
+        if self.name_match is not None:
+            return self.name_match(parts[-1]) is not None
+        if last_any < 0:  # no "**": one name per segment
+            return n == len(segs) and all(seg.fullmatch(name) for seg, name in zip(segs, parts))  # type: ignore[union-attr]
+        states = {0}  # how many leading names the segments so far can have matched
+        for i, seg in enumerate(segs):
+            if seg is None:
+                # "**/": zero or more folders; a trailing "/**": something inside.
+                low = min(states) + (1 if i == len(segs) - 1 else 0)
+                states = set(range(low, n + 1))
+            else:
+                # Past the last "**" every name is fixed: only one position can still end at n.
+                want = n - (len(segs) - i) if i > last_any else None
+                states = {
+                    j + 1 for j in states if j < n and (want is None or j == want) and seg.fullmatch(parts[j])
+                }
+            if not states:
+                return False
+        return n in states
 
 
-def _glob_to_regex(glob: str) -> str:
-    """Translate a gitignore glob (``*``, ``?``, ``[...]``, ``**``) to a regex body."""
-    out: list[str] = []
+def _segment_regex(glob: str) -> re.Pattern[str]:
+    """One folder or file name's glob (``*``, ``?``, ``[...]``, ``\\x``) as a linear regex.
+
+    Each ``*`` but the last becomes ``(?>.*?CHUNK)``: the earliest match of what
+    follows it, never revisited (as fnmatch does). Within one name, a later match of
+    CHUNK could only leave less for the rest, so this finds every match there is,
+    without the exponential backtracking of ``a*a*a*a*b`` against a long name.
+    """
+    pieces: list[str | None] = []  # None is a star
     i, n = 0, len(glob)
     while i < n:
         c = glob[i]
         if c == "*":
-            if glob.startswith("**", i):
-                # "**/" = zero or more folders; trailing "/**" = everything inside.
-                if glob.startswith("**/", i):
-                    out.append("(?:.*/)?")
-                    i += 3
-                    continue
-                out.append(".*")
-                i += 2
-                continue
-            out.append("[^/]*")
+            if not pieces or pieces[-1] is not None:
+                pieces.append(None)  # "**" inside a name is a plain "*" (as in git)
         elif c == "?":
-            out.append("[^/]")
+            pieces.append(".")
         elif c == "[":
             j = glob.find("]", i + 2)
             if j == -1:
-                out.append(re.escape(c))
+                pieces.append(re.escape(c))
             else:
                 body = glob[i + 1 : j].replace("\\", "\\\\")
                 if body.startswith("!"):
                     body = "^" + body[1:]
-                out.append(f"[{body}]")
+                pieces.append(f"[{body}]")
                 i = j
         elif c == "\\" and i + 1 < n:
             i += 1
-            out.append(re.escape(glob[i]))
+            pieces.append(re.escape(glob[i]))
         else:
-            out.append(re.escape(c))
+            pieces.append(re.escape(c))
         i += 1
-    return "".join(out)
+    last_star = max((k for k, piece in enumerate(pieces) if piece is None), default=-1)
+    out: list[str] = []
+    k = 0
+    while k < len(pieces):
+        piece = pieces[k]
+        if piece is None and k != last_star:
+            m = k + 1
+            while pieces[m] is not None:
+                m += 1
+            out.append("(?>.*?" + "".join(p for p in pieces[k + 1 : m] if p is not None) + ")")
+            k = m
+            continue
+        out.append(".*" if piece is None else piece)
+        k += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _glob_segments(glob: str, anchored: bool) -> tuple[re.Pattern[str] | None, ...]:
+    """A gitignore glob split into names; ``**`` alone is any number of folders.
+    An unanchored pattern (no ``/``) matches at any depth: a leading ``**``."""
+    segs = tuple(None if part == "**" else _segment_regex(part) for part in glob.split("/"))
+    return segs if anchored else (None, *segs)
 
 
 class GitIgnore:
@@ -182,9 +237,10 @@ class GitIgnore:
                 continue
             anchored = "/" in line
             line = line.lstrip("/")
-            body = _glob_to_regex(line)
-            prefix = "" if anchored else "(?:.*/)?"
-            self.rules.append(_Rule(re.compile(f"^{prefix}{body}$", re.DOTALL), negate, dir_only))
+            try:
+                self.rules.append(_Rule(_glob_segments(line, anchored), negate, dir_only))
+            except re.error as exc:  # e.g. "[z-a]": git ignores such a line too
+                log.debug("ignoring bad .gitignore pattern %r in %s: %s", line, base, exc)
 
     @classmethod
     def load(cls, folder: str) -> GitIgnore | None:
@@ -211,10 +267,12 @@ class GitIgnore:
         rel = os.path.relpath(path, self.base)
         if os.sep != "/":
             rel = rel.replace(os.sep, "/")
+        parts = rel.split("/")
+        name = parts[-1]
         for rule in reversed(self.rules):
             if rule.dir_only and not is_dir:
                 continue
-            if rule.regex.match(rel):
+            if rule.name_match(name) is not None if rule.name_match is not None else rule.matches(parts):
                 return not rule.negate
         return None
 

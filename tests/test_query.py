@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
-from indexer.query import contains_phrase, content_terms, looks_like_identifier, parse_query, word_spans
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from indexer.query import (
+    QUERY_MAX_CHARS,
+    contains_phrase,
+    content_terms,
+    looks_like_identifier,
+    parse_day,
+    parse_query,
+    too_long_message,
+    word_spans,
+)
 
 
 def test_operators_are_split_from_the_text() -> None:
@@ -74,13 +87,6 @@ def test_contains_phrase_tolerates_whitespace_only() -> None:
 # ---------------------------------------------------------------- issue 11.3: linear time
 # Shapes that make a backtracking regex rescan the same text: long runs of one
 # character class, separators between them, unclosed quotes, operator-like pairs.
-import time  # noqa: E402
-
-from hypothesis import example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from indexer.query import QUERY_MAX_CHARS, parse_day, too_long_message  # noqa: E402
-
 _UNITS = st.text(alphabet="aZé1_.'-\":! \t", min_size=1, max_size=4)
 
 

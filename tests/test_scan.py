@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.config import IGNORE_MARKER, Settings
 from indexer.scan import Exclusions, GitIgnore, scan_root, stat_file
@@ -286,3 +288,25 @@ def test_scan_never_opens_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     rels, _, _ = _scan(tmp_path)
     assert rels == {"a.txt", "sub/b.jpg"}
     assert opened == [str(tmp_path / ".gitignore")]
+
+
+def test_hostile_gitignore_patterns_match_in_linear_time() -> None:
+    """Issue 11.3 (every regex on input is linear): a .gitignore is input too. As one
+    regex, ``a*a*a*a*a*a*b`` against a 255-letter name backtracked for minutes."""
+    gi = GitIgnore("/r", ["a*a*a*a*a*a*b", "**/a*a*a*a*a*a*b/**", "x/**/x/**/x/**/y", "*a**a**a**a**b*", "[z-a]"])
+    for rel in ("a" * 255, "a/" * 2000 + "a" * 255, "x/" * 2000 + "z", "ab" * 120 + "a/" + "a" * 200):
+        t = time.process_time()
+        assert gi.match("/r/" + rel, False) is None
+        assert time.process_time() - t < 0.5, rel[:20]
+    assert gi.match("/r/" + "a" * 250 + "b", False) is True
+    assert gi.match("/r/x/q/x/x/w/y", False) is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(glob=st.text(alphabet="ab*?", min_size=1, max_size=8), name=st.text(alphabet="ab", max_size=10))
+def test_gitignore_name_globs_agree_with_fnmatch(glob: str, name: str) -> None:
+    import fnmatch
+
+    from indexer.scan import _segment_regex
+
+    assert bool(_segment_regex(glob).fullmatch(name)) == fnmatch.fnmatchcase(name, glob), (glob, name)
