@@ -35,6 +35,7 @@ import numpy as np
 
 from indexer.config import AppPaths, Settings
 from indexer.errors import DiskFull
+from indexer.safe_open import OpenFile, PathUnsafe, Vanished, open_under_root, stat_under_root
 from indexer.store import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
 from indexer.types import (
     Chunk,
@@ -94,6 +95,7 @@ class _Work:
     is_new: bool = True
     touched_only: bool = False  # same bytes, new mtime: no model call, no row rewrite
     vanished: bool = False  # deleted between the scan and the read: gone, not failed
+    unsafe: bool = False  # reached through a symlink when read: store nothing (S2)
 
 
 class IndexService:
@@ -413,11 +415,17 @@ class IndexService:
                     summary.name_only += 1
                 elif rec.state == "pending":
                     summary.pending += 1
-                if work.is_new:
+                if work.unsafe:
+                    if work.old is not None:  # what an earlier run stored for this path goes too
+                        batch.delete.append(rec.fid)
+                        summary.removed += 1
+                elif work.is_new:
                     summary.new += 1
                 else:
                     summary.updated += 1
-                if work.touched_only:
+                if work.unsafe:
+                    pass  # reached through a symlink when read: nothing of it is stored (S2)
+                elif work.touched_only:
                     batch.files.append(rec)
                 elif work.copied_rows is not None or work.copied_image is not None:
                     summary.moved += 1
@@ -499,10 +507,19 @@ class IndexService:
         work.record = rec
         try:
             self._extract_into(work, rec)
+        except PathUnsafe as exc:
+            # Reached through a symlink at read time: nothing of it is stored, as if
+            # the scan had not seen it, and a later run looks again (S2).
+            log.warning("not read %r: %s", info.path, exc)
+            rec.state = "failed"
+            rec.reason = str(exc)
+            work.unsafe = True
         except (ExtractionError, OSError) as exc:
             rec.state = "failed"
             rec.reason = _reason(exc)
-            work.vanished = _vanished(exc, info.path)
+            # Vanished: the safe open found nothing on the path (lstat here could follow a
+            # folder swapped for a symlink since, so it is not asked again).
+            work.vanished = isinstance(exc, Vanished) or _vanished(exc, info.path)
         except NameOnly as exc:
             rec.state = "name_only"
             rec.reason = str(exc)
@@ -517,11 +534,24 @@ class IndexService:
 
         info = work.info
         if info.kind == "other" or info.size == 0:
+            # Nothing is read, but the stat stored must be the inside file's too (S2).
+            st = stat_under_root(info.root, info.path)
+            if not stat.S_ISREG(st.st_mode):
+                raise ExtractionError("not a regular file (pipe, socket or device), not read")
+            rec.size, rec.mtime_ns = st.st_size, st.st_mtime_ns
             rec.state = "name_only"
             rec.reason = "" if info.kind == "other" else "empty file"
             rec.content_hash = ""
             return
-        rec.content_hash = work.content_hash = _hash_file(info.path, info.size)
+        # One open, reached from the watched folder without following any symlink (S2):
+        # the stat, the hash and the extracted content all describe the file actually read.
+        with open_under_root(info.root, info.path) as source:
+            rec.size, rec.mtime_ns = source.st.st_size, source.st.st_mtime_ns
+            rec.content_hash = work.content_hash = _hash_file(source)
+            self._extract_from(work, rec, source)
+
+    def _extract_from(self, work: _Work, rec: FileRecord, source: OpenFile) -> None:
+        info = work.info
         old = work.old
         model_ok = (
             (info.kind == "text" and old is not None and old.text_model == rec.text_model)
@@ -530,7 +560,7 @@ class IndexService:
         if old is not None and old.content_hash == rec.content_hash and old.state in ("indexed", "name_only", "failed") and model_ok:
             # Touched but identical: keep everything, refresh the stat.
             # Its committed rows stay valid (same file_hash): only the record changes.
-            work.record = dataclasses.replace(old, size=info.size, mtime_ns=info.mtime_ns, root=info.root, available=True)
+            work.record = dataclasses.replace(old, size=rec.size, mtime_ns=rec.mtime_ns, root=info.root, available=True)
             work.touched_only = True
             return
         if info.kind == "text" or (info.kind == "image" and self.image_embedder is not None):
@@ -552,9 +582,9 @@ class IndexService:
                 work.copied_rows = None
                 work.copied_image = None
         if info.kind == "text":
-            self._extract_text(work, rec)
+            self._extract_text(work, rec, source)
         elif info.kind == "image":
-            self._extract_image(work, rec)
+            self._extract_image(work, rec, source)
 
     def _twin(self, rec: FileRecord) -> FileRecord | None:
         """An indexed file with the same bytes and model: its vectors can be copied."""
@@ -567,11 +597,11 @@ class IndexService:
                 return other
         return None
 
-    def _extract_text(self, work: _Work, rec: FileRecord) -> None:
+    def _extract_text(self, work: _Work, rec: FileRecord, source: OpenFile) -> None:
         from indexer.chunk import chunk_text, embedding_input
         from indexer.extract import extract_text
 
-        extraction = extract_text(work.info.path, self.settings)
+        extraction = extract_text(work.info.path, self.settings, source)
         rec.title = extraction.title[:500]
         rec.truncated = extraction.truncated
         if extraction.truncated:
@@ -597,7 +627,7 @@ class IndexService:
         rec.state = "indexed"
         rec.n_chunks = len(chunks)
 
-    def _extract_image(self, work: _Work, rec: FileRecord) -> None:
+    def _extract_image(self, work: _Work, rec: FileRecord, source: OpenFile) -> None:
         from indexer.extract import extract_image
 
         if self.image_embedder is None:
@@ -606,7 +636,7 @@ class IndexService:
             rec.reason = self.image_unavailable_reason or "image model unavailable"
             rec.image_model = ""
             return
-        extraction = extract_image(work.info.path, self.settings)
+        extraction = extract_image(work.info.path, self.settings, source)
         thumb = f"{rec.content_hash}.png"
         _write_private(self.paths.thumbnails / thumb, extraction.thumbnail_png)
         work.thumb = thumb
@@ -770,22 +800,18 @@ def _finish_copied(work: _Work, batch: WriteBatch) -> None:
         batch.images[rec.fid] = work.copied_image
 
 
-def _hash_file(path: str, size: int) -> str:
-    """Content hash of the bytes (bounded reads; a FIFO is never opened here)."""
+def _hash_file(source: OpenFile) -> str:
+    """Content hash of the opened file's bytes, from its start (bounded reads)."""
     h = hashlib.blake2b(digest_size=16)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ExtractionError("not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            while True:
-                block = fh.read(HASH_BLOCK)
-                if not block:
-                    break
-                h.update(block)
-    finally:
-        os.close(fd)
+    source.rewind()
+    while True:
+        try:
+            block = os.read(source.fd, HASH_BLOCK)
+        except BlockingIOError:
+            break
+        if not block:
+            break
+        h.update(block)
     return h.hexdigest()
 
 

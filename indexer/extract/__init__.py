@@ -4,9 +4,11 @@ Public surface (see docs/ARCHITECTURE.md and docs/EXTRACTION.md):
 
 - ``kind_for_path(path)`` classifies by extension only (no I/O), so the scanner
   can call it for every file cheaply.
-- ``extract_text(path, settings)`` and ``extract_image(path, settings)`` read
-  one file in bounded memory and raise ``ExtractionError`` (failed, with a
+- ``extract_text(path, settings, source)`` and ``extract_image(path, settings, source)``
+  read one file in bounded memory and raise ``ExtractionError`` (failed, with a
   user-facing reason) or ``NameOnly`` (record by name only, with a reason).
+  ``source`` is the file already opened by ``indexer.safe_open.open_under_root``
+  (no symlink followed below the watched folder); the pipeline always passes it.
 
 Heavy libraries (Pillow, pypdf, charset-normalizer) are imported lazily by the
 submodules so importing this package is instant.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 
 from indexer.config import Settings
+from indexer.safe_open import OpenFile
 from indexer.types import FileKind, ImageExtraction, TextExtraction
 
 # Plain text family: decoded as text, chunked as-is.
@@ -108,8 +111,13 @@ def has_markup_headings(path: str) -> bool:
     return extension(path) not in CODE_EXTENSIONS
 
 
-def extract_text(path: str, settings: Settings) -> TextExtraction:
+def extract_text(path: str, settings: Settings, source: OpenFile | None = None) -> TextExtraction:
     """Extract the readable text of a text, HTML, PDF, DOCX or EPUB file.
+
+    ``source``: the file already opened under its watched folder
+    (``indexer.safe_open.open_under_root``); it is what gets read, and ``path`` only
+    names it. Without one, ``path`` is opened here (last component not followed):
+    for files the person names directly, not for files under a watched folder.
 
     Raises ``NameOnly`` (binary content, empty, over a size cap) or
     ``ExtractionError`` (corrupt, encrypted, unreadable, vanished, timed out).
@@ -118,21 +126,24 @@ def extract_text(path: str, settings: Settings) -> TextExtraction:
     if ext in DOCUMENT_EXTENSIONS:
         from indexer.extract import documents
 
-        return documents.extract_document(path, settings, ext)
+        return documents.extract_document(path, settings, ext, source)
     if ext in HTML_EXTENSIONS:
         from indexer.extract import documents
 
-        return documents.extract_html_file(path, settings)
+        return documents.extract_html_file(path, settings, source)
     from indexer.extract import text
 
-    return text.extract_plain(path, settings)
+    return text.extract_plain(path, settings, source)
 
 
-def extract_image(path: str, settings: Settings) -> ImageExtraction:
-    """Decode the first frame of an image into a small upright RGB copy and a PNG thumbnail."""
+def extract_image(path: str, settings: Settings, source: OpenFile | None = None) -> ImageExtraction:
+    """Decode the first frame of an image into a small upright RGB copy and a PNG thumbnail.
+
+    ``source`` as for ``extract_text``.
+    """
     from indexer.extract import image
 
-    return image.extract_image(path, settings)
+    return image.extract_image(path, settings, source)
 
 
 def shutdown() -> None:

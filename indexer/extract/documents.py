@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import posixpath
 import re
 import struct
@@ -24,7 +23,8 @@ from xml.parsers import expat
 
 from indexer.config import Settings
 from indexer.extract import text as textmod
-from indexer.extract.text import MB, decode_bytes, guess_title, looks_binary, open_regular, stem_of
+from indexer.extract.text import MB, decode_bytes, guess_title, looks_binary, stem_of
+from indexer.safe_open import Identity, OpenFile, opened, reopen
 from indexer.types import ExtractionError, NameOnly, TextExtraction
 
 log = logging.getLogger(__name__)
@@ -173,25 +173,29 @@ def _decode_html(data: bytes, truncated: bool) -> tuple[str, str]:
     return decode_bytes(data, truncated)
 
 
-def extract_html_file(path: str, settings: Settings) -> TextExtraction:
+def extract_html_file(path: str, settings: Settings, source: OpenFile | None = None) -> TextExtraction:
     """HTML goes through the worker too: CPython's html.parser has had quadratic-time
     worst cases on crafted unclosed markup, so it gets the same time limit."""
     from indexer.extract import sandbox
 
     limit, cap = textmod.text_limits(settings)
-    fd, st = open_regular(path)
-    os.close(fd)
-    if st.st_size == 0:
-        raise NameOnly("empty file")
-    if st.st_size > cap:
-        raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {cap / MB:.0f} MB cap)")
-    text, title, encoding, truncated = sandbox.run("html", (path, limit, cap))
+    with opened(path, source) as f:
+        st = f.st
+        if st.st_size == 0:
+            raise NameOnly("empty file")
+        if st.st_size > cap:
+            raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {cap / MB:.0f} MB cap)")
+        # The worker re-opens it the same safe way and must find this very file (S2).
+        text, title, encoding, truncated = sandbox.run("html", (path, f.root, f.identity(), limit, cap))
     return TextExtraction(text=text, title=title, encoding=encoding, truncated=truncated)
 
 
-def parse_html_file(path: str, limit: int, cap: int) -> tuple[str, str, str, bool]:
+def parse_html_file(
+    path: str, root: str | None, expect: Identity | None, limit: int, cap: int
+) -> tuple[str, str, str, bool]:
     """Worker side: (text, title, encoding, truncated)."""
-    raw = textmod.read_bounded(path, limit, cap)
+    with reopen(path, root, expect) as f:
+        raw = textmod.read_bounded(path, limit, cap, f)
     if not raw.data:
         raise NameOnly("empty file")
     if looks_binary(raw.data):
@@ -206,19 +210,20 @@ def parse_html_file(path: str, limit: int, cap: int) -> tuple[str, str, str, boo
 # --------------------------------------------------------------------------- entry for PDF/DOCX/EPUB
 
 
-def extract_document(path: str, settings: Settings, ext: str) -> TextExtraction:
+def extract_document(path: str, settings: Settings, ext: str, source: OpenFile | None = None) -> TextExtraction:
     """Check size in-process (cheap), then parse in the sandboxed worker."""
     from indexer.extract import sandbox
 
-    fd, st = open_regular(path)
-    os.close(fd)
     cap = int(settings.max_document_mb * MB)
-    if st.st_size == 0:
-        raise NameOnly("empty file")
-    if st.st_size > cap:
-        raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {cap / MB:.0f} MB cap)")
-    limit_chars = int(settings.max_text_mb * MB)
-    text, title, truncated = sandbox.run(ext, (path, limit_chars))
+    with opened(path, source) as f:
+        st = f.st
+        if st.st_size == 0:
+            raise NameOnly("empty file")
+        if st.st_size > cap:
+            raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {cap / MB:.0f} MB cap)")
+        limit_chars = int(settings.max_text_mb * MB)
+        # The worker re-opens it the same safe way and must find this very file (S2).
+        text, title, truncated = sandbox.run(ext, (path, f.root, f.identity(), limit_chars))
     if not text.strip():
         if ext == "pdf":
             raise NameOnly("PDF has no text layer (scanned image?)")
@@ -229,15 +234,14 @@ def extract_document(path: str, settings: Settings, ext: str) -> TextExtraction:
 
 # --------------------------------------------------------------------------- PDF (worker side)
 
-def parse_pdf(path: str, limit_chars: int) -> tuple[str, str, bool]:
+def parse_pdf(path: str, root: str | None, expect: Identity | None, limit_chars: int) -> tuple[str, str, bool]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
     corrupt = (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
                AssertionError, zlib.error, struct.error, UnicodeError, OverflowError, NotImplementedError)
     bomb = "PDF expands to too much data when decompressed (decompression bomb guard)"
-    fd, _ = open_regular(path)
-    with os.fdopen(fd, "rb") as fh:
+    with reopen(path, root, expect) as f, open(f.fd, "rb", closefd=False) as fh:
         try:
             reader = PdfReader(fh)
             if reader.is_encrypted:
@@ -364,9 +368,8 @@ def _open_zip(path: str, fh: IO[bytes], what: str) -> zipfile.ZipFile:
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
 
 
-def parse_docx(path: str, limit_chars: int) -> tuple[str, str, bool]:
-    fd, _ = open_regular(path)
-    with os.fdopen(fd, "rb") as fh, _open_zip(path, fh, "DOCX") as zf:
+def parse_docx(path: str, root: str | None, expect: Identity | None, limit_chars: int) -> tuple[str, str, bool]:
+    with reopen(path, root, expect) as f, open(f.fd, "rb", closefd=False) as fh, _open_zip(path, fh, "DOCX") as zf:
         budget = _Budget(ZIP_MAX_UNCOMPRESSED)
         try:
             title = _docx_title(zf, budget)
@@ -459,9 +462,8 @@ def _docx_body(zf: zipfile.ZipFile, budget: _Budget, limit: int, title: str) -> 
     return "".join(out).strip(), title or str(st["heading"]), bool(st["truncated"])
 
 
-def parse_epub(path: str, limit_chars: int) -> tuple[str, str, bool]:
-    fd, _ = open_regular(path)
-    with os.fdopen(fd, "rb") as fh, _open_zip(path, fh, "EPUB") as zf:
+def parse_epub(path: str, root: str | None, expect: Identity | None, limit_chars: int) -> tuple[str, str, bool]:
+    with reopen(path, root, expect) as f, open(f.fd, "rb", closefd=False) as fh, _open_zip(path, fh, "EPUB") as zf:
         budget = _Budget(ZIP_MAX_UNCOMPRESSED)
         try:
             title, items = _epub_spine(zf, budget)

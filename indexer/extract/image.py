@@ -16,7 +16,8 @@ import struct
 import threading
 
 from indexer.config import Settings
-from indexer.extract.text import MB, open_regular
+from indexer.extract.text import MB
+from indexer.safe_open import OpenFile, opened
 from indexer.types import ExtractionError, ImageExtraction, NameOnly
 
 log = logging.getLogger(__name__)
@@ -148,15 +149,20 @@ def _orientation(img: object) -> int:
         return 1  # unreadable EXIF: show as stored
 
 
-def extract_image(path: str, settings: Settings) -> ImageExtraction:
+def extract_image(path: str, settings: Settings, source: OpenFile | None = None) -> ImageExtraction:
+    """``source``: the file already opened under its watched folder (read from its start, left open)."""
     from indexer.extract import extension
 
     ext = extension(path)
     if ext in _HEIF_EXTS and not _ensure_heif():
         raise NameOnly("HEIC/HEIF support is not installed (pillow-heif)")
-    fd, st = open_regular(path)
-    fh = os.fdopen(fd, "rb")
+    with opened(path, source) as f, open(f.fd, "rb", closefd=False) as fh:
+        return _extract_open(fh, f.st, path, ext, settings)
+
+
+def _extract_open(fh: io.BufferedReader, st: os.stat_result, path: str, ext: str, settings: Settings) -> ImageExtraction:
     try:
+        fh.seek(0)
         if st.st_size == 0:
             raise ExtractionError("empty image file")
         cap = int(settings.max_image_mb * MB)
@@ -170,8 +176,6 @@ def extract_image(path: str, settings: Settings) -> ImageExtraction:
     except _pil_errors() as exc:
         log.debug("cannot decode %r: %r", path, exc)
         raise ExtractionError(_reason(exc)) from exc
-    finally:
-        fh.close()
 
 
 def _ensure_heif_if_magic(fh: io.BufferedReader) -> None:

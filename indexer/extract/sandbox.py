@@ -18,6 +18,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from indexer.safe_open import PathUnsafe, Vanished
 from indexer.types import ExtractionError, NameOnly
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,10 @@ def run(task: str, args: tuple[Any, ...], timeout_s: float | None = None) -> Any
         return payload
     if status == "name_only":
         raise NameOnly(payload)
+    if status == "unsafe":  # the worker's own safe open met a symlink (S2)
+        raise PathUnsafe(payload)
+    if status == "vanished":
+        raise Vanished(payload)
     if status == "bug":
         # An unexpected exception in a parser: a bug or a hostile file; keep the traceback
         # (in the log file; the terminal shows one line) and give the whole reason.
@@ -213,6 +218,10 @@ def _serve(conn: Connection, memory_mb: int, log_path: str | None = None) -> Non
             reply: tuple[str, Any] = ("ok", _dispatch(task, args))
         except NameOnly as exc:
             reply = ("name_only", str(exc))
+        except PathUnsafe as exc:
+            reply = ("unsafe", str(exc))
+        except Vanished as exc:
+            reply = ("vanished", str(exc))
         except ExtractionError as exc:
             reply = ("error", str(exc))
         except MemoryError:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import errno
 import logging
 import os
 import re
-import stat
-import sys
 
 from indexer.config import Settings
+from indexer.safe_open import (
+    OpenFile,
+    is_cloud_placeholder,  # noqa: F401 - re-exported (D7)
+    opened,
+    os_reason,
+)
 from indexer.types import ExtractionError, NameOnly, TextExtraction
 
 log = logging.getLogger(__name__)
@@ -56,78 +59,35 @@ class RawRead:
     truncated: bool  # the file holds more than ``data``
 
 
-def _os_reason(exc: OSError) -> str:
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "file vanished before it could be read"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if exc.errno == errno.ELOOP:
-        return "is a symbolic link (not followed)"
-    return f"cannot read file: {exc.strerror or exc}"
+def read_bounded(
+    path: str, limit_bytes: int, size_cap_bytes: int | None = None, source: OpenFile | None = None
+) -> RawRead:
+    """Read at most ``limit_bytes`` of a regular file; NameOnly if larger than ``size_cap_bytes``.
 
-
-# Cloud placeholders (RELIABILITY D7): reading one downloads it, possibly gigabytes
-# over a metered link, so they are recorded by name only.
-_WIN_PLACEHOLDER = 0x1000 | 0x40000 | 0x400000  # OFFLINE | RECALL_ON_OPEN | RECALL_ON_DATA_ACCESS
-_MAC_DATALESS = 0x40000000  # SF_DATALESS (iCloud "optimise storage")
-
-
-def is_cloud_placeholder(st: os.stat_result) -> bool:
-    return bool(
-        getattr(st, "st_file_attributes", 0) & _WIN_PLACEHOLDER or getattr(st, "st_flags", 0) & _MAC_DATALESS
-    )
-
-
-def open_regular(path: str) -> tuple[int, os.stat_result]:
-    """Open read-only without blocking or following a final symlink; regular files only.
-
-    O_NONBLOCK keeps a FIFO swapped in after the scan from blocking the open;
-    the fstat check then refuses it before any read (X9). O_NOFOLLOW keeps a
-    symlink swapped in after the scan from reading outside the root (S2).
+    ``source``: the file already opened under its watched folder, read from its start
+    (``path`` is not opened again then).
     """
-    if os.name == "nt" or sys.platform == "darwin":
-        try:
-            if is_cloud_placeholder(os.lstat(path)):
-                raise NameOnly("cloud placeholder (not downloaded); indexed by name only")
-        except OSError as exc:
-            raise ExtractionError(_os_reason(exc)) from exc
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise ExtractionError(_os_reason(exc)) from exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ExtractionError("not a regular file (pipe, socket or device), not read")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
-
-
-def read_bounded(path: str, limit_bytes: int, size_cap_bytes: int | None = None) -> RawRead:
-    """Read at most ``limit_bytes`` of a regular file; NameOnly if larger than ``size_cap_bytes``."""
-    fd, st = open_regular(path)
-    try:
+    with opened(path, source) as f:
+        st = f.st
         if size_cap_bytes is not None and st.st_size > size_cap_bytes:
             raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {size_cap_bytes / MB:.0f} MB cap)")
         buf = bytearray()
         # Read one byte past the limit to learn whether the file goes on (st_size can lie: /proc, growing logs).
         want = limit_bytes + 1
+        try:
+            f.rewind()
+        except OSError as exc:
+            raise ExtractionError(os_reason(exc)) from exc
         while len(buf) < want:
             try:
-                block = os.read(fd, min(_READ_BLOCK, want - len(buf)))
+                block = os.read(f.fd, min(_READ_BLOCK, want - len(buf)))
             except BlockingIOError:
                 break
             except OSError as exc:
-                raise ExtractionError(_os_reason(exc)) from exc
+                raise ExtractionError(os_reason(exc)) from exc
             if not block:
                 break
             buf += block
-    finally:
-        os.close(fd)
     truncated = len(buf) > limit_bytes
     if truncated:
         del buf[limit_bytes:]
@@ -255,11 +215,11 @@ def text_limits(settings: Settings) -> tuple[int, int]:
     return int(settings.max_text_mb * MB), int(settings.max_text_file_mb * MB)
 
 
-def extract_plain(path: str, settings: Settings) -> TextExtraction:
+def extract_plain(path: str, settings: Settings, source: OpenFile | None = None) -> TextExtraction:
     from indexer.extract import extension, has_markup_headings
 
     limit, cap = text_limits(settings)
-    raw = read_bounded(path, limit, cap)
+    raw = read_bounded(path, limit, cap, source)
     if not raw.data:
         raise NameOnly("empty file")
     if looks_binary(raw.data):
