@@ -510,7 +510,7 @@ class IndexService:
         except PathUnsafe as exc:
             # Reached through a symlink at read time: nothing of it is stored, as if
             # the scan had not seen it, and a later run looks again (S2).
-            log.warning("not read %r: %s", info.path, exc)
+            log.info("not read %r: %s", info.path, exc)  # the run's failures list says it once
             rec.state = "failed"
             rec.reason = str(exc)
             work.unsafe = True
