@@ -80,6 +80,7 @@ class Backend(QObject):
     failed = Signal(str)
     clipDownloaded = Signal()  # the weights arrived: the window offers to use them
     problemCount = Signal(int)  # files needing attention: len(store.problems()), the one count
+    notice = Signal(str)  # one line the person must see now (announced download, repaired settings)
 
     def __init__(self, runtime: Any, parent: QObject | None = None, *,
                  lock_factory: Callable[[Any], Any] | None = None,
@@ -154,6 +155,7 @@ class Backend(QObject):
     # -- start-up -----------------------------------------------------------------
     def start(self) -> None:
         """Load the models and open the store off the GUI thread."""
+        self._route_notices()
         self.modelsText.emit("Loading text model…")
         self._on_clip(ClipState("loading", "Loading image model…"))
         worker = Worker(self._load_models, pass_progress=True)
@@ -161,6 +163,14 @@ class Backend(QObject):
         worker.signals.result.connect(self._on_models_loaded)
         worker.signals.error.connect(self._on_text_failed)
         self.pool.start(worker)
+
+    def _route_notices(self) -> None:
+        """Repaired settings now; announced downloads when they happen (from worker
+        threads: the signal queues them to the GUI thread), before any connection."""
+        if hasattr(self.runtime, "on_notice"):
+            self.runtime.on_notice = self.notice.emit
+        for line in getattr(self.settings, "problems", ()):
+            self.notice.emit(line)
 
     def _load_models(self, progress: Callable[[object], None]) -> tuple[Any, ClipState]:
         """Text model → store → a text-only searcher (usable at once) → CLIP → the full searcher."""

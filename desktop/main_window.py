@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from desktop.backend import Backend, ClipState
 from desktop.filter_bar import FilterBar
 from desktop.icons import app_icon, type_icon
+from desktop.notice_bar import NoticeBar
 from desktop.opener import Opener, OpenRefused
 from desktop.preview import PreviewPane
 from desktop.results_model import ResultsModel
@@ -123,6 +124,8 @@ class MainWindow(QMainWindow):
         central.setObjectName("central")
         lay = QVBoxLayout(central)
         lay.setContentsMargins(10, 10, 10, 4)
+        self.notices = NoticeBar(self)  # announced downloads, repaired settings
+        lay.addWidget(self.notices)
         lay.addWidget(self.search_bar)
         lay.addWidget(self.filter_bar)
         lay.addWidget(self.splitter, 1)
@@ -187,6 +190,7 @@ class MainWindow(QMainWindow):
         b.writerChanged.connect(self._on_writer)
         b.foldersChanged.connect(self._on_folders)
         b.failed.connect(self.show_error)
+        b.notice.connect(self.notices.show_notice)
 
         for seq in ("Ctrl+K", QKeySequence.StandardKey.Find):
             QShortcut(QKeySequence(seq), self, self.search_bar.focus_field)

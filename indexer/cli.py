@@ -58,6 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "verbose"):
         args.verbose = 0
     _setup_logging(args.verbose)
+    from indexer.config import set_reporter
+
+    # Repaired settings and announced downloads: one stderr line each, before anything else happens.
+    set_reporter(_tell)
+    try:
+        return _run(args)
+    finally:
+        set_reporter(None)
+
+
+def _tell(line: str) -> None:
+    from indexer.commands._common import say
+
+    say(f"lodestar: {line}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     # Private by default: derived files are created readable by the user only.
     os.umask(0o077)
     if args.command is None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from indexer.config import AppPaths, Settings, load_settings, open_paths
+from indexer.config import AppPaths, Settings, load_settings, open_paths, report
 from indexer.pipeline import IndexService, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ class ImageModelState:
         """The reason and the fix as one sentence pair."""
         if self.ready:
             return ""
-        return f"{self.reason}. {self.fix}." if self.fix else f"{self.reason}."
+        fix = self.fix[:1].upper() + self.fix[1:]
+        return f"{self.reason}. {fix}." if fix else f"{self.reason}."
 
 
 def _read_memo(memo: Any) -> dict[str, Any] | None:
@@ -46,9 +49,19 @@ def _read_memo(memo: Any) -> dict[str, Any] | None:
 
     try:
         data = json.loads(memo.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    at = data.get("at")
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        return None  # a damaged memo is no memo: the download may be tried again
+    return data
+
+
+def last_download_failure(paths: AppPaths) -> dict[str, Any] | None:
+    """The memo of the last failed CLIP download ("at", "reason", ...), if a sound one exists."""
+    return _read_memo(paths.data_dir / "clip-download-failed.json")
 
 
 class Runtime:
@@ -69,6 +82,17 @@ class Runtime:
         self._service: IndexService | None = None
         self._searcher: Any = None
         self.health: Any = None  # indexer.health.HealthReport once the store is opened
+        # Lines for the person (an announced download): the window sets this to show
+        # them; otherwise they go to indexer.config.report (the CLI: one stderr line).
+        self.on_notice: Callable[[str], None] | None = None
+
+    def notice(self, line: str) -> None:
+        """Tell the person ``line`` now (from any thread)."""
+        handler = self.on_notice
+        if handler is not None:
+            handler(line)
+        else:
+            report(line)
 
     # -------------------------------------------------------------- models
     @property
@@ -95,6 +119,7 @@ class Runtime:
                     checkpoint=self.clip_checkpoint,
                     allow_download=self.settings.allow_download,
                     device=self.settings.device,
+                    on_download_announce=self.notice,  # before any connection, every attempt
                 )
             return self._image
 
@@ -152,8 +177,8 @@ class Runtime:
                     detail = reason.split(" failed: ", 1)[-1].replace(" (offline?)", "")
                     reason = f"No internet connection: {detail}" if offline else \
                         f"the image model download failed: {detail}"
-                    fix = "connect to the internet and press Download again, or choose a .safetensors file" \
-                        if offline else (fix or DOWNLOAD_FIX)
+                    fix = "connect to the internet and try again (Download in the window, or `lodestar models " \
+                        "download`), or choose a local .safetensors file" if offline else (fix or DOWNLOAD_FIX)
                     try:
                         memo.write_text(json.dumps({"at": time.time(), "reason": reason, "fix": fix,
                                                     "offline": offline}), encoding="utf-8")

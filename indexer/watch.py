@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fnmatch
-import json
 import logging
 import os
 import threading
@@ -28,7 +27,16 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from indexer.config import DEFAULT_EXCLUDES, IGNORE_MARKER, AppPaths, Settings, normalise_folder, write_json_atomic
+from indexer.config import (
+    DEFAULT_EXCLUDES,
+    IGNORE_MARKER,
+    AppPaths,
+    Settings,
+    as_number,
+    normalise_folder,
+    read_json,
+    write_json_atomic,
+)
 from indexer.errors import LodestarError
 from indexer.types import FolderStatus, IndexSummary
 
@@ -820,25 +828,47 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_watch_status(paths: AppPaths) -> list[FolderStatus]:
-    """Folder modes written by the watching process; "stopped" if it is not running."""
-    try:
-        data = json.loads(Path(paths.status_file).read_text(encoding="utf-8"))
-        folders = data["folders"]
-        pid = int(data.get("pid", 0))
-    except (OSError, ValueError, KeyError, TypeError):
+    """Folder modes written by the watching process; "stopped" if it is not running.
+
+    Never raises: a damaged file (not JSON, wrong types) gives no or fewer entries."""
+    data = read_json(Path(paths.status_file))
+    if not isinstance(data, dict) or not isinstance(data.get("folders"), list):
         return []
-    running = pid > 0 and _pid_alive(pid)
-    names = {f.name for f in dataclasses.fields(FolderStatus)}
+    pid = as_number(data.get("pid", 0), 0, 2**31 - 1) or 0
+    running = pid > 0 and pid == int(pid) and _pid_alive(int(pid))
     out: list[FolderStatus] = []
-    for item in folders:
-        if not isinstance(item, dict) or "path" not in item:
+    for item in data["folders"]:
+        st = _folder_status_from(item)
+        if st is None:
             continue
-        st = FolderStatus(**{k: v for k, v in item.items() if k in names})
         if not running:
             st.mode = "stopped"
             st.message = "not being watched (no `lodestar watch` or window running)"
         out.append(st)
     return out
+
+
+_MODES = ("live", "polling", "unavailable", "stopped")
+
+
+def _folder_status_from(item: Any) -> FolderStatus | None:
+    """One entry of the status file, each field checked (a wrong one gets its default)."""
+    if not isinstance(item, dict):
+        return None
+    path = item.get("path")
+    if not isinstance(path, str) or not os.path.isabs(path) or "\x00" in path:
+        return None
+    mode = item.get("mode")
+    message = item.get("message")
+    count = {k: as_number(item.get(k), 0, 2**53) for k in ("files", "failed")}
+    return FolderStatus(
+        path=path,
+        mode=mode if mode in _MODES else "stopped",
+        files=int(count["files"] or 0),
+        failed=int(count["failed"] or 0),
+        last_reconcile=as_number(item.get("last_reconcile"), 0, 1e11),  # a date, or None
+        message=message if isinstance(message, str) else "",
+    )
 
 
 # --------------------------------------------------------------------------- pending removals
@@ -847,13 +877,11 @@ PENDING_REMOVALS_FILE = "pending-removals.json"
 
 
 def read_pending_removals(paths: AppPaths) -> list[str]:
-    try:
-        data = json.loads((paths.data_dir / PENDING_REMOVALS_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data = read_json(paths.data_dir / PENDING_REMOVALS_FILE)
+    if not isinstance(data, list):
         return []
-    except ValueError:
-        return []
-    return [str(p) for p in data] if isinstance(data, list) else []
+    # Only absolute folder paths: a damaged entry must not name something else to remove.
+    return [p for p in data if isinstance(p, str) and os.path.isabs(p) and "\x00" not in p]
 
 
 def add_pending_removal(paths: AppPaths, root: str) -> None:

@@ -76,13 +76,12 @@ def collect(rt: Any, problems: int = 10) -> dict[str, Any]:
         ],
         "problem_count": len(probs),
         "index_health": _health(rt),
+        "settings_problems": list(getattr(rt.settings, "problems", [])),  # what load_settings repaired
     }
 
 
 def _image_model_status(rt: Any, clip: dict[str, Any]) -> dict[str, Any]:
     """Plainly: are the CLIP weights on this machine, and if not, how to get them."""
-    import json
-
     out = {
         "id": rt.image_embedder.model_id,
         "available": bool(clip.get("available")) and clip.get("source") != "download",
@@ -96,11 +95,11 @@ def _image_model_status(rt: Any, clip: dict[str, Any]) -> dict[str, Any]:
             "run `lodestar models download` while online, or use a local checkpoint: "
             "--clip-checkpoint FILE / LODESTAR_CLIP_CHECKPOINT / settings"
         )
-        try:
-            failed = json.loads((rt.paths.data_dir / "clip-download-failed.json").read_text(encoding="utf-8"))
+        from indexer.runtime import last_download_failure
+
+        failed = last_download_failure(rt.paths)
+        if failed is not None:
             out["message"] += f"; the last download attempt failed: {failed.get('reason', '')}"
-        except (OSError, ValueError):
-            pass
     return out
 
 
@@ -116,6 +115,8 @@ def run(args: Any) -> int:
     say(f"Data directory: {shorten_home(data['data_dir'])} ({_size(data['store_bytes'])} index)")
     if data["index_health"]:
         say(f"Index check: {data['index_health']}")
+    for line in data["settings_problems"]:
+        say(f"Settings: {line}")
     c = data["counts"]
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(c["by_kind"].items())) or "none"
     states = ", ".join(f"{v} {k}" for k, v in sorted(c["by_state"].items())) or "none"

@@ -86,7 +86,10 @@ def _acquire(lock: Any, stop: threading.Event) -> bool:
 def _follow_settings(paths: AppPaths, live: Settings, ws: Any) -> None:
     """Copy live-followable settings from disk into the shared Settings object."""
     fresh = load_settings(paths)
-    changed = [f for f in _LIVE_FIELDS if getattr(fresh, f) != getattr(live, f)]
+    # A field the file gets wrong (a typo mid-edit, a half-written file) keeps its live
+    # value: following its default would drop every folder, and with it their index.
+    changed = [f for f in _LIVE_FIELDS
+               if f not in fresh.invalid_fields and getattr(fresh, f) != getattr(live, f)]
     if not changed:
         return
     for name in changed:
