@@ -10,6 +10,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.config import Settings
 from indexer.extract import IMAGE_EXTENSIONS, TEXT_EXTENSIONS, extract_text, has_markup_headings, kind_for_path
@@ -252,3 +254,40 @@ def test_cloud_placeholder_detection() -> None:
     assert is_cloud_placeholder(SimpleNamespace(st_flags=0x40000000))  # type: ignore[arg-type]
     assert not is_cloud_placeholder(SimpleNamespace(st_file_attributes=0x20))  # type: ignore[arg-type]
     assert not is_cloud_placeholder(os.stat(__file__))
+
+
+# The original patterns: same answers, but quadratic on long lines (issue 11.3 audit).
+_OLD_MD_HEADING = r"^ {0,3}#{1,6}[ \t]+(\S[^\n]*?)[ \t#]*$"
+_OLD_SETEXT = r"^([^\n]*\S[^\n]*)\n([=\-~^*#+])\2{2,}[ \t]*$"
+_OLD_TRAILING_WS = r"[ \t]*\n[ \t]*"
+
+
+def test_title_and_blank_line_patterns_are_linear() -> None:
+    from indexer.extract.documents import _TRAILING_WS
+    from indexer.extract.text import _MD_HEADING, _SETEXT
+
+    cases = [
+        (_MD_HEADING.search, "# a" + " #" * 50_000 + "x"),
+        (_MD_HEADING.search, "# a" + " " * 100_000 + "x"),
+        (_SETEXT.search, "a" * 100_000 + "\nb"),
+        (_SETEXT.search, "a " * 50_000 + "\nb"),
+        (lambda s: _TRAILING_WS.sub("\n", s), " " * 100_000 + "x"),  # a <pre> of blanks
+    ]
+    for fn, text in cases:
+        t = time.process_time()
+        fn(text)
+        assert time.process_time() - t < 0.5, text[:10]  # the old patterns: 1 s at 20k, 30 s at 100k
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="# \t\n\ra=-x~\u00a0", max_size=16))
+def test_linear_patterns_agree_with_the_originals(text: str) -> None:
+    import re
+
+    from indexer.extract.documents import _TRAILING_WS
+    from indexer.extract.text import _MD_HEADING, _SETEXT
+
+    for new, old in ((_MD_HEADING, _OLD_MD_HEADING), (_SETEXT, _OLD_SETEXT)):
+        a, b = new.search(text), re.search(old, text, re.MULTILINE)
+        assert (a and (a.start(), a.group(1))) == (b and (b.start(), b.group(1)))
+    assert _TRAILING_WS.sub("\n", text) == re.sub(_OLD_TRAILING_WS, "\n", text)

@@ -134,7 +134,9 @@ class _HTMLText(HTMLParser):
 
 
 _WS = re.compile(r"\s+")
-_TRAILING_WS = re.compile(r"[ \t]*\n[ \t]*")
+# Starts only where a run of blanks starts (or at a newline right after a match), so a
+# long run not followed by a newline is read once, not once per blank (quadratic).
+_TRAILING_WS = re.compile(r"(?:(?<![ \t])[ \t]*+|(?=\n))\n[ \t]*+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]{1,40})""", re.IGNORECASE)
 

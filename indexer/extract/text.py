@@ -173,8 +173,10 @@ def _detect(data: bytes) -> str | None:
     return name
 
 
-_MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(\S[^\n]*?)[ \t#]*$", re.MULTILINE)
-_SETEXT = re.compile(r"^([^\n]*\S[^\n]*)\n([=\-~^*#+])\2{2,}[ \t]*$", re.MULTILINE)
+# Linear in the line: no lazy group followed by an overlapping run ("[^\n]*?[ \t#]*"),
+# no two runs that can split a line many ways ("[^\n]*\S[^\n]*").
+_MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(\S(?:[^\n]*[^ \t#\n])?)[ \t#]*$", re.MULTILINE)
+_SETEXT = re.compile(r"^(?=[^\n]*\S)([^\n]*+)\n([=\-~^*#+])\2{2,}[ \t]*$", re.MULTILINE)
 _ORG_TITLE = re.compile(r"^#\+title:[ \t]*(\S[^\n]*)$", re.MULTILINE | re.IGNORECASE)
 TITLE_SCAN_CHARS = 4096
 TITLE_MAX = 200
