@@ -62,7 +62,8 @@ def test_watch_once_reconciles_every_folder(tmp_path: Path, fake_runtime: list[F
 
 
 def test_watch_follows_settings_and_stops_cleanly(
-    tmp_path: Path, fake_runtime: list[FakeRuntime], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_runtime: list[FakeRuntime], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(watch_cmd, "SETTINGS_POLL_S", 0.1)
     data = tmp_path / "data"
@@ -94,6 +95,7 @@ def test_watch_follows_settings_and_stops_cleanly(
     assert result == [0]
     assert fake_runtime[0].closed
     assert WriterLock(paths).holder() is None
+    assert " changed paths: " in capsys.readouterr().out  # --verbose: a line per batch
 
 
 def test_waits_for_busy_writer_and_says_who(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -156,9 +156,8 @@ def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> 
             if verbose:
                 say(
                     f"{time.strftime('%H:%M:%S')} {len(batch)} changed paths: {s.new} new, {s.updated} updated, "
-                    f"{s.moved} moved, {s.removed} removed, {s.failed} failed",
-                    flush=True,
-                )
+                    f"{s.moved} moved, {s.removed} removed, {s.failed} failed"
+                )  # say flushes
 
         ws = WatchService(service, settings, rt.paths, on_status=on_status, on_batch=on_batch)
         ws.start()
