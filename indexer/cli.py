@@ -78,6 +78,14 @@ def _run(args: argparse.Namespace) -> int:
     # Private by default: derived files are created readable by the user only.
     os.umask(0o077)
     if args.command is None:
+        from desktop.preflight import check_display  # before Qt loads: name missing packages
+
+        problem = check_display()
+        if problem is not None:
+            from indexer.commands._common import say
+
+            say(f"lodestar: {problem}", file=sys.stderr)
+            return 2
         from desktop.app import run_app  # the only place the CLI reaches into Qt
 
         return run_app(data_dir=args.data_dir)

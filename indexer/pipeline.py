@@ -35,7 +35,13 @@ import numpy as np
 
 from indexer.config import AppPaths, Settings
 from indexer.errors import DiskFull
-from indexer.safe_open import OpenFile, PathUnsafe, Vanished, open_under_root, stat_under_root
+from indexer.safe_open import (
+    OpenFile,
+    PathUnsafe,
+    Vanished,
+    open_under_root,
+    stat_under_root,
+)
 from indexer.store import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
 from indexer.types import (
     Chunk,
@@ -45,6 +51,7 @@ from indexer.types import (
     NameOnly,
     Progress,
 )
+from indexer.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +105,41 @@ class _Work:
     unsafe: bool = False  # reached through a symlink when read: store nothing (S2)
 
 
+RECENT_S = 14 * 24 * 3600.0
+"""Files modified within this long go first in a big run: what a person works on now."""
+URGENT_CHECK_S = 0.5
+"""How often a long run asks the watcher for changes that should jump the queue."""
+
+
+def _priority(work: _Work, now: float) -> tuple[int, int]:
+    """Order of a run: recently modified files first, then small before large.
+
+    A first index of a big library becomes useful in its first minute: what was
+    touched lately, and the many short documents, are searchable long before the end.
+    """
+    recent = now - work.info.mtime_ns / 1e9 <= RECENT_S
+    return (0 if recent else 1, work.info.size)
+
+
+@dataclasses.dataclass
+class _RunProgress:
+    """Files done of a run's total, so every event the run emits says N of M and time left."""
+
+    total: int
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    done: int = 0
+    failed: int = 0
+
+    def event(self, phase: Any, message: str = "", current: str = "") -> Progress:
+        elapsed = time.monotonic() - self.started
+        rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else None
+        return Progress(
+            phase, done=self.done, total=self.total, failed=self.failed, rate=rate, eta_s=eta,
+            message=message, current=current,
+        )
+
+
 class IndexService:
     """Keeps the store equal to the watched folders. One per process and data directory."""
 
@@ -129,6 +171,11 @@ class IndexService:
         self._commits_since_optimize = 0
         self._index_changed = False  # a commit not yet reported (see _emit)
         self._last_optimize = time.monotonic()
+        self._run: _RunProgress | None = None  # the outermost run in progress
+        # Set by a watcher: returns changed paths waiting behind a long run (or []), so
+        # a file saved during a first index is searchable in seconds, not at the end.
+        self.urgent: Callable[[], list[str]] | None = None
+        self._serving_urgent = False
         self._store_verified = False  # the deep index check runs at the first reconcile (issue 11.6)
         paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -257,11 +304,13 @@ class IndexService:
                     by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []), force=force,
                     problems=problems.get(root, []),
                 )
-            self._maybe_optimize()
+            if not self._serving_urgent:
+                self._maybe_optimize()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
-        # A watcher's sync ends here: say so (and report its commit), or the window keeps showing "saving".
-        self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
+        if self._run is None and not self._serving_urgent:
+            # A watcher's sync ends here: say so, or the window keeps showing "saving".
+            self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
         return summary
 
     def index_files(self, paths: Iterable[str], cancel: threading.Event | None = None) -> IndexSummary:
@@ -354,6 +403,8 @@ class IndexService:
                 continue
             todo.append(_Work(info=info, old=old, is_new=old is None))
 
+        now = time.time()
+        todo.sort(key=lambda w: _priority(w, now))
         batch = WriteBatch(files=[*pending_meta, *problems])
         for p in problems:
             summary.failed += 1
@@ -362,10 +413,15 @@ class IndexService:
             batch.delete.extend(gone)
             summary.removed += sum(1 for f in gone if f not in files or files[f].kind != FOLDER_KIND)
         total = len(todo)
-        self._emit(Progress("extracting", done=0, total=total))
+        outer = self._run is None and not self._serving_urgent
+        run = _RunProgress(total) if outer else None
+        if outer:
+            self._run = run
         started = time.monotonic()
         last_commit = started
-        done = 0
+        last_urgent = started
+        if run is not None and total:
+            self._emit(run.event("extracting"))
         text_queue: list[_Work] = []
         image_queue: list[_Work] = []
 
@@ -398,7 +454,14 @@ class IndexService:
                 if cancel is not None and cancel.is_set():
                     break
                 self._wait_if_paused(cancel)
-                done += 1
+                if outer and self.urgent is not None and time.monotonic() - last_urgent > URGENT_CHECK_S:
+                    last_urgent = time.monotonic()
+                    waiting = self._take_urgent()
+                    if waiting:
+                        flush(force=True)  # commit what is in hand, then the changes
+                        self._serve_urgent(waiting, cancel)
+                if run is not None:
+                    run.done += 1
                 rec = work.record
                 assert rec is not None
                 if work.vanished:
@@ -440,22 +503,33 @@ class IndexService:
                     flush()
                 elif len(batch.files) >= FILES_PER_COMMIT or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
                     flush()
-                elapsed = time.monotonic() - started
-                rate = done / elapsed if elapsed > 0 else 0.0
-                self._emit(
-                    Progress(
-                        "embedding",
-                        done=done,
-                        total=total,
-                        failed=summary.failed,
-                        rate=rate,
-                        eta_s=(total - done) / rate if rate > 0 else None,
-                        current=rec.path,
-                    )
-                )
+                if run is not None:
+                    run.failed = summary.failed
+                    self._emit(run.event("embedding", current=rec.path))
             flush(force=True)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if outer:
+                self._run = None
+
+    def _take_urgent(self) -> list[str]:
+        assert self.urgent is not None
+        try:
+            return list(self.urgent())
+        except Exception:  # noqa: BLE001 - a watcher hook must never stop a run
+            log.exception("could not ask the watcher for changed files")
+            return []
+
+    def _serve_urgent(self, paths: list[str], cancel: threading.Event | None) -> None:
+        """Index files changed during a long run now, between two of its files."""
+        run = self._run
+        if run is not None:
+            self._emit(run.event("embedding", message=f"first {plural(len(paths), 'file')} just changed"))
+        self._run, self._serving_urgent = None, True
+        try:
+            self.sync_paths(paths, cancel)
+        finally:
+            self._run, self._serving_urgent = run, False
 
     def _needs_work(self, old: FileRecord, info: FileInfo) -> bool:
         if old.size != info.size or old.mtime_ns != info.mtime_ns or old.kind != info.kind:
@@ -658,12 +732,13 @@ class IndexService:
                     todo.append((h, t))  # type: ignore[arg-type]
         if not todo:
             return
-        self._emit(Progress("embedding", message=f"Embedding {len(todo)} passages"))
         fresh: dict[str, np.ndarray] = {}
         # Slices keep a stop request (quit, SIGTERM) answered within one slice.
         for i in range(0, len(todo), TEXT_BATCH):
             if cancel is not None and cancel.is_set():
                 raise _Cancelled
+            if self._run is not None:
+                self._emit(self._run.event("embedding", message=f"passages {i:,}–{min(i + TEXT_BATCH, len(todo)):,} of {len(todo):,}"))
             part = todo[i : i + TEXT_BATCH]
             vectors = self.text_embedder.embed_documents([t for _h, t in part])  # type: ignore[misc]
             self.model_calls += 1
@@ -703,7 +778,8 @@ class IndexService:
         delay = 2.0
         while True:
             try:
-                self._emit(Progress("writing", message=f"Saving {len(batch.files)} files"))
+                if batch.files and self._run is not None:
+                    self._emit(self._run.event("writing", message=f"saving {plural(len(batch.files), 'file')}"))
                 self.store.write(batch)
                 self._commits_since_optimize += 1
                 self._index_changed = True  # told with the next event: the window re-runs its query
@@ -906,10 +982,15 @@ def _is_excluded(exclusions: Any, path: str, is_dir: bool) -> bool:
 
 
 def _summary_line(s: IndexSummary) -> str:
-    return (
-        f"{s.new} new, {s.updated} updated, {s.unchanged} unchanged, {s.removed} removed, "
-        f"{s.failed} failed"
-    )
+    """What a run changed, in words ("12 new, 1 removed"; "no changes in 498 files")."""
+    changes = [
+        f"{n:,} {label}"
+        for n, label in ((s.new, "new"), (s.updated, "updated"), (s.removed, "removed"), (s.failed, "failed"))
+        if n
+    ]
+    if not changes:
+        return f"no changes in {plural(s.unchanged, 'file')}" if s.unchanged else "nothing to index"
+    return ", ".join(changes)
 
 
 def free_bytes(path: Path) -> int:

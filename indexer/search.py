@@ -254,6 +254,8 @@ class Searcher:
                 docs = self._search_documents(parsed, files, allowed, limit, kind)
             if pending_images is not None:
                 images = pending_images.result()
+            if kind in ("all", "image"):
+                images = self._with_image_names(images, parsed, files, allowed, limit)
         else:
             # Only operators (e.g. "type:pdf after:2025"): list the matching files, newest first.
             docs, images = self._browse(files, allowed, limit, kind)
@@ -277,6 +279,38 @@ class Searcher:
             resp.message = f"{resp.message} {ignored}" if resp.message else ignored
         resp.elapsed_ms = (time.perf_counter() - started) * 1000
         return resp
+
+    def _with_image_names(
+        self, images: list[SearchResult], parsed: ParsedQuery, files: dict[str, FileRecord], allowed: _FileFilter, limit: int
+    ) -> list[SearchResult]:
+        """Images whose file name has the query's words, beside what CLIP found.
+
+        Every image is findable by its name from the moment it is scanned: one still
+        waiting for the image model ("red circle" → red-circle.jpg) and one CLIP ranks
+        low alike. A sentence is not a file name, so long queries skip this lane.
+        """
+        terms = parsed.terms
+        if not terms or len(terms) > NAME_QUERY_MAX_WORDS:
+            return images
+        shown = {r.path: r for r in images}
+        named: list[FileRecord] = []
+        for fid, share in self._name_index(files).match(terms).items():
+            rec = files.get(fid)
+            if rec is None or rec.kind != "image" or not rec.available or share < 0.5:
+                continue
+            if rec.state not in ("indexed", "pending") or not allowed.accepts(rec):
+                continue
+            name_text = rec.name + " " + rec.title
+            if parsed.phrases and not all(contains_phrase(name_text, p) for p in parsed.phrases):
+                continue
+            score = self.ranking.name_only_score * share
+            if rec.path in shown:
+                shown[rec.path].score = max(shown[rec.path].score, score)
+                continue
+            shown[rec.path] = _result(rec, score)
+            named.append(rec)
+        self._add_thumbnails([shown[r.path] for r in named], named)
+        return sorted(shown.values(), key=lambda r: -r.score)[:limit]
 
     def _images_for_text(self, text: str, files: dict[str, FileRecord], allowed: _FileFilter, limit: int) -> list[SearchResult]:
         assert self.image_embedder is not None
@@ -660,7 +694,10 @@ class Searcher:
     def _browse(self, files: dict[str, FileRecord], allowed: _FileFilter, limit: int, kind: str) -> tuple[list[SearchResult], list[SearchResult]]:
         docs: list[SearchResult] = []
         images: list[SearchResult] = []
-        recs = [r for r in files.values() if r.available and r.state in ("indexed", "name_only") and allowed.accepts(r)]
+        # Images waiting for the image model are listed too: they exist, by name and date.
+        listed = ("indexed", "name_only", "pending")
+        recs = [r for r in files.values() if r.available and r.state in listed and allowed.accepts(r)]
+        recs = [r for r in recs if r.state != "pending" or r.kind == "image"]
         recs.sort(key=lambda r: -r.mtime_ns)
         image_recs: list[FileRecord] = []
         for rec in recs:
@@ -690,8 +727,6 @@ class Searcher:
             res.width, res.height = row["width"], row["height"]
             if row["thumb"]:
                 res.thumbnail = str(self.paths.thumbnails / row["thumb"])
-
-
 
 
 # ------------------------------------------------------------------ filters

@@ -68,6 +68,9 @@ _IGNORED_EVENT_TYPES = frozenset({"opened", "closed_no_write"})
 class SyncService(Protocol):
     """What the watcher needs from `indexer.pipeline.IndexService`."""
 
+    # The watcher sets this: a long run calls it for changed paths that should go first.
+    urgent: Callable[[], list[str]] | None
+
     def index_roots(self, roots: Sequence[str], cancel: threading.Event | None = None) -> IndexSummary: ...
 
     def sync_paths(self, paths: Sequence[str], cancel: threading.Event | None = None) -> IndexSummary: ...
@@ -354,6 +357,8 @@ class WatchService:
         for root in roots:
             self._arm(root)
             self._request(root)
+        # Files saved during a long reconcile jump its queue (IndexService.urgent).
+        self.service.urgent = self._take_urgent
         self._threads = [
             threading.Thread(target=self._worker, name="lodestar-watch-worker", daemon=True),
             threading.Thread(target=self._supervisor, name="lodestar-watch-supervisor", daemon=True),
@@ -700,9 +705,11 @@ class WatchService:
                     self._busy = True
                     return self._do_prune
                 if self._reconcile_pending:
-                    root = self._reconcile_pending.pop()
+                    # All waiting roots in one run: one progress from 0 to N, one "up to date".
+                    roots = sorted(self._reconcile_pending)
+                    self._reconcile_pending.clear()
                     self._busy = True
-                    return lambda: self._do_reconcile(root)
+                    return lambda: self._do_reconcile(roots)
                 now = time.monotonic()
                 wait = self._queue.wait_for_due(now, self.debounce_s, self.max_delay_s)
                 if wait == 0.0:
@@ -743,25 +750,57 @@ class WatchService:
         except OSError as exc:
             log.warning("cannot update %s: %s", self.paths.data_dir / PENDING_REMOVALS_FILE, exc)
 
-    def _do_reconcile(self, root: str) -> None:
-        with self._cond:
-            r = self._roots.get(root)
-        if r is None or r.mode == "unavailable":
+    def _do_reconcile(self, roots: list[str]) -> None:
+        ready: list[_Root] = []
+        for root in roots:
+            with self._cond:
+                r = self._roots.get(root)
+            if r is None or r.mode == "unavailable":
+                continue
+            why = self._unavailable_reason(r)
+            if why:
+                self._mark_unavailable(r, why)
+                continue
+            self._excluders.pop(root, None)  # pick up .gitignore / setting edits
+            ready.append(r)
+        if not ready:
             return
-        why = self._unavailable_reason(r)
-        if why:
-            self._mark_unavailable(r, why)
-            return
-        self._excluders.pop(root, None)  # pick up .gitignore / setting edits
-        started = r.last_attempt_mono = time.monotonic()
-        summary = self._call(f"checking {root}", lambda: self.service.index_roots([root], cancel=self.cancel))
+        started = time.monotonic()
+        for r in ready:
+            r.last_attempt_mono = started
+        names = ", ".join(r.path for r in ready)
+        summary = self._call(
+            f"checking {names}", lambda: self.service.index_roots([r.path for r in ready], cancel=self.cancel)
+        )
         if self.cancel.is_set() or summary is None:
             return
         with self._cond:
-            r.last_reconcile = time.time()
-            self.reconciles += 1
-        log.info("reconciled %s in %.1fs", root, time.monotonic() - started)
+            for r in ready:
+                r.last_reconcile = time.time()
+            self.reconciles += len(ready)
+        log.info("reconciled %s in %.1fs", names, time.monotonic() - started)
         self._publish()
+
+    def _take_urgent(self) -> list[str]:
+        """Changed paths due now, for a long reconcile to index between two of its files.
+
+        Runs on the worker thread, inside that reconcile, as `_do_sync` would.
+        """
+        with self._cond:
+            now = time.monotonic()
+            if self._queue.wait_for_due(now, self.debounce_s, self.max_delay_s) != 0.0:
+                return []
+            raw = self._queue.pop_due(now, self.debounce_s, self.max_delay_s, self.max_batch)
+            roots = dict(self._roots)
+        for path in raw:
+            r = roots.get(path)
+            why = self._unavailable_reason(r) if r is not None else ""
+            if r is not None and why:
+                self._mark_unavailable(r, why)
+        batch = self._filter(raw, roots)
+        if batch:
+            self.batches += 1
+        return batch
 
     def _do_sync(self, raw: list[str]) -> None:
         with self._cond:

@@ -182,8 +182,11 @@ def test_without_clip_weights_images_wait_and_text_works(make_runtime: Any, corp
     assert files["red.png"].state == "pending"
     assert "weights" in files["red.png"].reason.lower() or "checkpoint" in files["red.png"].reason.lower()
     assert rt.searcher().search("telescope mirror", kind="text").results
+    # Waiting images are still found by their names (issue 14.5), shown as pending.
     resp = rt.searcher().search("a red picture", kind="image")
-    assert not resp.results and "unavailable" in resp.message.lower()
+    assert [(Path(r.path).name, r.state) for r in resp.results] == [("red.png", "pending")]
+    resp = rt.searcher().search("telescope", kind="image")
+    assert not resp.results and resp.note.startswith("Images were not searched:")
     rt.close()
     code = cli_main(["status", "--data-dir", str(rt.paths.data_dir)])
     out = capsys.readouterr().out
