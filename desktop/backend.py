@@ -41,7 +41,11 @@ class ClipState:
     message: str = ""  # one line: what is true now
     fix: str = ""  # what the person can do ("" when nothing)
     short: str = ""  # the status bar's few words
-    can_download: bool = True  # offer "Download" (the settings allow it, or one click turns it on)
+    failed: bool = False  # a download was tried and failed (said once as a notice)
+
+    def line(self) -> str:
+        """What happened and what to do, as one notice."""
+        return f"{self.message.rstrip('.')}. {self.fix}" if self.fix else self.message
 
 
 def clip_state_from(runtime: Any, ok: bool, why: str) -> ClipState:
@@ -65,7 +69,8 @@ def clip_state_from(runtime: Any, ok: bool, why: str) -> ClipState:
     else:
         short = "image search unavailable"
     fix = st.fix[:1].upper() + st.fix[1:] if st.fix else ""
-    return ClipState("missing", reason, fix.rstrip(".") + "." if fix else "", short=short)
+    return ClipState("missing", reason, fix.rstrip(".") + "." if fix else "", short=short,
+                     failed=bool(st.download_failed))
 
 
 class Backend(QObject):
@@ -228,9 +233,16 @@ class Backend(QObject):
         if not callable(ready) or self.clip.state in ("ready", "downloading"):
             return
         worker = Worker(lambda: clip_state_from(self.runtime, *ready(load=False)))
-        worker.signals.result.connect(lambda st: None if self._closed or self.clip.state == "downloading"
-                                      else self._on_clip(st))
+        worker.signals.result.connect(self._on_clip_refreshed)
         self.pool.start(worker)
+
+    def _on_clip_refreshed(self, state: ClipState) -> None:
+        if self._closed or self.clip.state == "downloading":
+            return
+        news = state.failed and (state.message, state.fix) != (self.clip.message, self.clip.fix)
+        self._on_clip(state)
+        if news:  # the announced download did not happen: say so where the announcement is
+            getattr(self, "notice", self.failed).emit(state.line())
 
     def download_clip(self) -> Worker | None:
         """Fetch the CLIP weights in the background: announced, with progress, and a clear
@@ -273,8 +285,7 @@ class Backend(QObject):
         if state.state == "ready":
             self.clipDownloaded.emit()
         else:
-            line = f"{state.message}. {state.fix}" if state.fix else state.message
-            getattr(self, "notice", self.failed).emit(line)  # stays in view until dismissed
+            getattr(self, "notice", self.failed).emit(state.line())  # stays in view until dismissed
 
     def _on_load_step(self, step: Any) -> None:
         kind, value = step

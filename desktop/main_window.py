@@ -317,7 +317,7 @@ class MainWindow(QMainWindow):
         clip = self.backend.clip
         if self.controller.state.image is not None and clip.state != "ready":
             title = "Image search unavailable"
-            text = f"{clip.message}. {clip.fix}".strip(". ") if clip.fix else clip.message
+            text = clip.line()
             if clip.state == "missing":
                 actions = [("Download", self.download_clip), ("Choose file…", self.choose_clip_file)]
         self.results.show_empty(title, text, actions)
@@ -364,8 +364,7 @@ class MainWindow(QMainWindow):
         self.status.set_models_text(self._models_summary(text))
         self.status.show_clip_fix(state.state == "missing")
         if state.state in ("missing", "downloading"):
-            self.status.models_label.setToolTip(f"{state.message}. {state.fix}".strip(". ") if state.fix
-                                                else state.message)
+            self.status.models_label.setToolTip(state.line())
 
     def _on_progress(self, p: Progress) -> None:
         self._indexing = p

@@ -7,6 +7,8 @@ beneath it; the count is the one the status bar and the settings show (the store
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,6 +29,22 @@ from indexer.wording import plural
 
 STATE_LABELS = {"failed": "Failed", "pending": "Waiting", "name_only": "Name only", "unavailable": "Offline"}
 PathRole = Qt.ItemDataRole.UserRole + 1
+
+
+def wrap_to_width(text: str, advance: Callable[[str], int], width: int) -> str:
+    """Break ``text`` at spaces so no line is wider than ``width`` pixels (a longer word keeps its line)."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if line and advance(candidate) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    if line:
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def group_problems(problems: list[Problem]) -> list[tuple[str, str, list[str]]]:
@@ -51,7 +69,7 @@ class ProblemsDialog(QDialog):
         self.tree.setAccessibleName("Problems by reason")
         self.tree.setColumnCount(1)
         self.tree.setHeaderHidden(True)
-        self.tree.setWordWrap(True)  # a long reason wraps; it is never cut mid-word
+        self.tree.setWordWrap(False)  # reasons are wrapped at word boundaries by show_problems
         self.tree.setUniformRowHeights(False)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file paths only
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -88,7 +106,9 @@ class ProblemsDialog(QDialog):
         self.tree.clear()
         for state, reason, paths in group_problems(self.problems):
             label = STATE_LABELS.get(state, state)
-            top = QTreeWidgetItem([f"{label}: {reason} ({plural(len(paths), 'file')})"])
+            # Wrapped at word boundaries to the tree's width: a long reason is read whole, never cut.
+            top = QTreeWidgetItem([wrap_to_width(f"{label}: {reason} ({plural(len(paths), 'file')})",
+                                                 self.tree.fontMetrics().horizontalAdvance, self._wrap_px())])
             top.setToolTip(0, reason)
             top.setData(0, PathRole, paths)
             for path in paths:
@@ -106,6 +126,10 @@ class ProblemsDialog(QDialog):
                              else "1 file needs attention")
         if not self.problems:
             self.summary.setText("No problems: every file was indexed.")
+
+    def _wrap_px(self) -> int:
+        """Room for a group's text: the tree's width less the branch indicator and margins."""
+        return max(200, max(self.tree.viewport().width(), self.width() - 60) - 60)
 
     def selected_paths(self) -> list[str]:
         out: list[str] = []

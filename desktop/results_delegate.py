@@ -1,4 +1,4 @@
-"""Paints one document result: icon, name, folder · date, score, highlighted passage.
+"""Paints one document result: icon, name, folder · date, highlighted passage.
 
 Everything is laid out as plain text (QTextLayout with format ranges), so names
 and passages from the person's files are never interpreted as markup.
@@ -12,7 +12,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, Q
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextLayout
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from desktop.results_model import ResultRole, ShowScoreRole, format_mtime
+from desktop.results_model import ResultRole, format_mtime
 from indexer.types import SearchResult
 
 PAD = 8
@@ -117,17 +117,14 @@ class DocumentDelegate(QStyledItemDelegate):
         line = fm.lineSpacing()
         y = rect.top()
 
-        score = f"{result.score:.2f}" if index.data(ShowScoreRole) is not False else ""
-        score_w = fm.horizontalAdvance(score) + PAD if score else 0
-        painter.setFont(base)
-        painter.setPen(pal.color(dim))
-        painter.drawText(QRect(rect.right() - score_w, y, score_w, line),
-                         int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), score)
+        # No score on the row: files are ranked with a length prior, but a score shows the
+        # passage's evidence, so numbers in rank order would not read as sorted (issue 14.10).
+        # The preview shows the selected file's score.
         painter.setFont(bold)
         painter.setPen(text_color)
         name = result.name or os.path.basename(result.path)
-        painter.drawText(QRect(left, y, width - score_w, line), int(Qt.AlignmentFlag.AlignVCenter),
-                         bfm.elidedText(name, Qt.TextElideMode.ElideMiddle, width - score_w))
+        painter.drawText(QRect(left, y, width, line), int(Qt.AlignmentFlag.AlignVCenter),
+                         bfm.elidedText(name, Qt.TextElideMode.ElideMiddle, width))
         y += line
         painter.setFont(base)
         painter.setPen(pal.color(dim))

@@ -125,8 +125,9 @@ def test_problems_group_identical_reasons_with_one_count(qtbot: Any, window: Any
     qtbot.waitUntil(lambda: dlg.tree.topLevelItemCount() == 2, timeout=3000)
     top = dlg.tree.topLevelItem(0)
     assert top.childCount() == 21 and "(21 files)" in top.text(0)
-    assert reason.strip() in top.text(0)  # whole, not cut (the tree wraps it)
-    assert dlg.tree.wordWrap()
+    assert " ".join(top.text(0).split()) == f"Waiting: {' '.join(reason.split())} (21 files)"  # whole, not cut
+    width = dlg.tree.fontMetrics().horizontalAdvance
+    assert all(width(line) < dlg.width() for line in top.text(0).splitlines())  # wrapped to fit
     assert "22 files need attention" == dlg.summary.text()
     from PySide6.QtWidgets import QDialogButtonBox
 
@@ -243,3 +244,29 @@ def test_a_problems_reload_keeps_the_selection(qtbot: Any, window: Any, docs_dir
     dlg.tree.topLevelItem(0).child(1).setSelected(True)
     dlg.show_problems(list(dlg.problems))  # what Retry's reload does
     assert dlg.selected_paths() == [str(docs_dir / "b.pdf")]
+
+
+def test_a_failed_automatic_download_is_said_where_it_was_announced(qtbot: Any, window: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's start tries the download; its failure must not leave "Downloading…" as the last word."""
+    from indexer.runtime import ImageModelState
+
+    rt = window.backend.runtime
+    told: list[str] = []
+    sig = getattr(window.backend, "notice", window.backend.failed)
+    sig.connect(told.append)
+    window.backend.clip.state = "missing"
+
+    def failed(load: bool = True, **_k: Any) -> tuple[bool, str]:
+        rt.image_state = ImageModelState(False, "No internet connection: huggingface.co cannot be reached",
+                                         "connect and try again", download_allowed=True, download_failed=True,
+                                         offline=True)
+        return False, "offline"
+
+    monkeypatch.setattr(rt, "image_ready", failed)
+    window.backend.refresh_clip_state()
+    qtbot.waitUntil(lambda: bool(told), timeout=3000)
+    assert told == ["No internet connection: huggingface.co cannot be reached. Connect and try again."]
+    window.backend.refresh_clip_state()  # the same state again: said once
+    qtbot.wait(200)
+    assert len(told) == 1
