@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from desktop.backend import Backend, ClipState
 from desktop.filter_bar import FilterBar
+from desktop.folder_dialog import choose_folder
 from desktop.icons import app_icon, type_icon
 from desktop.notice_bar import NoticeBar
 from desktop.opener import Opener, OpenRefused
@@ -385,7 +386,7 @@ class MainWindow(QMainWindow):
 
     # -- actions ------------------------------------------------------------------
     def add_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder to search", os.path.expanduser("~"))
+        path = choose_folder(self, "Add a folder to search")
         if path:
             self.backend.add_folder(path)
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.backend import Backend
+from desktop.folder_dialog import choose_folder
 from indexer.types import FolderStatus
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class SettingsDialog(QDialog):
                 self.table.setItem(row, col, item)
 
     def add_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder to search", os.path.expanduser("~"))
+        path = choose_folder(self, "Add a folder to search")
         if not path:
             return
         from indexer.scan import refusal_reason

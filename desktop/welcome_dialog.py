@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -18,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.backend import suggested_folders
+from desktop.folder_dialog import choose_folder
 from desktop.icons import app_icon
 
 
@@ -58,7 +56,7 @@ class WelcomeDialog(QDialog):
         self.folders.addItem(item)
 
     def add_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder", os.path.expanduser("~"))
+        path = choose_folder(self, "Add a folder")
         if path and path not in self.chosen_folders():
             self._add(path, checked=True)
 

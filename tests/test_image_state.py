@@ -12,9 +12,9 @@ import pytest
 
 
 def _runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, allow: bool) -> Any:
-    import models.weights as weights
     from indexer.config import Settings, open_paths
     from indexer.runtime import Runtime
+    from models import weights
 
     monkeypatch.delenv("LODESTAR_CLIP_CHECKPOINT", raising=False)
     monkeypatch.setattr(weights, "find_in_hf_cache", lambda *a, **k: None)  # nothing cached here
@@ -50,7 +50,7 @@ def test_offline_download_says_no_internet_and_is_remembered(tmp_path: Path, mon
     assert st.reason.startswith("No internet connection: ")
     assert "turned off" not in why
     # A later check (the searcher, the window) reads the same state, without trying again.
-    ok, why_later = rt.image_ready(load=False)
+    ok, _ = rt.image_ready(load=False)
     assert not ok and rt.image_state.reason == st.reason and rt.image_state.offline
     # Pressing Download again (retry) really tries again instead of answering from memory.
     calls: list[int] = []

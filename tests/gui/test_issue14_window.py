@@ -270,3 +270,24 @@ def test_a_failed_automatic_download_is_said_where_it_was_announced(qtbot: Any, 
     window.backend.refresh_clip_state()  # the same state again: said once
     qtbot.wait(200)
     assert len(told) == 1
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+def test_add_folder_opens_in_the_home_folder(qtbot: Any, window: Any, monkeypatch: pytest.MonkeyPatch,
+                                             platform: str) -> None:
+    """Every "Add folder" starts at home; on Linux in Qt's own dialog (a native one may open at /)."""
+    from PySide6.QtCore import QDir
+    from PySide6.QtWidgets import QFileDialog
+
+    import desktop.folder_dialog as fd
+
+    asked: list[tuple[str, Any]] = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda _parent, _caption, start, options: asked.append((start, options)) or "")
+    monkeypatch.setattr(fd.sys, "platform", platform)
+    monkeypatch.setattr(fd.choose_folder, "__kwdefaults__", {"platform": platform})
+    window.add_folder()
+    start, options = asked[-1]
+    assert start == QDir.homePath()
+    native_off = bool(options & QFileDialog.Option.DontUseNativeDialog)
+    assert native_off == (platform == "linux")
