@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.config import AppPaths, as_number, read_json
+from indexer.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +517,7 @@ def _repair_live(store: Any, report: HealthReport, deep: bool, open_indexes: boo
         report.problems.extend(check.problems)
         for name, fragments in check.unreadable.items():
             store.drop_fragments(name, fragments)
-            report.actions.append(f"{name}: dropped {len(fragments)} unreadable data file(s)")
+            report.actions.append(f"{name}: dropped {plural(len(fragments), 'unreadable data file')}")
         if check.unreadable:
             _mark_lost_files(store.path, report)  # their files go back to pending, as after a rollback
             store.refresh()

@@ -18,6 +18,7 @@ from typing import Any
 from indexer.commands._common import say
 from indexer.config import AppPaths, ConfigError, Settings, load_settings, normalise_folder, open_paths
 from indexer.types import FolderStatus, IndexSummary
+from indexer.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> 
                     pass
                 _report(ws.folder_status())
                 return 0
-            say(f"Watching {len(settings.folders)} folder(s); Ctrl+C to stop.")
+            say(f"Watching {plural(len(settings.folders), 'folder')}; Ctrl+C to stop.")
             while not stop.wait(SETTINGS_POLL_S):
                 try:
                     _follow_settings(paths, settings, ws)
