@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out", help="also write the figures here")
     args = ap.parse_args(argv)
 
-    from indexer.config import Settings, save_settings, open_paths
-    from indexer.runtime import open_runtime
-    from indexer.watch import WatchService
+    from indexer.library.settings import Settings, save_settings, open_paths
+    from indexer.library.runtime import open_runtime
+    from indexer.watch.watcher import WatchService
 
     with tempfile.TemporaryDirectory(prefix="lodestar-fresh-") as tmp:
         root = Path(tmp) / "docs"

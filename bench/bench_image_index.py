@@ -82,11 +82,11 @@ def make_clip(checkpoint: Path, batch_size: int, device: str = "cpu") -> Any:
 
 
 def run_pipeline(folder: Path, clip: Any, threads: int) -> tuple[float, Any]:
-    from fakes import HashTextEmbedder
+    from tests.support.fakes import HashTextEmbedder
 
-    from indexer.config import Settings, open_paths
-    from indexer.pipeline import IndexService
-    from indexer.store import Store
+    from indexer.library.settings import Settings, open_paths
+    from indexer.ingest.pipeline import IndexService
+    from indexer.store.tables import Store
 
     text = HashTextEmbedder()
     with tempfile.TemporaryDirectory(prefix="lodestar-bench-img-") as tmp:
@@ -105,8 +105,8 @@ def run_pipeline(folder: Path, clip: Any, threads: int) -> tuple[float, Any]:
 
 
 def prepare_tensors(folder: Path, clip: Any) -> list[Any]:
-    from indexer.config import Settings
-    from indexer.extract.image import extract_image
+    from indexer.library.settings import Settings
+    from indexer.ingest.extract.image import extract_image
 
     settings = Settings()
     return [clip.preprocess(extract_image(str(p), settings).image) for p in sorted(folder.glob("*.jpg"))]

@@ -93,9 +93,9 @@ def make_small_photos(folder: Path, n: int) -> Path:
 
 
 def store_sizes(n_docs: int, n_images: int) -> dict[str, Any]:
-    from indexer.config import Settings, open_paths
-    from indexer.pipeline import IndexService
-    from indexer.store import Store
+    from indexer.library.settings import Settings, open_paths
+    from indexer.ingest.pipeline import IndexService
+    from indexer.store.tables import Store
 
     docs = make_text_corpus(Path("/tmp/lodestar-bench/textgen") / f"{n_docs}x6k", n_docs, 6)
     photos = make_small_photos(Path("/tmp/lodestar-bench") / f"photos-{n_images}-1600x1200", n_images)
@@ -272,10 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     _n, corpus = pyfaq_sample(PYFAQ_DOCS, args.files)
     photos = make_small_photos(Path("/tmp/lodestar-bench") / f"photos-{args.photos}-1600x1200", args.photos)
 
-    from indexer.config import Settings, open_paths
-    from indexer.pipeline import IndexService
-    from indexer.search import Searcher
-    from indexer.store import Store
+    from indexer.library.settings import Settings, open_paths
+    from indexer.ingest.pipeline import IndexService
+    from indexer.search.ranking import Searcher
+    from indexer.store.tables import Store
     from models.clip import ClipEmbedder
     from models.text import TextEmbedder
 

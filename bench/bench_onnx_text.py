@@ -36,9 +36,9 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def passages(root: Path) -> list[str]:
-    from indexer.chunk import chunk_text, embedding_input
-    from indexer.config import Settings
-    from indexer.extract import extract_text
+    from indexer.ingest.chunk import chunk_text, embedding_input
+    from indexer.library.settings import Settings
+    from indexer.ingest.extract import extract_text
 
     out: list[str] = []
     settings = Settings()

@@ -117,7 +117,7 @@ def real_mix(n: int, base: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
 
 def build(path: Path, n_chunks: int, n_images: int, text_model: tuple[str, int], text: Any = None,
           vectors: str = "real") -> tuple[Any, float]:
-    from indexer.store import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
+    from indexer.store.tables import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
 
     if path.exists():
         shutil.rmtree(path)
@@ -170,7 +170,7 @@ def build(path: Path, n_chunks: int, n_images: int, text_model: tuple[str, int],
 
 def recall_at_10(store: Any, text: Any, searcher: Any) -> float:
     """Chunk-level recall@10 of the search path in use vs exact brute force."""
-    from indexer.search import _FileFilter, _nearest
+    from indexer.search.ranking import _FileFilter, _nearest
 
     table = store.chunks_table()
     arrow = table.to_arrow()
@@ -190,10 +190,10 @@ def recall_at_10(store: Any, text: Any, searcher: Any) -> float:
 
 def measure(n_chunks: int, n_images: int, text: Any, clip: Any, reps: int, reuse: bool = False,
             vectors: str = "real") -> dict[str, Any]:
-    from indexer.ann import ensure_indexes, has_vector_index
-    from indexer.search import Searcher
+    from indexer.store.ann import ensure_indexes, has_vector_index
+    from indexer.search.ranking import Searcher
 
-    from indexer.store import Store
+    from indexer.store.tables import Store
 
     path = Path(f"/tmp/lodestar-bench-{n_chunks}-{vectors}")
     marker = path / f".complete-{n_images}"
@@ -270,7 +270,7 @@ def main() -> int:
     if args.sequential:
         from concurrent.futures import Future
 
-        from indexer.search import Searcher
+        from indexer.search.ranking import Searcher
 
         def inline(self: Any, fn: Any, *a: Any) -> Future:
             done: Future = Future()

@@ -1,7 +1,7 @@
 """Unchanged re-scan of a big tree (default 100k small files) vs a bare os.scandir walk.
 
 The tree is generated once under ``--tree`` and indexed once, with the hash fake
-embedder from tests/fakes.py so filling the store takes minutes, not hours (the
+embedder from tests/support/fakes.py so filling the store takes minutes, not hours (the
 data directory is kept next to the tree and reused). Then, in the same run and
 alternating, it times
 
@@ -64,11 +64,11 @@ def bare_walk(root: str) -> int:
 
 
 def open_service(data: Path, root: Path) -> tuple[Any, Any]:
-    from fakes import HashTextEmbedder
+    from tests.support.fakes import HashTextEmbedder
 
-    from indexer.config import Settings, open_paths
-    from indexer.pipeline import IndexService
-    from indexer.store import Store
+    from indexer.library.settings import Settings, open_paths
+    from indexer.ingest.pipeline import IndexService
+    from indexer.store.tables import Store
 
     paths = open_paths(data)
     settings = Settings(folders=[str(root)], allow_download=False)

@@ -58,8 +58,8 @@ app.exec()
 
 
 def prepare(data: Path, corpus: Path, checkpoint: Path | None, onnx_cache: Path) -> None:
-    from indexer.config import Settings, open_paths, save_settings
-    from indexer.runtime import open_runtime
+    from indexer.library.settings import Settings, open_paths, save_settings
+    from indexer.library.runtime import open_runtime
 
     paths = open_paths(data)
     save_settings(paths, Settings(folders=[str(corpus)], allow_download=False, welcome_done=True,
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     _name, corpus = pyfaq_sample(PYFAQ_DOCS, args.files)
     checkpoint = None if args.no_clip else random_clip_checkpoint()
     exe = Path(sys.executable).parent / "lodestar"
-    app_cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "indexer.cli"]
+    app_cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "indexer.cli.main"]
     paths_run = ["light", "torch"] if args.text_path == "both" else [args.text_path]
     shown_b: list[float] = []
     shown: dict[str, list[float]] = {k: [] for k in paths_run}

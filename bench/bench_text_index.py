@@ -60,9 +60,9 @@ class RecordingEmbedder:
 
 
 def run_pipeline(root: Path, embedder: Any, threads: int) -> dict[str, Any]:
-    from indexer.config import Settings, open_paths
-    from indexer.pipeline import IndexService
-    from indexer.store import Store
+    from indexer.library.settings import Settings, open_paths
+    from indexer.ingest.pipeline import IndexService
+    from indexer.store.tables import Store
 
     rec = RecordingEmbedder(embedder)
     with tempfile.TemporaryDirectory(prefix="lodestar-bench-text-") as tmp:

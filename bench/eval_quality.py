@@ -7,7 +7,7 @@ Index each set once, then run this (cheap: query embeddings are computed once)::
     .venv/bin/python bench/eval_quality.py            # default Ranking on both sets
     .venv/bin/python bench/eval_quality.py --set length_prior=0 --set support_weight=0
 
-``--set`` changes one `indexer.search.Ranking` field for an ablation; the product
+``--set`` changes one `indexer.search.ranking.Ranking` field for an ablation; the product
 always uses the defaults.
 """
 
@@ -47,11 +47,11 @@ class CachedEmbedder:
 
 
 def run(sets: list[str], overrides: dict[str, float]) -> dict[str, Any]:
-    from indexer.ann import ensure_indexes
-    from indexer.config import load_settings, open_paths
-    from indexer.eval import evaluate, load_queries
-    from indexer.search import Ranking, Searcher
-    from indexer.store import Store
+    from indexer.store.ann import ensure_indexes
+    from indexer.library.settings import load_settings, open_paths
+    from indexer.search.eval import evaluate, load_queries
+    from indexer.search.ranking import Ranking, Searcher
+    from indexer.store.tables import Store
     from models.text import TextEmbedder
 
     text = TextEmbedder()

@@ -70,7 +70,7 @@ def best(fn: Callable[[], float], repeats: int) -> float:
 
 # ------------------------------------------------------------------ in-memory store
 class MemStore:
-    """The part of ``indexer.store.Store`` that ``IndexService.index_roots`` uses, in dicts.
+    """The part of ``indexer.store.tables.Store`` that ``IndexService.index_roots`` uses, in dicts.
 
     No LanceDB (its wheels can't travel to the GPU machine); writes just keep the rows.
     """
@@ -138,8 +138,8 @@ class MemStore:
 
 
 def index_with_memstore(folder: Path, text: Any, clip: Any, threads: int) -> tuple[float, Any, dict[str, int]]:
-    from indexer.config import Settings, open_paths
-    from indexer.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
+    from indexer.ingest.pipeline import IndexService
 
     store = MemStore()
     with tempfile.TemporaryDirectory(prefix="lodestar-gpu-") as tmp:
@@ -287,10 +287,10 @@ def text_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list[
 def image_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list[Any]]) -> None:
     import torch
     from bench_image_index import make_clip, random_clip_checkpoint
-    from fakes import HashTextEmbedder
+    from tests.support.fakes import HashTextEmbedder
 
-    from indexer.config import Settings
-    from indexer.extract.image import extract_image
+    from indexer.library.settings import Settings
+    from indexer.ingest.extract.image import extract_image
 
     dev = args.device
     t0 = time.perf_counter()

@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_text_index import pyfaq_sample
 
-    from indexer.config import Settings, open_paths
-    from indexer.pipeline import IndexService
-    from indexer.store import Store
+    from indexer.library.settings import Settings, open_paths
+    from indexer.ingest.pipeline import IndexService
+    from indexer.store.tables import Store
     from models.text import TextEmbedder
 
     name, root = pyfaq_sample(PYFAQ_DOCS, args.files)

@@ -239,8 +239,8 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     reporter = _BugReporter(app)
     install_excepthooks(reporter)
 
-    from indexer.config import ConfigError
-    from indexer.runtime import open_runtime
+    from indexer.library.settings import ConfigError
+    from indexer.library.runtime import open_runtime
 
     try:
         runtime = open_runtime(data_dir)  # paths + settings only; store and models open lazily
@@ -254,8 +254,8 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
 
         dlg = WelcomeDialog(str(runtime.paths.data_dir))
         if dlg.exec():
-            from indexer.config import normalise_folder, save_settings
-            from indexer.scan import refusal_reason
+            from indexer.library.settings import normalise_folder, save_settings
+            from indexer.ingest.scan import refusal_reason
 
             for f in dlg.chosen_folders():
                 f = normalise_folder(f)

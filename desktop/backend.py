@@ -3,7 +3,7 @@
 Everything slow (loading models, opening the store, indexing, reading problems)
 runs on :class:`~desktop.workers.WorkerPool` threads or the watcher's own threads;
 results come back as queued signals. The runtime is duck-typed against
-``indexer.runtime.Runtime`` so tests can hand in a small fake.
+``indexer.library.runtime.Runtime`` so tests can hand in a small fake.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.workers import ProgressBridge, Worker, WorkerPool
-from indexer.config import normalise_folder, save_settings
+from indexer.library.settings import normalise_folder, save_settings
 from indexer.types import FolderStatus, Progress
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Backend(QObject):
 
     def add_folder(self, path: str) -> bool:
         """Watch ``path``; False (and ``failed`` says why, if it is refused) when nothing changed."""
-        from indexer.scan import refusal_reason
+        from indexer.ingest.scan import refusal_reason
 
         folder = normalise_folder(path)
         refused = refusal_reason(folder, self.runtime.paths.data_dir)  # the same rule as the CLI
@@ -195,7 +195,7 @@ class Backend(QObject):
     def _open_store_beside(self) -> threading.Thread | None:
         """Open the store (health check, lancedb import: ~2 s cold) while the text model
         loads, so the first answer waits for the slower of the two, not their sum."""
-        from indexer.runtime import Runtime
+        from indexer.library.runtime import Runtime
 
         if not isinstance(self.runtime, Runtime):
             return None
@@ -211,8 +211,8 @@ class Backend(QObject):
         return thread
 
     def _text_only_searcher(self) -> Any:
-        from indexer.runtime import Runtime
-        from indexer.search import Searcher
+        from indexer.library.runtime import Runtime
+        from indexer.search.ranking import Searcher
 
         if not isinstance(self.runtime, Runtime):
             return None  # a test double: it hands out its own searcher
@@ -404,7 +404,7 @@ class Backend(QObject):
         if self.watch is not None:
             return list(self.watch.folder_status())
         try:
-            from indexer.watch import read_watch_status
+            from indexer.watch.watcher import read_watch_status
 
             return list(read_watch_status(self.runtime.paths))
         except (ImportError, OSError, ValueError):
@@ -422,7 +422,7 @@ class Backend(QObject):
         files = getattr(self.runtime.store, "files", None)
         if not callable(files):
             return statuses
-        from indexer.store import is_problem
+        from indexer.store.tables import is_problem
 
         counts: dict[str, list[int]] = {}
         for rec in files().values():
@@ -525,14 +525,14 @@ class Backend(QObject):
 
 
 def _real_watch_service(*args: Any, **kwargs: Any) -> Any:
-    from indexer.watch import WatchService
+    from indexer.watch.watcher import WatchService
 
     return WatchService(*args, **kwargs)
 
 
 def take_writer_lock(paths: Any) -> Any:
     """Acquire the data directory's writer lock without waiting (raises WriterBusy)."""
-    from indexer.writer_lock import WriterLock
+    from indexer.library.writer_lock import WriterLock
 
     lock = WriterLock(paths, command="lodestar (window)")
     lock.acquire(wait=False, then="search only")

@@ -123,7 +123,7 @@ class FilterBar(QWidget):
         applies them); a dropdown the query set goes back to "any" when the query
         drops the filter, one the person chose is left alone.
         """
-        from indexer.query import parse_query
+        from indexer.search.query import parse_query
 
         parsed = parse_query(text or "")
         exts = ["." + e.lower().lstrip(".") for e in parsed.exts]

@@ -159,7 +159,7 @@ class SettingsDialog(QDialog):
         path = choose_folder(self, "Add a folder to search")
         if not path:
             return
-        from indexer.scan import refusal_reason
+        from indexer.ingest.scan import refusal_reason
 
         # The same rule as everywhere: Lodestar's own data is refused; a folder holding it
         # is fine (the walk always skips the data folder).
@@ -227,8 +227,8 @@ class SettingsDialog(QDialog):
 
 
 def _apply_autostart(enabled: bool, data_dir: str) -> str:
-    """Turn start-at-login on/off via indexer.autostart; returns an error message or ""."""
-    from indexer import autostart
+    """Turn start-at-login on/off via indexer.library.autostart; returns an error message or ""."""
+    from indexer.library import autostart
 
     try:
         if enabled:

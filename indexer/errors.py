@@ -29,7 +29,7 @@ def user_message(exc: BaseException) -> str | None:
     """A one-line message for a known problem, or None for a bug."""
     if isinstance(exc, LodestarError):
         return str(exc)
-    from indexer.config import ConfigError
+    from indexer.library.settings import ConfigError
 
     if isinstance(exc, ConfigError):
         return str(exc)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from models.errors import ModelUnavailable
 
 if TYPE_CHECKING:
-    from indexer.config import Settings
+    from indexer.library.settings import Settings
 
 log = logging.getLogger(__name__)
 

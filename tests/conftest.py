@@ -28,7 +28,6 @@ if "LODESTAR_ONNX_CACHE" not in os.environ:
     os.environ["LODESTAR_ONNX_CACHE"] = tempfile.mkdtemp(prefix="lodestar-test-onnx-")
     atexit.register(shutil.rmtree, os.environ["LODESTAR_ONNX_CACHE"], ignore_errors=True)
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 class NetworkAccessBlocked(RuntimeError):
@@ -124,7 +123,7 @@ def text_embedder() -> Any:
 
 @pytest.fixture(scope="session")
 def tiny_clip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_clip import make_tiny_clip_checkpoint
+    from tests.support.tiny_clip import make_tiny_clip_checkpoint
 
     return make_tiny_clip_checkpoint(tmp_path_factory.mktemp("tiny-clip"))
 
@@ -133,7 +132,7 @@ def tiny_clip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_clip(tiny_clip_checkpoint: Path) -> Any:
     """A real open_clip model (tiny, deterministic) loaded like a user's checkpoint."""
     from models.clip import ClipEmbedder
-    from tiny_clip import TINY_CLIP_NAME, register_tiny_clip
+    from tests.support.tiny_clip import TINY_CLIP_NAME, register_tiny_clip
 
     register_tiny_clip()
     emb = ClipEmbedder(model_name=TINY_CLIP_NAME, pretrained="", checkpoint=str(tiny_clip_checkpoint))
@@ -144,14 +143,14 @@ def tiny_clip(tiny_clip_checkpoint: Path) -> Any:
 @pytest.fixture
 def make_runtime(tmp_path: Path, text_embedder: Any, tiny_clip: Any, tiny_clip_checkpoint: Path) -> Any:
     """Build a Runtime on a fresh data dir with the real text model and tiny CLIP."""
-    from indexer.config import open_paths, save_settings
-    from indexer.runtime import Runtime
-    from tiny_clip import TINY_CLIP_NAME
+    from indexer.library.settings import open_paths, save_settings
+    from indexer.library.runtime import Runtime
+    from tests.support.tiny_clip import TINY_CLIP_NAME
 
     made: list[Any] = []
 
     def factory(folders: list[str] | None = None, *, clip: bool = True, data_dir: Path | None = None, **overrides: Any) -> Any:
-        from indexer.config import Settings
+        from indexer.library.settings import Settings
 
         paths = open_paths(data_dir or tmp_path / f"data{len(made)}")
         settings = Settings(

@@ -15,7 +15,7 @@ if ! xdpyinfo >/dev/null 2>&1; then
     sleep 2
 fi
 cd "$(dirname "$0")/../.."
-HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=xcb .venv/bin/python -m indexer.cli -v >/tmp/lodestar-shot.log 2>&1 &
+HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=xcb .venv/bin/python -m indexer.cli.main -v >/tmp/lodestar-shot.log 2>&1 &
 APP=$!
 for _ in $(seq 1 60); do xdotool search --name "^Lodestar$" >/dev/null 2>&1 && break; sleep 1; done
 sleep "${WAIT:-20}"

@@ -14,9 +14,8 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from gui_fakes import FakeLock, FakeRuntime, FakeSearcher, FakeWatch, make_docs  # noqa: E402
+from tests.support.gui_fakes import FakeLock, FakeRuntime, FakeSearcher, FakeWatch, make_docs  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

@@ -214,7 +214,7 @@ def test_no_global_pool_threads_left(window: Any) -> None:
 
 def test_models_load_off_the_gui_thread(qtbot: Any, fake_runtime: Any, no_leaks: None) -> None:
     from desktop.app import build_window
-    from gui_fakes import FakeLock, FakeWatch
+    from tests.support.gui_fakes import FakeLock, FakeWatch
 
     threads: list[str] = []
     fake_runtime.text_embedder.load = lambda: threads.append(threading.current_thread().name)

@@ -92,7 +92,7 @@ def test_problems_lists_corrupt_file_and_retries(qtbot: Any, window: Any, docs_d
                                                  opened: list) -> None:
     corrupt = docs_dir / "broken.pdf"
     corrupt.write_bytes(b"%PDF-1.4 garbage")
-    from gui_fakes import FakeRecord
+    from tests.support.gui_fakes import FakeRecord
 
     window.backend.runtime.store.problem_rows = [
         FakeRecord(str(corrupt), "failed", "PDF is damaged: no trailer <b>found</b>")]
@@ -181,7 +181,7 @@ def test_clip_fix_in_status_bar_asks_restart_without_reload(qtbot: Any, window: 
 
 
 def test_start_at_login_uses_autostart(qtbot: Any, window: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer import autostart
+    from indexer.library import autostart
 
     calls: list[Any] = []
     monkeypatch.setattr(autostart, "enable", lambda cmd=None, **k: calls.append(("enable", cmd)))

@@ -21,7 +21,7 @@ def _parts(window: Any) -> Any:
 def test_image_state_is_shown_once_in_the_status_bar_never_per_query(qtbot: Any, window: Any,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from desktop.backend import clip_state_from
-    from indexer.runtime import ImageModelState
+    from indexer.library.runtime import ImageModelState
 
     rt = window.backend.runtime
     rt.image_state = ImageModelState(False, "No internet connection: huggingface.co cannot be reached",
@@ -45,7 +45,7 @@ def test_download_failure_is_announced_and_offers_no_restart(qtbot: Any, window:
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    from indexer.runtime import ImageModelState
+    from indexer.library.runtime import ImageModelState
 
     rt = window.backend.runtime
 
@@ -108,7 +108,7 @@ def test_counts_are_plural_correct() -> None:
 
 # -- 9: problems: one count, grouped reasons, Close -------------------------------------
 def test_problems_group_identical_reasons_with_one_count(qtbot: Any, window: Any, docs_dir: Path) -> None:
-    from gui_fakes import FakeRecord
+    from tests.support.gui_fakes import FakeRecord
 
     from desktop.app import show_problems
 
@@ -230,7 +230,7 @@ def test_settings_shortcut_includes_ctrl_comma(window: Any) -> None:
 
 
 def test_a_problems_reload_keeps_the_selection(qtbot: Any, window: Any, docs_dir: Path) -> None:
-    from gui_fakes import FakeRecord
+    from tests.support.gui_fakes import FakeRecord
 
     from desktop.app import show_problems
 
@@ -249,7 +249,7 @@ def test_a_problems_reload_keeps_the_selection(qtbot: Any, window: Any, docs_dir
 def test_a_failed_automatic_download_is_said_where_it_was_announced(qtbot: Any, window: Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer's start tries the download; its failure must not leave "Downloading…" as the last word."""
-    from indexer.runtime import ImageModelState
+    from indexer.library.runtime import ImageModelState
 
     rt = window.backend.runtime
     told: list[str] = []

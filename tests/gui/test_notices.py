@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gui_fakes import FakeRuntime, FakeSearcher
+from tests.support.gui_fakes import FakeRuntime, FakeSearcher
 
 REPAIRED = "settings.json: `folders` must be a list of absolute folder paths, not \"/x\"; using the default ([])"
 ANNOUNCED = "Downloading the CLIP image model ViT-B-32 (laion2b_s34b_b79k, about 600 MB) from Hugging Face"

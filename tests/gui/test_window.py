@@ -227,13 +227,13 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-import indexer.runtime
-from gui_fakes import FakeRuntime, FakeSearcher, make_docs
+import indexer.library.runtime
+from tests.support.gui_fakes import FakeRuntime, FakeSearcher, make_docs
 from desktop.main_window import MainWindow
 docs = Path({tmp!r}) / "docs"
 docs.mkdir()
 rt = FakeRuntime(Path({tmp!r}) / "data", [str(docs)], FakeSearcher(make_docs(docs)))
-indexer.runtime.open_runtime = lambda data_dir=None: rt
+indexer.library.runtime.open_runtime = lambda data_dir=None: rt
 app = QApplication(sys.argv[:1])
 started = time.monotonic()
 seen = {{}}
@@ -275,8 +275,8 @@ def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_lea
     import os
 
     from desktop.app import build_window
-    from gui_fakes import FakeWatch
-    from indexer.writer_lock import WriterLock
+    from tests.support.gui_fakes import FakeWatch
+    from indexer.library.writer_lock import WriterLock
 
     held = WriterLock(fake_runtime.paths, command="lodestar watch")
     held.acquire()
@@ -315,7 +315,7 @@ def test_results_paint_in_list_and_grid(qtbot: Any, window: Any) -> None:
 
 def test_query_notes_beside_results_and_a_too_long_query(qtbot: Any, window: Any, fake_searcher: Any) -> None:
     """Issue 11.3 / 11.9: what a query ignored shows next to its results; a huge query is named."""
-    from indexer.query import too_long_message
+    from indexer.search.query import too_long_message
     from indexer.types import SearchResponse
 
     note = "Ignored: after:2025-13 (not a date; use 2025-01-31, 2025-01 or 2025)"

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from rel_stack import Stack, make_stack  # noqa: E402
+from tests.support.rel_stack import Stack, make_stack  # noqa: E402
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from rel_stack import make_stack
-from indexer import pipeline
-from indexer.store import Store
-from rel_checks import committed_intact
+from tests.support.rel_stack import make_stack
+from indexer.ingest import pipeline
+from indexer.store.tables import Store
+from tests.support.rel_checks import committed_intact
 
 CYCLES = 1000
 FILES = 4

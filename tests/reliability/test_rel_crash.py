@@ -1,6 +1,6 @@
 """Promise 1: kill -9 at any moment loses nothing committed; the next run resumes.
 
-A child process (tests/helpers_crash.py: the real Runtime, IndexService and store,
+A child process (tests/support/helpers_crash.py: the real Runtime, IndexService and store,
 with the hash text embedder) indexes a generated tree and is SIGKILLed after a
 seeded random delay, again and again, while files keep being added and edited
 between runs. After every kill the store must open without repair, every file
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from fakes import HashImageEmbedder, HashTextEmbedder
-from health_probe import all_tables_readable
-from indexer.search import Searcher
-from indexer.store import Store, file_id
-from rel_checks import committed_intact, content_hash, results_whole
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+from tests.support.health_probe import all_tables_readable
+from indexer.search.ranking import Searcher
+from indexer.store.tables import Store, file_id
+from tests.support.rel_checks import committed_intact, content_hash, results_whole
 
-HELPER = Path(__file__).resolve().parents[1] / "helpers_crash.py"
+HELPER = Path(__file__).resolve().parents[1] / "support" / "helpers_crash.py"
 SEED = 20261127
 FILES = 2000
 KILLS = 20

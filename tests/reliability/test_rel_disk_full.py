@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from rel_stack import make_stack
-from fakes import HashImageEmbedder, HashTextEmbedder
-from indexer.store import Store
+from tests.support.rel_stack import make_stack
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+from indexer.store.tables import Store
 from indexer.types import Progress
-from rel_checks import committed_intact
+from tests.support.rel_checks import committed_intact
 
 TMPFS_MB = 8
 HEADROOM = 256 * 1024  # free bytes left beside the ballast: enough to start, not to finish
@@ -108,10 +108,10 @@ def test_full_disk_pauses_keeps_store_intact_and_resumes(tmp_path: Path, small_d
 
 def test_cli_full_disk_is_one_line_and_nonzero(tmp_path: Path, small_disk: Path, capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer import cli
-    from indexer.commands import index as index_cmd
-    from indexer.config import open_paths
-    from indexer.runtime import Runtime
+    import indexer.cli.main as cli
+    from indexer.cli import index as index_cmd
+    from indexer.library.settings import open_paths
+    from indexer.library.runtime import Runtime
 
     root = tmp_path / "root"
     root.mkdir()
@@ -119,7 +119,7 @@ def test_cli_full_disk_is_one_line_and_nonzero(tmp_path: Path, small_disk: Path,
     data = small_disk / "data"
 
     def fake_runtime(args: Any) -> Runtime:  # the real Runtime, with the hash embedders
-        from indexer.config import load_settings
+        from indexer.library.settings import load_settings
 
         paths = open_paths(args.data_dir)
         rt = Runtime(paths, load_settings(paths))

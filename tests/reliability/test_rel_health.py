@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from rel_stack import Stack, make_stack
-from indexer.health import DAMAGED_PREFIX, check_and_heal, probe_table
-from rel_checks import committed_intact
+from tests.support.rel_stack import Stack, make_stack
+from indexer.store.health import DAMAGED_PREFIX, check_and_heal, probe_table
+from tests.support.rel_checks import committed_intact
 
 
 def _fill(s: Stack, n: int, start: int = 0) -> None:
@@ -133,7 +133,7 @@ def test_only_one_damaged_copy_is_kept(stack: Stack) -> None:
 
 
 def test_reader_process_does_not_repair_under_a_writer(stack: Stack) -> None:
-    from indexer.writer_lock import WriterLock
+    from indexer.library.writer_lock import WriterLock
 
     _fill(stack, 2)
     stack.store.close()
@@ -164,9 +164,9 @@ def test_reader_process_does_not_repair_under_a_writer(stack: Stack) -> None:
 
 
 def test_runtime_heals_on_open_and_status_says_so(stack: Stack, capsys: Any) -> None:
-    from fakes import HashImageEmbedder, HashTextEmbedder
-    from indexer.commands import status
-    from indexer.runtime import Runtime
+    from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+    from indexer.cli import status
+    from indexer.library.runtime import Runtime
 
     _fill(stack, 3)
     stack.store.close()
@@ -193,7 +193,7 @@ def test_runtime_heals_on_open_and_status_says_so(stack: Stack, capsys: Any) -> 
 
 
 def test_lost_image_rows_are_reindexed_after_rollback(stack: Stack) -> None:
-    import nasty
+    from tests.support import nasty
 
     s = stack
     (s.root / "first.txt").write_text("keeps the table history longer", encoding="utf-8")

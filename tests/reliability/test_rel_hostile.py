@@ -1,7 +1,7 @@
 """Promise 5: no single bad file can crash, hang or blow up the extractors.
 
 Hypothesis feeds generated and mutated files (valid PNG/JPEG/GIF/PDF/DOCX/EPUB/HTML
-from tests/nasty.py, then flipped, truncated, spliced; random bytes; text in odd
+from tests/support/nasty.py, then flipped, truncated, spliced; random bytes; text in odd
 encodings; huge lines) to ``extract_text`` / ``extract_image``. Each example must
 end in success, ``ExtractionError`` or ``NameOnly`` with a non-empty reason, within
 a time limit, and the process's peak memory must stay bounded over the whole run.
@@ -19,9 +19,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import nasty
-from indexer.config import Settings
-from indexer.extract import extract_image, extract_text, kind_for_path
+from tests.support import nasty
+from indexer.library.settings import Settings
+from indexer.ingest.extract import extract_image, extract_text, kind_for_path
 from indexer.types import ExtractionError, ImageExtraction, NameOnly, TextExtraction
 
 PER_EXAMPLE_S = 30.0  # documents run in a sandbox with its own 60 s cap; nothing should come close

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rel_checks import committed_intact
-from rel_stack import Stack, make_stack
-from indexer.health import check_and_heal, last_report, verify_vectors
-from indexer.store import ImageRow, WriteBatch
+from tests.support.rel_checks import committed_intact
+from tests.support.rel_stack import Stack, make_stack
+from indexer.store.health import check_and_heal, last_report, verify_vectors
+from indexer.store.tables import ImageRow, WriteBatch
 
 N_FILES = 120
 EPS = 1e-4
@@ -35,7 +35,7 @@ EPS = 1e-4
 @pytest.fixture
 def one_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     """One commit per run however slow the machine: the seeded damage lands on the same bytes."""
-    from indexer import pipeline
+    from indexer.ingest import pipeline
 
     monkeypatch.setattr(pipeline, "COMMIT_INTERVAL_S", 1e9)
 
@@ -83,7 +83,7 @@ def _damaged_rows(s: Stack) -> set[tuple[str, int]]:
     """(fid, passage start) of every chunk row whose vector is not finite and unit length."""
     import lance
 
-    from indexer.store import sane_rows
+    from indexer.store.tables import sane_rows
 
     arrow = lance.dataset(str(_table_dir(s, s.store.chunks_table_name()))).to_table(columns=["fid", "start", "vector"])
     vecs = np.asarray(arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
@@ -103,7 +103,7 @@ def _assert_sane_search(searcher: Any, query: str, damaged: set[str], rows: set[
         if fid in damaged:  # only its name or title may still match, never a passage
             assert not r.passage and r.score <= rk.name_only_score + EPS, (query, r.path, r.score, r.passage)
     qvec = np.asarray(searcher.text_embedder.embed_query(query), np.float32)
-    from indexer.search import _FileFilter
+    from indexer.search.ranking import _FileFilter
 
     for c in searcher._vector_candidates(qvec / np.linalg.norm(qvec), searcher.store.files(), _FileFilter(), 50):
         assert -1.0 - EPS <= c.sim <= 1.0 + EPS, (query, c.fid, c.sim)
@@ -112,9 +112,9 @@ def _assert_sane_search(searcher: Any, query: str, damaged: set[str], rows: set[
 
 
 def _status_line(s: Stack) -> str:
-    from fakes import HashImageEmbedder, HashTextEmbedder
-    from indexer.commands import status
-    from indexer.runtime import Runtime
+    from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+    from indexer.cli import status
+    from indexer.library.runtime import Runtime
 
     rt = Runtime(s.paths, s.settings)
     rt._text, rt._image = HashTextEmbedder(), HashImageEmbedder()
@@ -224,7 +224,8 @@ def _damage_rows(s: Stack, name: str, value: float) -> str:
 def test_nan_and_huge_vectors_written_through_the_store_are_never_ranked(
     stack: Stack, lane: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from indexer import ann, search
+    from indexer.store import ann
+    from indexer.search import ranking as search
 
     s = stack
     for i in range(40):
@@ -301,7 +302,7 @@ def _index_folders(s: Stack, table_name: str | None, kind: str) -> list[Path]:
 
 
 def test_deleted_keyword_index_is_reported_searched_around_and_rebuilt(stack: Stack, caplog: Any, capfd: Any) -> None:
-    from indexer.fts import fts_problem
+    from indexer.store.fts import fts_problem
 
     s = stack
     for i in range(20):
@@ -322,22 +323,23 @@ def test_deleted_keyword_index_is_reported_searched_around_and_rebuilt(stack: St
         resp = searcher.search("ERR_QUUX_7")  # meaning and names still work
         assert resp.results and resp.results[0].path.endswith("doc7.txt")
     assert "WARN" not in capfd.readouterr().err  # no Rust warning per query (LanceDB logs to stderr)
-    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), __import__("indexer.search").search._FileFilter(), 5) is None
-    said = [r for r in caplog.records if r.name == "indexer.search" and "keyword index" in r.getMessage()]
+    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), __import__("indexer.search.ranking").search.ranking._FileFilter(), 5) is None
+    said = [r for r in caplog.records if r.name == "indexer.search.ranking" and "keyword index" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]  # once
     assert not [r for r in caplog.records if "keyword search unavailable" in r.getMessage()]
     # The writer rebuilds it at its next run (a watcher's sync is enough).
     s.service.sync_paths([])
     assert fts_problem(s.store.chunks_table(), open_it=True) is None
     assert _index_folders(s, s.store.chunks_table_name(), "fts")[0].is_dir()
-    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), __import__("indexer.search").search._FileFilter(), 5).num_rows
+    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), __import__("indexer.search.ranking").search.ranking._FileFilter(), 5).num_rows
     assert "rebuilt" in (last_report(s.paths) or {}).get("message", "")
     assert check_and_heal(s.paths).ok
     s.store.close()
 
 
 def test_deleted_vector_index_is_reported_searched_around_and_rebuilt(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer import ann, search
+    from indexer.store import ann
+    from indexer.search import ranking as search
 
     s = stack
     for i in range(60):

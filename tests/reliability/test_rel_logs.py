@@ -54,10 +54,10 @@ def flate_bomb_pdf() -> bytes:
 _SCRIPT = textwrap.dedent(
     """
     import logging, sys, warnings
-    sys.path.insert(0, {tests!r})
-    from fakes import HashImageEmbedder, HashTextEmbedder
-    from indexer import cli
-    from indexer.commands import index as index_cmd
+    sys.path.insert(0, {repo!r})
+    from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+    import indexer.cli.main as cli
+    from indexer.cli import index as index_cmd
 
     class Chatty(HashTextEmbedder):
         def embed_documents(self, items):
@@ -70,8 +70,8 @@ _SCRIPT = textwrap.dedent(
             return super().embed_documents(items)
 
     def fake_runtime(args, **kw):
-        from indexer.config import load_settings, open_paths
-        from indexer.runtime import Runtime
+        from indexer.library.settings import load_settings, open_paths
+        from indexer.library.runtime import Runtime
         paths = open_paths(args.data_dir)
         rt = Runtime(paths, load_settings(paths))
         rt._text, rt._image = Chatty(), HashImageEmbedder()
@@ -91,7 +91,7 @@ def test_index_keeps_library_output_off_stderr_and_in_the_log_file(tmp_path: Pat
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT.format(tests=str(TESTS), root=str(root), data=str(data))],
+        [sys.executable, "-c", _SCRIPT.format(repo=str(REPO), root=str(root), data=str(data))],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -113,8 +113,8 @@ def test_index_keeps_library_output_off_stderr_and_in_the_log_file(tmp_path: Pat
 
 
 def test_bug_reason_names_the_log_file_only_when_there_is_one(tmp_path: Path) -> None:
-    from indexer.extract.sandbox import bug_reason
-    from indexer.logs import cli_logging, log_file
+    from indexer.ingest.extract.sandbox import bug_reason
+    from indexer.library.logs import cli_logging, log_file
 
     trace = 'Traceback (most recent call last):\n  File "x.py", line 1\nLimitReachedError: limit reached\n'
     assert log_file() is None
@@ -133,8 +133,8 @@ def test_bug_reason_names_the_log_file_only_when_there_is_one(tmp_path: Path) ->
 
 def test_no_log_file_for_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
     """A read-only command on a fresh machine must not create the data dir just to log."""
-    from indexer.extract.sandbox import bug_reason
-    from indexer.logs import cli_logging
+    from indexer.ingest.extract.sandbox import bug_reason
+    from indexer.library.logs import cli_logging
 
     data = tmp_path / "not-yet"
     with cli_logging(data):
@@ -145,7 +145,7 @@ def test_no_log_file_for_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("verbose", [0, 1])
 def test_cli_logging_restores_the_terminal_handler(tmp_path: Path, verbose: int) -> None:
-    from indexer.logs import cli_logging
+    from indexer.library.logs import cli_logging
 
     root = logging.getLogger()
     handler = logging.StreamHandler()

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from fakes import HashImageEmbedder, HashTextEmbedder
-from indexer.config import Settings, load_settings, open_paths, save_settings
-from rel_stack import make_stack
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+from indexer.library.settings import Settings, load_settings, open_paths, save_settings
+from tests.support.rel_stack import make_stack
 
 
 def _fake_runtime(args: Any, **_kw: Any) -> Any:
-    from indexer.runtime import Runtime
+    from indexer.library.runtime import Runtime
 
     paths = open_paths(args.data_dir)
     rt = Runtime(paths, load_settings(paths))
@@ -47,8 +47,8 @@ def data(tmp_path: Path) -> Path:
 def test_cli_index_refuses_the_data_dir_and_anything_inside(
     data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from indexer import cli
-    from indexer.commands import index as index_cmd
+    import indexer.cli.main as cli
+    from indexer.cli import index as index_cmd
 
     monkeypatch.setattr(index_cmd, "runtime_from_args", _fake_runtime)
     for target in (data, data / "index.lance", data / "settings.json", Path(str(data) + "/")):
@@ -59,7 +59,7 @@ def test_cli_index_refuses_the_data_dir_and_anything_inside(
 
 
 def test_folders_add_refuses_inside_the_data_dir(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from indexer import cli
+    import indexer.cli.main as cli
 
     assert cli.main(["folders", "add", str(data / "index.lance"), "--data-dir", str(data)]) == 2
     _one_refusal(capsys.readouterr().err)
@@ -68,7 +68,7 @@ def test_folders_add_refuses_inside_the_data_dir(data: Path, capsys: pytest.Capt
 
 def test_onnx_cache_is_refused_too(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from indexer import cli
+    import indexer.cli.main as cli
 
     cache = tmp_path / "onnx-cache"
     cache.mkdir()
@@ -79,7 +79,7 @@ def test_onnx_cache_is_refused_too(tmp_path: Path, data: Path, monkeypatch: pyte
 
 def test_watch_refuses_a_data_dir_found_in_the_settings(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """settings.json may list the data dir (edited by hand, or written by an older version)."""
-    from indexer import cli
+    import indexer.cli.main as cli
 
     paths = open_paths(data)
     save_settings(paths, Settings(folders=[os.path.realpath(data)]))

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from rel_stack import make_stack
-from indexer import pipeline
-from indexer.search import Searcher
-from indexer.store import Store
-from rel_checks import text_rows
+from tests.support.rel_stack import make_stack
+from indexer.ingest import pipeline
+from indexer.search.ranking import Searcher
+from indexer.store.tables import Store
+from tests.support.rel_checks import text_rows
 
 FILES = 1500
 READERS_SAME_STORE = 2

@@ -5,7 +5,7 @@ the window's opener refuses paths outside the roots (tests/gui/test_window.py::
 test_open_refuses_path_outside_roots, tests/gui/test_components.py::test_opener_containment),
 names and passages render as plain text (tests/gui/test_components.py::
 test_preview_renders_metadata_literally, ::test_model_text_is_plain), and weights load
-from safetensors only (tests/test_weights.py::test_pickled_object_is_refused_without_running_it,
+from safetensors only (tests/integration/test_weights.py::test_pickled_object_is_refused_without_running_it,
 ::test_models_never_unpickle_or_trust_remote_code).
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-import nasty
-from rel_stack import Stack, make_stack
+from tests.support import nasty
+from tests.support.rel_stack import Stack, make_stack
 
 
 def _modes(top: Path) -> dict[str, int]:
@@ -56,8 +56,8 @@ def test_private_permissions_reasserted_on_every_start(tmp_path: Path) -> None:
 
         # The next start goes through the real start-up path: open_runtime tightens what
         # is there, and the Runtime's umask makes what it writes from now on private too.
-        from fakes import HashImageEmbedder, HashTextEmbedder
-        from indexer.runtime import open_runtime
+        from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+        from indexer.library.runtime import open_runtime
 
         os.umask(0o022)
         rt = open_runtime(data)

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from fakes import HashImageEmbedder, HashTextEmbedder
-from indexer.config import Settings, open_paths, save_settings
-from indexer.pipeline import IndexService
-from indexer.store import Store
-from indexer.watch import WatchService
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+from indexer.library.settings import Settings, open_paths, save_settings
+from indexer.ingest.pipeline import IndexService
+from indexer.store.tables import Store
+from indexer.watch.watcher import WatchService
 
 WORDS = ["harbor", "lantern", "quartz", "meadow", "violin", "copper", "ember", "glacier"]
 NAMES = ["a.txt", "b.md", "notes.txt", "c.txt"]

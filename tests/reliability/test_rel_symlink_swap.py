@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nasty
+from tests.support import nasty
 import pytest
-from rel_stack import Stack
+from tests.support.rel_stack import Stack
 
-from indexer import safe_open
+from indexer.ingest import safe_open
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
 
@@ -81,7 +81,7 @@ def test_folder_swapped_after_the_scan_is_not_read(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, walk_mode: str, indexed_before: bool
 ) -> None:
     """Deterministic: the scan sees a real folder, every read sees a symlink to outside."""
-    from indexer import scan
+    from indexer.ingest import scan
 
     s = stack
     outside, hold = tmp_path / "outside", tmp_path / "hold"
@@ -131,7 +131,7 @@ def test_folder_swapped_after_the_scan_is_not_read(
 
 def test_stored_stat_is_that_of_the_file_read(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file rewritten between the scan and the read: size and mtime stored are the read file's."""
-    from indexer import scan
+    from indexer.ingest import scan
 
     s = stack
     (s.root / "sub").mkdir()

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from fakes import HashImageEmbedder, HashTextEmbedder
-from rel_stack import Stack
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+from tests.support.rel_stack import Stack
 
 
 @contextlib.contextmanager
@@ -123,7 +123,7 @@ def test_unreadable_subfolder_is_a_listed_problem_and_nothing_below_it_is_swept(
 def test_file_vanishing_between_scan_and_read_is_gone_not_failed(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import indexer.scan as scan
+    import indexer.ingest.scan as scan
 
     s = stack
     a, b = _notes(s.root, 2)
@@ -156,8 +156,8 @@ def test_file_vanishing_between_scan_and_read_is_gone_not_failed(
 
 def _fake_runtime(args: Any, **_kw: Any) -> Any:
     """The real Runtime on the hash embedders (the CLI's composition root, minus the models)."""
-    from indexer.config import load_settings, open_paths
-    from indexer.runtime import Runtime
+    from indexer.library.settings import load_settings, open_paths
+    from indexer.library.runtime import Runtime
 
     paths = open_paths(args.data_dir)
     rt = Runtime(paths, load_settings(paths))
@@ -168,9 +168,9 @@ def _fake_runtime(args: Any, **_kw: Any) -> Any:
 def test_cli_index_and_status_keep_and_explain_an_unreadable_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from indexer import cli
-    from indexer.commands import index as index_cmd
-    from indexer.commands import status as status_cmd
+    import indexer.cli.main as cli
+    from indexer.cli import index as index_cmd
+    from indexer.cli import status as status_cmd
 
     monkeypatch.setattr(index_cmd, "runtime_from_args", _fake_runtime)
     monkeypatch.setattr(status_cmd, "runtime_from_args", _fake_runtime)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rel_stack import Stack, make_stack
-from indexer.store import Store
-from rel_checks import committed_intact, text_rows
+from tests.support.rel_stack import Stack, make_stack
+from indexer.store.tables import Store
+from tests.support.rel_checks import committed_intact, text_rows
 
 
 class Killed(BaseException):

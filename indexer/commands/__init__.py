@@ -1,1 +1,0 @@
-"""One module per `lodestar` subcommand, each with `register(subparsers, common)`."""

@@ -1,0 +1,192 @@
+"""Fakes honouring the runtime / searcher / watcher contracts, for GUI tests."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from indexer.library.settings import Settings, open_paths
+from indexer.types import FolderStatus, IndexSummary, Progress, SearchResponse, SearchResult
+
+
+class FakeSearcher:
+    """Deterministic searcher; ``gate`` (per query) lets a test hold a response back."""
+
+    def __init__(self, docs: list[SearchResult] | None = None) -> None:
+        self.docs = docs or []
+        self.calls: list[tuple[str, Any]] = []
+        self.gates: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    def _wait(self, key: str) -> None:
+        gate = self.gates.get(key)
+        if gate is not None:
+            assert gate.wait(10), f"gate for {key!r} never opened"
+
+    def search(self, query: str, *, kind: str = "all", limit: int = 20, filters: Any = None) -> SearchResponse:
+        with self.lock:
+            self.calls.append(("search", (query, filters)))
+        self._wait(query)
+        words = [w for w in query.lower().split() if w]
+        hits = [d for d in self.docs if any(w in (d.name + " " + d.passage).lower() for w in words)]
+        if filters and filters.get("ext"):
+            hits = [d for d in hits if d.ext in filters["ext"]]
+        return SearchResponse(results=hits[:limit], query=query,
+                              message="" if hits else "No good match.")
+
+    def similar_image(self, image: Any, *, text: str | None = None, limit: int = 20) -> SearchResponse:
+        with self.lock:
+            self.calls.append(("similar_image", (image, text)))
+        hits = [d for d in self.docs if d.kind == "image"]
+        return SearchResponse(results=hits[:limit], query=text or "")
+
+    def similar_to(self, path: str, *, limit: int = 20) -> SearchResponse:
+        with self.lock:
+            self.calls.append(("similar_to", path))
+        return SearchResponse(results=[d for d in self.docs if d.path != path][:limit])
+
+
+class FakeEmbedder:
+    def __init__(self, available: bool = True) -> None:
+        self._available = available
+        self.loaded = False
+
+    def available(self) -> tuple[bool, str]:
+        return self._available, "" if self._available else "CLIP weights missing"
+
+    def load(self) -> None:
+        self.loaded = True
+
+
+class FakeService:
+    def __init__(self, progress: Any = None) -> None:
+        self.progress = progress
+        self.synced: list[list[str]] = []
+
+    def sync_paths(self, paths: list[str], cancel: Any = None, *, force: bool = False) -> IndexSummary:
+        self.synced.append(list(paths))
+        return IndexSummary()
+
+    def index_roots(self, roots: list[str], cancel: Any = None) -> IndexSummary:
+        if self.progress:
+            self.progress(Progress("embedding", done=1, total=2))
+        return IndexSummary()
+
+
+class FakeRecord:
+    def __init__(self, path: str, state: str, reason: str) -> None:
+        self.path, self.state, self.reason = path, state, reason
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.problem_rows: list[FakeRecord] = []
+        self.cleared = 0
+
+    def files(self) -> dict[str, Any]:
+        return {}
+
+    def problems(self) -> list[FakeRecord]:
+        return list(self.problem_rows)
+
+    def clear(self) -> None:
+        self.cleared += 1
+
+
+class FakeWatch:
+    def __init__(self, service: Any, settings: Settings, paths: Any, on_status: Any = None) -> None:
+        self.service, self.settings, self.on_status = service, settings, on_status
+        self.cancel = threading.Event()
+        self.started = self.stopped = False
+        self.roots = list(settings.folders)
+
+    def start(self) -> None:
+        self.started = True
+        self.service.index_roots(self.roots)
+        if self.on_status:
+            self.on_status(self.folder_status())
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        self.stopped = True
+        return True
+
+    def set_roots(self, roots: list[str]) -> None:
+        self.roots = list(roots)
+
+    def request_reconcile(self, root: str | None = None) -> None:
+        pass
+
+    def folder_status(self) -> list[FolderStatus]:
+        return [FolderStatus(path=r, mode="live", files=3, failed=1) for r in self.roots]
+
+
+class FakeRuntime:
+    def __init__(self, data_dir: Path, folders: list[str], searcher: FakeSearcher, clip: bool = True) -> None:
+        self.paths = open_paths(data_dir)
+        self.settings = Settings(folders=list(folders), welcome_done=True)
+        self.text_embedder = FakeEmbedder()
+        self.image_embedder = FakeEmbedder(available=clip)
+        self.store = FakeStore()
+        self._searcher = searcher
+        self.services: list[FakeService] = []
+        self.ready_calls: list[tuple[bool, bool, bool]] = []
+        self.closed = False
+
+    def searcher(self) -> FakeSearcher:
+        return self._searcher
+
+    def image_ready(self, load: bool = True, *, download: bool = False, retry: bool = False) -> tuple[bool, str]:
+        self.ready_calls.append((load, download, retry))
+        ok, why = self.image_embedder.available()
+        if ok and load:
+            self.image_embedder.load()
+        return ok, why
+
+    def service(self, progress: Any = None) -> FakeService:
+        svc = FakeService(progress)
+        self.services.append(svc)
+        return svc
+
+    def reset_image_model(self) -> None:
+        self.image_embedder = FakeEmbedder(available=self.image_embedder.available()[0])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeLock:
+    released = False
+
+    def release(self) -> None:
+        self.released = True
+
+
+def make_docs(root: Path, thumb_dir: Path | None = None) -> list[SearchResult]:
+    docs = []
+    for name, text in [("tax-return-2023.pdf", "Your income tax refund for 2023 was approved."),
+                       ("holiday-notes.md", "We went hiking in the Alps and ate cheese."),
+                       ("recipe.txt", "Bake the bread at 220 degrees for forty minutes.")]:
+        path = root / name
+        path.write_text(text)
+        lo = text.lower()
+        word = "tax" if "tax" in lo else "hiking" if "hiking" in lo else "bread"
+        start = lo.index(word)
+        docs.append(SearchResult(path=str(path), kind="text", score=0.8, name=name, folder=str(root),
+                                 ext=os.path.splitext(name)[1], size=len(text), mtime=1_700_000_000.0,
+                                 passage=text, highlights=[(start, start + len(word))]))
+    img = root / "sunset.jpg"
+    img.write_bytes(b"not really a jpeg")
+    thumb = ""
+    if thumb_dir is not None:
+        from PySide6.QtGui import QColor, QImage
+
+        thumb_dir.mkdir(parents=True, exist_ok=True)
+        q = QImage(64, 48, QImage.Format.Format_RGB32)
+        q.fill(QColor("orange"))
+        thumb = str(thumb_dir / "sunset.png")
+        q.save(thumb, "PNG")
+    docs.append(SearchResult(path=str(img), kind="image", score=0.7, name="sunset.jpg", folder=str(root),
+                             ext=".jpg", size=17, mtime=1_600_000_000.0, thumbnail=thumb, width=64, height=48))
+    return docs
