@@ -5,7 +5,7 @@ Index each set once, then run this (cheap: query embeddings are computed once)::
     .venv/bin/lodestar index /work/shared/eval/pyfaq/docs --data-dir /tmp/eval-pyfaq
     .venv/bin/lodestar index /work/shared/eval/pyfaq-long/docs --data-dir /tmp/eval-pyfaq-long
     .venv/bin/python bench/eval_quality.py            # default Ranking on both sets
-    .venv/bin/python bench/eval_quality.py --set length_prior=0 --set support_weight=0
+    .venv/bin/python bench/eval_quality.py --set length_prior=0 --set keyword_weight=0.22
 
 ``--set`` changes one `indexer.search.ranking.Ranking` field for an ablation; the product
 always uses the defaults.

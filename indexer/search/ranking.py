@@ -10,9 +10,9 @@ Documents (see docs/SEARCH.md for the figures behind every constant):
    cosine similarity to the query, plus a keyword bonus for the share of the
    query's words it contains. The bonus weighs more for identifier-like words
    (ERR_QUUX_4711, parseConfig) that a sentence model does not understand.
-3. A file's score is its best chunk plus a little for its next best chunks
-   (several passages agreeing is evidence), minus a small prior for length
-   (a long file has many chances of one lucky chunk), plus a name match bonus.
+3. A file's score is its best chunk minus a small prior for length (a long
+   file has many chances of one lucky chunk). Names find files whose name or
+   title has the query words but no passage matched, and name-only files.
 4. A cutoff (an absolute floor and a gap to the top score) hides the junk tail;
    when nothing clears it the message is "No good match.".
 
@@ -38,7 +38,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -51,7 +51,6 @@ from indexer.search.query import (
     STOP_WORDS,
     ParsedQuery,
     contains_phrase,
-    content_terms,
     looks_like_identifier,
     parse_query,
     too_long_message,
@@ -78,10 +77,7 @@ class Ranking:
     keyword_weight: float = 0.15  # bonus for containing all query words (sentences)
     identifier_weight: float = 0.40  # ... when the query has identifier-like words
     short_query_weight: float = 0.15  # ... one or two words: people type names and terms
-    lead_weight: float = 0.0  # blend of the file's opening chunk (a whole-file signal)
-    support_weight: float = 0.0  # share of the 2nd/3rd best chunk's excess over the floor
     length_prior: float = 0.06  # per ln(chunks) of the file
-    name_weight: float = 0.0  # bonus for a document whose name/title has the query words (measured: noise)
     name_only_score: float = 0.55  # a name-only file whose name has all the query words
     floor: float = 0.25  # absolute cosine floor for documents
     gap: float = 0.30  # results further than this below the top are junk
@@ -118,7 +114,6 @@ class _VectorCache:
         self.sane: np.ndarray = np.zeros(0, bool)  # row's vector finite and unit length (issue 11.6)
         self.meta: Any = None  # arrow table of the non-vector columns
         self.valid_key: Any = None
-        self.lead: dict[str, int] = {}  # fid -> row of its first chunk (ord 0)
         self.filter_key: Any = None  # the last filter's per-file mask, reused while unchanged
         self.filter_ok: np.ndarray = np.zeros(0, bool)
 
@@ -416,9 +411,7 @@ class Searcher:
             # A sentence is not a file name: partial name matches of question words
             # (json, list, file) measured as noise; only name-only files keep them.
             names = {f: v for f, v in names.items() if files[f].state == "name_only" and v >= 0.5}
-        lead = self._lead_sims(qvec, {c.fid for c in cands}, files) if rk.lead_weight else {}
-        results = self._group(cands, files, limit, parsed=parsed, floor=rk.floor, gap=rk.gap, names=names, allowed=allowed, kind=kind, lead=lead)
-        return results
+        return self._group(cands, files, limit, parsed=parsed, floor=rk.floor, gap=rk.gap, names=names, allowed=allowed, kind=kind)
 
     def _keyword_weight(self, parsed: ParsedQuery) -> float:
         rk = self.ranking
@@ -441,9 +434,8 @@ class Searcher:
         names: dict[str, float] | None = None,
         allowed: _FileFilter | None = None,
         kind: str = "all",
-        lead: dict[str, float] | None = None,
     ) -> list[SearchResult]:
-        """One result per file: its best passage, scored with its supporting passages."""
+        """One result per file: its best passage, ranked with a length prior; names find name-only files."""
         rk = self.ranking
         by_file: dict[str, list[_Candidate]] = {}
         for c in cands:
@@ -464,18 +456,10 @@ class Searcher:
                 best = group[0]
             if excludes and any(contains_phrase(best.text, x) or contains_phrase(name_text, x) for x in excludes):
                 continue
-            base = best.score
-            if lead and fid in lead:
-                # The opening passage speaks for the whole file (title, summary, first answer).
-                base = (1 - rk.lead_weight) * base + rk.lead_weight * lead[fid]
-            # Other passages that also match are evidence, counted above the floor only.
-            support = sum(max(0.0, c.score - floor) for c in group[1:3] if c is not best)
-            score = base + rk.support_weight * support
-            score -= rk.length_prior * math.log(max(1, rec.n_chunks))
-            score += rk.name_weight * names.get(fid, 0.0)
-            # The cutoff judges the evidence (cosine + keyword + name), not the length prior,
+            score = best.score - rk.length_prior * math.log(max(1, rec.n_chunks))
+            # The cutoff judges the evidence (cosine + keyword), not the length prior,
             # so a right answer inside a long file is never hidden for being long.
-            scored.append((score, best.score + rk.name_weight * names.get(fid, 0.0), rec, best))
+            scored.append((score, best.score, rec, best))
         # Files found by name only (name-only records, or documents with no passage found).
         if kind in ("all", "text", "other"):
             for fid, share in names.items():
@@ -523,31 +507,6 @@ class Searcher:
             return []
         rows = _nearest(self, table, self._chunk_cache, qvec, files, allowed, k, ["fid", "file_hash", "ord", "text", "start", "end"])
         return [_Candidate(fid=r["fid"], text=r["text"], start=r["start"], end=r["end"], sim=r["sim"]) for r in rows]
-
-    def _lead_sims(self, qvec: np.ndarray, fids: set[str], files: dict[str, FileRecord]) -> dict[str, float]:
-        """Cosine of the query to each file's first chunk."""
-        cache = self._chunk_cache
-        table = self.store.chunks_table()
-        if table is None or not fids:
-            return {}
-        with self._lock:
-            in_memory = cache.meta is not None and cache.key is not None and cache.key[0] == table.version
-            rows = {f: cache.lead[f] for f in fids if f in cache.lead and cache.sane[cache.lead[f]]} if in_memory else {}
-            vectors = cache.vectors
-        if in_memory:
-            if not rows:
-                return {}
-            idx = np.fromiter(rows.values(), np.int64, count=len(rows))
-            sims = vectors[idx] @ qvec
-            return {f: float(x) for f, x in zip(rows, sims)}
-        where = "ord = 0 AND fid IN (" + ", ".join(f"'{_hexcheck(f)}'" for f in sorted(fids)) + ")"
-        arrow = table.search().where(where).select(["fid", "file_hash", "vector"]).limit(len(fids) * 2).to_arrow()
-        out: dict[str, float] = {}
-        for fid, fh, vec in zip(arrow.column("fid").to_pylist(), arrow.column("file_hash").to_pylist(), arrow.column("vector").to_pylist()):
-            v = np.asarray(vec, np.float32)
-            if _live(files.get(fid), fh) and sane_rows(v).all():
-                out[fid] = float(v @ qvec)
-        return out
 
     def _keyword_rows(self, terms: list[str], files: dict[str, FileRecord], allowed: _FileFilter, k: int) -> Any | None:
         """The BM25 search itself (arrow rows, or None): no query vector needed."""
@@ -992,11 +951,6 @@ def _load(cache: _VectorCache, table: Any, columns: list[str]) -> None:
     cache.codes = np.fromiter((index.setdefault(f, len(index)) for f in fids), np.int32, count=n)
     cache.fids = list(index)
     cache.meta = arrow.select(columns).combine_chunks()
-    cache.lead = {}
-    if "ord" in arrow.column_names:
-        for i, (fid, o) in enumerate(zip(fids, arrow.column("ord").to_pylist())):
-            if o == 0:
-                cache.lead[fid] = i
 
 
 def _row_vectors(arrow: Any) -> np.ndarray:
@@ -1102,8 +1056,3 @@ def _sniff_ext(data: bytes) -> str:
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return ".tiff"
     return ".png"
-
-
-def iter_terms(text: str) -> Iterable[str]:
-    """The words a highlight or keyword bonus looks for (exposed for the window)."""
-    return content_terms(text)

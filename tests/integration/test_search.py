@@ -121,7 +121,7 @@ def test_identifier_is_found_by_keyword_where_vectors_alone_miss(indexed: Any) -
     assert resp.results[0].passage[s:e] == "ERR_QUUX_4711"
     vectors_only = Searcher(
         indexed.store, indexed.text_embedder, None,
-        ranking=Ranking(keyword_k=0, keyword_weight=0, identifier_weight=0, short_query_weight=0, name_weight=0, gap=1.0, floor=-1.0),
+        ranking=Ranking(keyword_k=0, keyword_weight=0, identifier_weight=0, short_query_weight=0, gap=1.0, floor=-1.0),
     )
     ranked = _names(vectors_only.search("ERR_QUUX_4711", kind="text"))
     assert ranked[0] != "crash-1.log", ranked  # meaning alone cannot tell the five reports apart

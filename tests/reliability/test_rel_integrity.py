@@ -95,7 +95,7 @@ def _assert_sane_search(searcher: Any, query: str, damaged: set[str], rows: set[
     """No damaged file or row is ranked; every vector similarity is a cosine, every score bounded."""
     rk = searcher.ranking
     resp = searcher.search(query, **kw)
-    bound = 1.0 + max(rk.identifier_weight, rk.keyword_weight, rk.short_query_weight) + rk.name_weight + EPS
+    bound = 1.0 + max(rk.identifier_weight, rk.keyword_weight, rk.short_query_weight) + EPS
     for r in resp.results:
         fid = searcher.store.get_file(r.path).fid
         assert np.isfinite(r.score) and r.score <= bound, (query, r.path, r.score)
