@@ -8,6 +8,7 @@ import os
 
 from indexer.cli._common import print_json, say
 from indexer.library.settings import AppPaths, load_settings, normalise_folder, open_paths, save_settings
+from indexer.paths import is_under
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,6 @@ def _user_error(message: str) -> Exception:
     from indexer.cli.main import UserError
 
     return UserError(message)
-
-
-def _is_under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,11 +53,11 @@ def add_folder(paths: AppPaths, raw: str) -> int:
     settings = load_settings(paths)
     current = [normalise_folder(f) for f in settings.folders]
     for existing in current:
-        if _is_under(path, existing):
+        if is_under(path, existing):
             what = "already watched" if path == existing else f"already watched as part of {existing}"
             say(f"{path} is {what}; nothing to do.")
             return 0
-    nested = [f for f in current if _is_under(f, path)]
+    nested = [f for f in current if is_under(f, path)]
     settings.folders = [f for f in current if f not in nested] + [path]
     save_settings(paths, settings)
     if nested:

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from indexer.cli._common import ProgressPrinter, add_clip_flag, print_json, runtime_from_args, say
+from indexer.paths import display_path, root_of
 
 
 def register(sub: Any, common: Any) -> None:
@@ -41,7 +42,7 @@ def run(args: Any) -> int:
         files = [t for t in targets if not os.path.isdir(t)]
         service = rt.service(None if args.json else ProgressPrinter())
         for root in roots:
-            if root not in rt.settings.folders and not any(root.startswith(f.rstrip(os.sep) + os.sep) for f in rt.settings.folders):
+            if root_of(root, rt.settings.folders) is None:
                 rt.settings.folders.append(root)
         from indexer.library.settings import save_settings
 
@@ -72,7 +73,7 @@ def run(args: Any) -> int:
             + (f", {summary.pending} images waiting for the image model" if summary.pending else "")
         )
         for path, reason in summary.failures[:20]:
-            say(f"  failed: {os.fsencode(path).decode('utf-8', 'backslashreplace')}: {reason}")
+            say(f"  failed: {display_path(path)}: {reason}")
         if len(summary.failures) > 20:
             say(f"  … and {len(summary.failures) - 20} more (see `lodestar status`)")
         if summary.pending:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from indexer.cli._common import add_clip_flag, print_json, runtime_from_args, say, shorten_home
+from indexer.paths import display_path
 
 
 def register(sub: Any, common: Any) -> None:
@@ -127,7 +128,7 @@ def print_response(resp: Any, as_json: bool) -> None:
         say(resp.message)
     for i, r in enumerate(resp.results, 1):
         when = dt.datetime.fromtimestamp(r.mtime).strftime("%Y-%m-%d") if r.mtime else ""
-        say(f"{i:>2}. {shorten_home(_display(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")
+        say(f"{i:>2}. {shorten_home(display_path(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")
         if r.passage:
             text = " ".join(r.passage.split())
             if len(text) > 300:
@@ -137,13 +138,7 @@ def print_response(resp: Any, as_json: bool) -> None:
             say(f"      {r.width}×{r.height} image")
 
 
-def _display(path: str) -> str:
-    import os
-
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def _public(r: Any) -> dict[str, Any]:
     d = dataclasses.asdict(r)
-    d["path"] = _display(r.path)
+    d["path"] = display_path(r.path)
     return d

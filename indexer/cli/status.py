@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from indexer.cli._common import add_clip_flag, print_json, runtime_from_args, say, shorten_home
+from indexer.paths import display_path
 
 
 def register(sub: Any, common: Any) -> None:
@@ -71,7 +72,7 @@ def collect(rt: Any, problems: int = 10) -> dict[str, Any]:
         "image_model": _image_model_status(rt, clip),
         "exclusions": Exclusions(rt.settings, rt.paths.data_dir).describe(),
         "problems": [
-            {"path": os.fsencode(r.path).decode("utf-8", "backslashreplace"), "state": r.state, "reason": r.reason}
+            {"path": display_path(r.path), "state": r.state, "reason": r.reason}
             for r in probs[:problems]
         ],
         "problem_count": len(probs),

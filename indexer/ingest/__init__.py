@@ -5,6 +5,6 @@ without following any symlink below its root, `extract/` turns a file into text 
 pixels (risky parsers in a sandboxed worker), `chunk` cuts text into passages, and
 `pipeline.IndexService` runs them with the embedders and writes through the store.
 
-May import: indexer.types/errors/wording, indexer.library.settings, indexer.store.tables,
+May import: indexer.types/errors/paths/wording, indexer.library.settings, indexer.store.tables,
 models (through the embedder protocols). Never Qt, never search.
 """

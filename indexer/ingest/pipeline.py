@@ -42,6 +42,7 @@ from indexer.ingest.safe_open import (
     open_under_root,
     stat_under_root,
 )
+from indexer.paths import root_of
 from indexer.store.tables import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
 from indexer.types import (
     Chunk,
@@ -260,7 +261,7 @@ class IndexService:
             files = self.store.files()
             for raw in dict.fromkeys(paths):
                 path = os.path.abspath(raw)
-                root = _root_of(path, roots)
+                root = root_of(path, roots)
                 if root is None:
                     continue
                 try:
@@ -324,7 +325,7 @@ class IndexService:
             by_root: dict[str, list[FileInfo]] = collections.defaultdict(list)
             for raw in dict.fromkeys(paths):
                 path = os.path.abspath(raw)
-                root = _root_of(path, roots) or os.path.dirname(path)
+                root = root_of(path, roots) or os.path.dirname(path)
                 info = stat_file(path, root)
                 if info is not None:
                     by_root[root].append(info)
@@ -944,15 +945,6 @@ def _folder_problem(path: str, root: str, reason: str) -> FileRecord:
         fid=file_id(path), path=path, root=root, kind=FOLDER_KIND, size=0, mtime_ns=0,
         state="failed", reason=reason, indexed_at=time.time(),
     )
-
-
-def _root_of(path: str, roots: Sequence[str]) -> str | None:
-    best = None
-    for root in roots:
-        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-            if best is None or len(root) > len(best):
-                best = root
-    return best
 
 
 def _via_symlinked_folder(path: str, root: str) -> bool:

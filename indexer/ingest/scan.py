@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from indexer.library.settings import DEFAULT_EXCLUDES, IGNORE_MARKER, Settings
 from indexer.errors import LodestarError
 from indexer.ingest.extract import kind_for_name, kind_for_path
+from indexer.paths import is_under, root_of
 from indexer.types import FileInfo
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ SkipCallback = Callable[[str, str], None]
 
 class FolderRefused(LodestarError):
     """A folder (or file) that must never be indexed or watched: Lodestar's own data."""
-
-
-def _is_under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def own_folders(data_dir: str | os.PathLike[str] | None) -> list[tuple[str, str]]:
@@ -79,7 +76,7 @@ def refusal_reason(path: str | os.PathLike[str], data_dir: str | os.PathLike[str
         for p in candidates:
             if p == folder:
                 return f"{p} is {what}; it is never indexed or watched (choose a folder of your own files)"
-            if _is_under(p, folder):
+            if is_under(p, folder):
                 return f"{p} is inside {what} ({folder}); it is never indexed or watched"
     return ""
 
@@ -342,12 +339,6 @@ class Exclusions:
             return True
         return is_dir and path in self.data_dirs
 
-    def _root_of(self, path: str) -> str | None:
-        for root in self.roots:  # longest first: nested roots pick the innermost
-            if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-                return root
-        return None
-
     def _cached_gitignore(self, folder: str) -> GitIgnore | None:
         try:
             mtime = os.lstat(os.path.join(folder, GITIGNORE)).st_mtime_ns
@@ -369,10 +360,9 @@ class Exclusions:
         Folders above the root do not count (a root may itself be hidden).
         """
         path = os.path.abspath(path)
-        for d in self.data_dirs:
-            if path == d or path.startswith(d.rstrip(os.sep) + os.sep):
-                return True
-        root = self._root_of(path)
+        if any(is_under(path, d) for d in self.data_dirs):
+            return True
+        root = root_of(path, self.roots)
         if root is None:
             # Not under a known root: judge the name alone.
             return self.name_excluded(os.path.basename(path), path, is_dir)
@@ -465,7 +455,7 @@ def scan_root(
     if not stat.S_ISDIR(st.st_mode):
         _report(on_skip, root, "watched folder is not a folder (or is a symbolic link)")
         return
-    if any(_is_under(root, d) for d in excl.data_dirs):
+    if any(is_under(root, d) for d in excl.data_dirs):
         _report(on_skip, root, "Lodestar's own data, never indexed")
         return
 
@@ -532,7 +522,7 @@ def _ancestor_gitignores(excl: Exclusions, folder: str) -> list[GitIgnore]:
     if not excl.honour_gitignore:
         return []
     # Innermost watched folder that strictly contains ``folder`` (roots are sorted longest first).
-    outer = next((r for r in excl.roots if folder.startswith(r.rstrip(os.sep) + os.sep)), None)
+    outer = root_of(folder, [r for r in excl.roots if r != folder])
     if outer is None:
         return []
     folders = [outer]
@@ -551,7 +541,7 @@ def stat_file(path: str, root: str) -> FileInfo | None:
     """
     path = os.path.abspath(os.fsdecode(path))
     root = os.path.abspath(os.fsdecode(root))
-    if path == root or not path.startswith(root.rstrip(os.sep) + os.sep):
+    if path == root or not is_under(path, root):
         return None
     try:
         st = os.lstat(path)

@@ -3,6 +3,6 @@
 `query` parses the query syntax, `ranking.Searcher` ranks passages, keywords,
 names and images, `eval` measures retrieval quality on labelled queries.
 
-May import: indexer.types/errors/wording, indexer.store.tables, models (embedder
+May import: indexer.types/errors/paths/wording, indexer.store.tables, models (embedder
 protocols). Never Qt, never ingest.
 """

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import DiskFull, StoreError, is_disk_full
+from indexer.paths import display_path
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,6 @@ CLEANUP_OLDER_THAN = timedelta(minutes=2)
 def file_id(path: str) -> str:
     """Stable hex key of a path (its OS bytes), safe inside predicates."""
     return hashlib.blake2b(os.fsencode(path), digest_size=16).hexdigest()
-
-
-def display_path(path: str) -> str:
-    """A printable form of a path; undecodable bytes are shown as escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def table_slug(model_id: str, dim: int) -> str:

@@ -2,6 +2,6 @@
 
 The watcher only collects and debounces; events are hints backed by reconciles.
 
-May import: indexer.types/errors, indexer.library.settings, indexer.ingest (the
+May import: indexer.types/errors/paths, indexer.library.settings, indexer.ingest (the
 service protocol only). Never Qt, never search.
 """

@@ -38,6 +38,7 @@ from indexer.library.settings import (
     write_json_atomic,
 )
 from indexer.errors import LodestarError
+from indexer.paths import is_under, root_of
 from indexer.types import FolderStatus, IndexSummary
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,11 @@ class BasicExclusions:
         return any(fnmatch.fnmatchcase(name, pat) for pat in self._patterns)
 
     def is_excluded(self, path: str, is_dir: bool) -> bool:
-        if self._data_dir and _is_under(path, self._data_dir):
+        if self._data_dir and is_under(path, self._data_dir):
             return True
         ancestors = []
         parent = os.path.dirname(path)
-        while self._root and parent != self._root and _is_under(parent, self._root):
+        while self._root and parent != self._root and is_under(parent, self._root):
             ancestors.append(parent)
             parent = os.path.dirname(parent)
         if any(self._name_excluded(a, True) for a in reversed(ancestors)):
@@ -174,10 +175,6 @@ def lower_thread_priority(niceness: int = 10) -> bool:
     except OSError as exc:
         log.debug("cannot lower watcher priority: %s", exc)
         return False
-
-
-def _is_under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 # --------------------------------------------------------------------------- queue
@@ -636,22 +633,14 @@ class WatchService:
             ex = self._excluders[root] = self._exclusions_factory(root)
         return ex
 
-    @staticmethod
-    def _root_of(path: str, roots: Iterable[str]) -> str | None:
-        best = None
-        for root in roots:
-            if _is_under(path, root) and (best is None or len(root) > len(best)):
-                best = root
-        return best
-
     def _filter(self, raw: list[str], roots: dict[str, _Root]) -> list[str]:
         """Keep paths inside an available root that the exclusions let through."""
         keep: list[str] = []
         for path in raw:
-            root = self._root_of(path, roots)
+            root = root_of(path, roots)
             if root is None or roots[root].mode == "unavailable":
                 continue
-            if _is_under(path, self._data_dir):
+            if is_under(path, self._data_dir):
                 continue  # never index ourselves
             try:
                 # The final path decides (an atomic save's temp name is excluded, its
