@@ -14,13 +14,15 @@ from typing import Any
 from PySide6.QtCore import QDate, Signal
 from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QLabel, QWidget
 
+from indexer.ingest.extract import IMAGE_EXTENSIONS
+
 TYPE_CHOICES: list[tuple[str, list[str]]] = [
     ("Any type", []),
     ("PDF", [".pdf"]),
     ("Word / office", [".docx", ".doc", ".odt", ".rtf"]),
     ("Text & Markdown", [".txt", ".md", ".rst", ".org"]),
     ("Code", [".py", ".js", ".ts", ".c", ".h", ".cpp", ".rs", ".go", ".java", ".sh"]),
-    ("Images", [".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif", ".tif", ".tiff", ".bmp"]),
+    ("Images", ["." + e for e in sorted(IMAGE_EXTENSIONS)]),  # every extension the index reads as an image
 ]
 DATE_CHOICES: list[tuple[str, int | None]] = [
     ("Any time", None), ("Past week", 7), ("Past month", 31), ("Past year", 365), ("Custom range…", -1),

@@ -45,12 +45,12 @@ from desktop.search_bar import SearchBar
 from desktop.search_controller import ImageQuery, SearchController
 from desktop.status_panel import StatusPanel
 from desktop.thumbnails import ThumbnailCache
+from indexer.ingest.extract import kind_for_path
 from indexer.search.query import QUERY_TOO_LONG
 from indexer.types import Progress, SearchResponse
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 DEFAULT_SIZE = (1100, 720)
 
 
@@ -60,7 +60,7 @@ def image_from_mime(mime: QMimeData) -> tuple[str, bytes]:
         for url in mime.urls():
             if url.isLocalFile():
                 path = url.toLocalFile()
-                if os.path.splitext(path)[1].lower() in IMAGE_EXTS and os.path.isfile(path):
+                if kind_for_path(path) == "image" and os.path.isfile(path):
                     return path, b""
     if mime.hasImage():
         image = mime.imageData()
@@ -240,7 +240,7 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
-        if mime.hasImage() or any(u.isLocalFile() and os.path.splitext(u.toLocalFile())[1].lower() in IMAGE_EXTS
+        if mime.hasImage() or any(u.isLocalFile() and kind_for_path(u.toLocalFile()) == "image"
                                   for u in mime.urls()):
             event.acceptProposedAction()
             self.set_drop_highlight(True)
@@ -283,7 +283,7 @@ class MainWindow(QMainWindow):
             elif pm is not None:
                 icon = QIcon(pm)
             else:
-                kind = "image" if os.path.splitext(query.path)[1].lower() in IMAGE_EXTS else "text"
+                kind = "image" if kind_for_path(query.path) == "image" else "text"
                 icon = type_icon(kind)  # never decode the person's file with Qt
             # The chip is the query now: the old words would only mislead.
             self.search_bar.field.blockSignals(True)

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.search_controller import ImageQuery
+from indexer.ingest.extract import IMAGE_EXTENSIONS
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.gif *.bmp *.tif *.tiff *.heic *.heif)"
+IMAGE_FILTER = "Images (" + " ".join("*." + e for e in sorted(IMAGE_EXTENSIONS)) + ")"
 
 
 class ImageChip(QWidget):
