@@ -13,6 +13,10 @@ class LodestarError(Exception):
     """Base for expected, user-facing problems; ``str(exc)`` is the message."""
 
 
+class UserError(LodestarError):
+    """A command given something it cannot use (missing path, a folder for a file, empty index)."""
+
+
 class StoreError(LodestarError):
     """The index cannot be opened or written (and why)."""
 

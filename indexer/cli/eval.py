@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from indexer.cli._common import print_json, runtime_from_args, say
+from indexer.errors import UserError
 
 
 def register(sub: Any, common: Any) -> None:
@@ -24,7 +25,6 @@ def register(sub: Any, common: Any) -> None:
 
 
 def run(args: Any) -> int:
-    from indexer.cli.main import UserError
     from indexer.search.eval import evaluate, load_queries
     from indexer.search.ranking import Searcher
 

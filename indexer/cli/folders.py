@@ -7,6 +7,7 @@ import logging
 import os
 
 from indexer.cli._common import print_json, say
+from indexer.errors import UserError
 from indexer.library.settings import AppPaths, load_settings, normalise_folder, open_paths, save_settings
 from indexer.paths import is_under
 
@@ -25,12 +26,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.set_defaults(func=run)
 
 
-def _user_error(message: str) -> Exception:
-    from indexer.cli.main import UserError
-
-    return UserError(message)
-
-
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "folders_command", None) or "list"
     paths = open_paths(args.data_dir)
@@ -44,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
 def add_folder(paths: AppPaths, raw: str) -> int:
     path = normalise_folder(raw)
     if not os.path.exists(path):
-        raise _user_error(f"no such folder: {raw}")
+        raise UserError(f"no such folder: {raw}")
     if not os.path.isdir(path):
-        raise _user_error(f"not a folder: {raw} (Lodestar watches folders; add the folder that holds it)")
+        raise UserError(f"not a folder: {raw} (Lodestar watches folders; add the folder that holds it)")
     from indexer.ingest.scan import check_indexable
 
     check_indexable(path, paths.data_dir)  # Lodestar's own data is never watched (FolderRefused)
@@ -84,7 +79,7 @@ def remove_folder(paths: AppPaths, raw: str, data_dir: str | None = None) -> int
     current = [normalise_folder(f) for f in settings.folders]
     if path not in current:
         listed = ", ".join(current) or "none"
-        raise _user_error(f"{path} is not a watched folder (watched: {listed})")
+        raise UserError(f"{path} is not a watched folder (watched: {listed})")
     settings.folders = [f for f in current if f != path]
     save_settings(paths, settings)
     say(f"Stopped watching {path}.")

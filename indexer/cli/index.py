@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from indexer.cli._common import ProgressPrinter, add_clip_flag, print_json, runtime_from_args, say
+from indexer.errors import UserError
 from indexer.paths import display_path, root_of
 
 
@@ -19,7 +20,6 @@ def register(sub: Any, common: Any) -> None:
 
 
 def run(args: Any) -> int:
-    from indexer.cli.main import UserError
     from indexer.library.settings import default_data_dir, normalise_folder
     from indexer.ingest.scan import check_indexable
     from indexer.library.writer_lock import WriterLock

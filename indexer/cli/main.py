@@ -14,13 +14,11 @@ import logging
 import os
 import sys
 
+from indexer.errors import UserError
+
 log = logging.getLogger(__name__)
 
 COMMANDS = ["index", "search", "similar", "status", "folders", "watch", "eval", "autostart", "models"]
-
-
-class UserError(Exception):
-    """An expected problem (missing path, unreadable store, missing weights): one clear line."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from indexer.cli._common import add_clip_flag, print_json, runtime_from_args, say
+from indexer.errors import UserError
 
 
 def register(sub: Any, common: Any) -> None:
@@ -17,7 +18,6 @@ def register(sub: Any, common: Any) -> None:
 
 
 def run(args: Any) -> int:
-    from indexer.cli.main import UserError
     from models.weights import weights_status
 
     rt = runtime_from_args(args)

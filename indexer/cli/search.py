@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from indexer.cli._common import add_clip_flag, print_json, runtime_from_args, say, shorten_home
+from indexer.errors import UserError
 from indexer.paths import display_path
 
 
@@ -75,7 +76,6 @@ def filters_from_args(args: Any) -> dict[str, Any]:
 
 
 def run(args: Any) -> int:
-    from indexer.cli.main import UserError
     from indexer.search.query import too_long_message
 
     query = " ".join(args.query)
@@ -95,7 +95,6 @@ def run(args: Any) -> int:
 
 def _refuse_empty(query: str, filters: dict[str, Any]) -> None:
     """No words, phrase or filter: say so rather than print nothing and succeed."""
-    from indexer.cli.main import UserError
     from indexer.search.query import parse_query
 
     parsed = parse_query(query)

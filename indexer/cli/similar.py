@@ -7,6 +7,7 @@ from typing import Any
 
 from indexer.cli._common import add_clip_flag, runtime_from_args
 from indexer.cli.search import limit_arg, print_response
+from indexer.errors import UserError
 
 
 def register(sub: Any, common: Any) -> None:
@@ -20,7 +21,6 @@ def register(sub: Any, common: Any) -> None:
 
 
 def run(args: Any) -> int:
-    from indexer.cli.main import UserError
     from indexer.types import ExtractionError, NameOnly
 
     if os.path.isdir(args.image):
