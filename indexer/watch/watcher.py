@@ -335,9 +335,6 @@ class WatchService:
         self.cancel = threading.Event()  # handed to the pipeline, checked between batches
         self._threads: list[threading.Thread] = []
         self._publish_lock = threading.Lock()
-        self.batches = 0  # sync_paths calls made (tests and progress lines)
-        self.reconciles = 0
-        self.last_error = ""
         wanted = settings.folders if roots is None else roots
         for root in wanted:
             self._roots[normalise_folder(root)] = _Root(normalise_folder(root))
@@ -434,7 +431,7 @@ class WatchService:
             ]
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """True once nothing is queued, requested or in flight (test helper)."""
+        """True once nothing is queued, requested or in flight (`lodestar watch --once` waits on it)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -535,9 +532,6 @@ class WatchService:
             return all(e.is_alive() for e in getattr(observer, "emitters", ()))
         except (AttributeError, RuntimeError):
             return False
-
-    def _root_available(self, r: _Root) -> bool:
-        return not self._unavailable_reason(r)
 
     def _unavailable_reason(self, r: _Root) -> str:
         """Why ``r`` cannot be watched now ("" when it can); its entries are kept meanwhile."""
@@ -658,10 +652,8 @@ class WatchService:
             return fn()
         except LodestarError as exc:  # known problem (disk full, store): say it, keep watching
             log.warning("%s failed: %s", what, exc)
-            self.last_error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback, keep the watcher alive
+        except Exception:  # noqa: BLE001 - a bug: keep the traceback, keep the watcher alive
             log.exception("%s failed", what)
-            self.last_error = f"{what} failed: {exc}"
         return None
 
     def _worker(self) -> None:
@@ -766,7 +758,6 @@ class WatchService:
         with self._cond:
             for r in ready:
                 r.last_reconcile = time.time()
-            self.reconciles += len(ready)
         log.info("reconciled %s in %.1fs", names, time.monotonic() - started)
         self._publish()
 
@@ -786,10 +777,7 @@ class WatchService:
             why = self._unavailable_reason(r) if r is not None else ""
             if r is not None and why:
                 self._mark_unavailable(r, why)
-        batch = self._filter(raw, roots)
-        if batch:
-            self.batches += 1
-        return batch
+        return self._filter(raw, roots)
 
     def _do_sync(self, raw: list[str]) -> None:
         with self._cond:
@@ -805,7 +793,6 @@ class WatchService:
         if not batch:
             return
         summary = self._call(f"updating {len(batch)} paths", lambda: self.service.sync_paths(batch, cancel=self.cancel))
-        self.batches += 1
         if summary is not None and self._on_batch is not None:
             try:
                 self._on_batch(batch, summary)
