@@ -15,6 +15,7 @@ from indexer.library.settings import Settings
 from indexer.ingest.extract import extract_text, sandbox
 from indexer.ingest.extract.documents import html_to_text
 from indexer.types import ExtractionError, NameOnly
+from tests.support import sandbox_tasks
 from tests.support.nasty import docx_bytes, epub_bytes, minimal_pdf
 
 
@@ -129,7 +130,7 @@ def test_epub_spine_order_title_and_no_scripts(tmp_path: Path) -> None:
 def test_sandbox_timeout_kills_and_recovers(tmp_path: Path) -> None:
     t0 = time.monotonic()
     with pytest.raises(ExtractionError, match="longer than"):
-        sandbox.run("selftest_sleep", (30.0,), timeout_s=1.0)
+        sandbox.run(sandbox_tasks.sleep, (30.0,), timeout_s=1.0)
     assert time.monotonic() - t0 < 10
     # The next document gets a fresh worker.
     r = extract_text(_write(tmp_path / "d.pdf", minimal_pdf(["after timeout"])), Settings())
@@ -138,7 +139,7 @@ def test_sandbox_timeout_kills_and_recovers(tmp_path: Path) -> None:
 
 def test_sandbox_crash_is_one_failed_file(tmp_path: Path) -> None:
     with pytest.raises(ExtractionError, match="crashed"):
-        sandbox.run("selftest_crash", ())
+        sandbox.run(sandbox_tasks.crash, ())
     r = extract_text(_write(tmp_path / "d.docx", docx_bytes([("", "after crash")])), Settings())
     assert r.text == "after crash"
 
@@ -153,7 +154,7 @@ def test_in_process_mode_gives_same_result(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
 def test_sandbox_memory_cap_turns_bomb_into_failure(tmp_path: Path) -> None:
     with pytest.raises(ExtractionError, match="memory"):
-        sandbox.run("selftest_alloc", (sandbox.WORKER_MEMORY_MB * 2,))
+        sandbox.run(sandbox_tasks.alloc, (sandbox.WORKER_MEMORY_MB * 2,))
     # The same worker keeps serving.
     r = extract_text(_write(tmp_path / "d.pdf", minimal_pdf(["still alive"])), Settings())
     assert "still alive" in r.text

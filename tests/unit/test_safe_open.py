@@ -181,6 +181,7 @@ def test_extractors_read_the_opened_file_not_the_path(tree: tuple[Path, Path]) -
 def test_sandboxed_worker_reports_a_swapped_folder_as_unsafe(tree: tuple[Path, Path]) -> None:
     """Through the real spawned worker: its refusal comes back as PathUnsafe, not a plain failure."""
     from indexer.ingest.extract import sandbox
+    from indexer.ingest.extract.documents import parse_html_file
 
     root, outside = tree
     page = root / "sub" / "deep" / "p.html"
@@ -189,14 +190,14 @@ def test_sandboxed_worker_reports_a_swapped_folder_as_unsafe(tree: tuple[Path, P
     with open_under_root(str(root), str(page)) as f:
         ident = f.identity()
     try:
-        assert "inside page" in sandbox.run("html", (str(page), str(root), ident, 10_000, 10_000))[0]
+        assert "inside page" in sandbox.run(parse_html_file, (str(page), str(root), ident, 10_000, 10_000))[0]
         _swap_for_link(root / "sub", outside)
         with pytest.raises(PathUnsafe, match="symbolic link"):
-            sandbox.run("html", (str(page), str(root), ident, 10_000, 10_000))
+            sandbox.run(parse_html_file, (str(page), str(root), ident, 10_000, 10_000))
         _unswap_link(root / "sub")
         page.unlink()
         with pytest.raises(safe_open.Vanished):
-            sandbox.run("html", (str(page), str(root), ident, 10_000, 10_000))
+            sandbox.run(parse_html_file, (str(page), str(root), ident, 10_000, 10_000))
     finally:
         sandbox.shutdown()
 

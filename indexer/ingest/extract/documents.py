@@ -188,7 +188,7 @@ def extract_html_file(path: str, settings: Settings, source: OpenFile | None = N
         if st.st_size > cap:
             raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {cap / MB:.0f} MB cap)")
         # The worker re-opens it the same safe way and must find this very file (S2).
-        text, title, encoding, truncated = sandbox.run("html", (path, f.root, f.identity(), limit, cap))
+        text, title, encoding, truncated = sandbox.run(parse_html_file, (path, f.root, f.identity(), limit, cap))
     return TextExtraction(text=text, title=title, encoding=encoding, truncated=truncated)
 
 
@@ -225,7 +225,8 @@ def extract_document(path: str, settings: Settings, ext: str, source: OpenFile |
             raise NameOnly(f"too large to read ({st.st_size / MB:.0f} MB > {cap / MB:.0f} MB cap)")
         limit_chars = int(settings.max_text_mb * MB)
         # The worker re-opens it the same safe way and must find this very file (S2).
-        text, title, truncated = sandbox.run(ext, (path, f.root, f.identity(), limit_chars))
+        parse = {"pdf": parse_pdf, "docx": parse_docx, "epub": parse_epub}[ext]
+        text, title, truncated = sandbox.run(parse, (path, f.root, f.identity(), limit_chars))
     if not text.strip():
         if ext == "pdf":
             raise NameOnly("PDF has no text layer (scanned image?)")

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -76,10 +77,14 @@ def shutdown() -> None:
             _worker = None
 
 
-def run(task: str, args: tuple[Any, ...], timeout_s: float | None = None) -> Any:
-    """Run ``task`` (a name from ``_TASKS``) in the worker; re-raise its NameOnly/ExtractionError."""
+def run(task: Callable[..., Any], args: tuple[Any, ...], timeout_s: float | None = None) -> Any:
+    """``task(*args)`` in the worker; re-raise its NameOnly/ExtractionError.
+
+    ``task`` is a module-level function: it travels to the worker by name and is
+    imported there (the parsers in `documents`; tests send their own).
+    """
     if not ENABLED:
-        return _dispatch(task, args)
+        return task(*args)
     global _worker
     timeout = DOCUMENT_TIMEOUT_S if timeout_s is None else timeout_s
     with _lock:  # one request at a time: the worker is single-threaded
@@ -90,12 +95,12 @@ def run(task: str, args: tuple[Any, ...], timeout_s: float | None = None) -> Any
             ready = w.conn.poll(timeout)
             reply = w.conn.recv() if ready else None
         except (EOFError, OSError) as exc:
-            log.warning("document worker died on %s%r: %s", task, args[:1], exc)
+            log.warning("document worker died on %s%r: %s", task.__name__, args[:1], exc)
             w.kill()
             _worker = None
             raise ExtractionError("the document reader crashed on this file") from exc
         if not ready:
-            log.warning("document worker timed out after %.1fs on %s%r", time.monotonic() - started, task, args[:1])
+            log.warning("document worker timed out after %.1fs on %s%r", time.monotonic() - started, task.__name__, args[:1])
             w.kill()
             _worker = None
             raise ExtractionError(f"took longer than {timeout:.0f} s to read (gave up)")
@@ -114,38 +119,6 @@ def run(task: str, args: tuple[Any, ...], timeout_s: float | None = None) -> Any
         log.error("document worker error on %r:\n%s", args[:1], payload)
         raise ExtractionError(bug_reason(payload))
     raise ExtractionError(payload)
-
-
-def _selftest_sleep(seconds: float) -> str:
-    time.sleep(seconds)
-    return "slept"
-
-
-def _selftest_alloc(mb: int) -> int:
-    return len(bytearray(mb * 1024 * 1024))  # a bomb-sized allocation
-
-
-def _selftest_crash() -> None:
-    os._exit(70)  # simulates a segfault in a C decoder
-
-
-def _dispatch(task: str, args: tuple[Any, ...]) -> Any:
-    from indexer.ingest.extract import documents
-
-    tasks = {
-        "html": documents.parse_html_file,
-        "pdf": documents.parse_pdf,
-        "docx": documents.parse_docx,
-        "epub": documents.parse_epub,
-        "selftest_sleep": _selftest_sleep,
-        "selftest_crash": _selftest_crash,
-        "selftest_alloc": _selftest_alloc,
-    }
-    try:
-        func = tasks[task]
-    except KeyError:
-        raise ValueError(f"unknown sandbox task {task!r}") from None
-    return func(*args)
 
 
 def _limit_memory(mb: int) -> None:
@@ -215,7 +188,7 @@ def _serve(conn: Connection, memory_mb: int, log_path: str | None = None) -> Non
             return
         task, args = msg
         try:
-            reply: tuple[str, Any] = ("ok", _dispatch(task, args))
+            reply: tuple[str, Any] = ("ok", task(*args))
         except NameOnly as exc:
             reply = ("name_only", str(exc))
         except PathUnsafe as exc:
