@@ -1,9 +1,9 @@
 """Cold start of the `lodestar` window vs an empty PySide6 QWidget, same run.
 
 Each launch is a fresh subprocess under QT_QPA_PLATFORM=offscreen. The app is
-run with LODESTAR_STARTUP_PROBE=quit (desktop/startup_probe.py), which prints
-``window-shown <t>`` at the main window's first show event and ``first-query <t>``
-when the answer to a query typed at once arrives, then quits. Times are from
+run through bench/startup_probe.py (`lodestar` with its window hooked from outside),
+which prints ``window-shown <t>`` at the main window's first show event and
+``first-query <t>`` when the answer to a query typed at once arrives, then quits. Times are from
 just before ``Popen`` (interpreter start included) to those stamps.
 
 The data directory holds a small ready index (pyfaq sample, real text model,
@@ -140,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _name, corpus = pyfaq_sample(PYFAQ_DOCS, args.files)
     checkpoint = None if args.no_clip else random_clip_checkpoint()
-    exe = Path(sys.executable).parent / "lodestar"
-    app_cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "indexer.cli.main"]
+    app_cmd = [sys.executable, str(Path(__file__).resolve().parent / "startup_probe.py")]
     paths_run = ["light", "torch"] if args.text_path == "both" else [args.text_path]
     shown_b: list[float] = []
     shown: dict[str, list[float]] = {k: [] for k in paths_run}
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(tmp) / "data"
         onnx_cache = Path(args.onnx_cache) if args.onnx_cache else Path(tmp) / "onnx-cache"
         prepare(data, corpus, checkpoint, onnx_cache)
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LODESTAR_STARTUP_PROBE="quit",
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
                    XDG_CONFIG_HOME=str(Path(tmp) / "config"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    LODESTAR_ONNX_CACHE=str(onnx_cache))
         env.pop("LODESTAR_CLIP_CHECKPOINT", None)

@@ -283,9 +283,6 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     window.quitRequested.connect(app.quit)
     restore_signals = _quit_on_signals(app)
     window.restartRequested.connect(lambda: (restart.append(True), app.quit()))
-    from desktop import startup_probe  # bench/bench_startup.py timestamps; inert unless enabled
-
-    startup_probe.install(window, parts.controller, app)
     window.show()
     try:
         code = app.exec()

@@ -1,10 +1,13 @@
-"""Start-up timestamps for bench/bench_startup.py (off unless LODESTAR_STARTUP_PROBE is set).
+"""`lodestar` with start-up timestamps, for bench/bench_startup.py.
 
-With ``LODESTAR_STARTUP_PROBE=1`` the app prints to stderr, as wall-clock seconds
+    python bench/startup_probe.py --data-dir DIR
+
+runs the `lodestar` command as usual, with the window's parts hooked from outside
+(the product carries no probe): it prints to stderr, as wall-clock seconds
 (``time.time()``), ``window-shown <t>`` when the main window receives its first
 show event and ``first-query <t>`` when the first answer to
-``LODESTAR_STARTUP_PROBE_QUERY`` (typed at once, as a person would) arrives.
-With ``LODESTAR_STARTUP_PROBE=quit`` the app quits after the first answer.
+``LODESTAR_STARTUP_PROBE_QUERY`` (typed at once, as a person would) arrives, then
+quits.
 """
 
 from __future__ import annotations
@@ -15,12 +18,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
-
-ENV = "LODESTAR_STARTUP_PROBE"
-
-
-def enabled() -> bool:
-    return bool(os.environ.get(ENV))
+from PySide6.QtWidgets import QApplication
 
 
 class _ShowWatcher(QObject):
@@ -38,10 +36,7 @@ class _ShowWatcher(QObject):
 
 def install(window: Any, controller: Any, app: Any) -> None:
     """Hook the window and the search controller; call before ``window.show()``."""
-    if not enabled():
-        return
     query = os.environ.get("LODESTAR_STARTUP_PROBE_QUERY", "how do I read a file")
-    quit_after = os.environ.get(ENV) == "quit"
 
     def shown() -> None:
         print(f"window-shown {time.time():.6f}", file=sys.stderr, flush=True)
@@ -53,9 +48,27 @@ def install(window: Any, controller: Any, app: Any) -> None:
             return
         answered.done = True  # type: ignore[attr-defined]
         print(f"first-query {time.time():.6f}", file=sys.stderr, flush=True)
-        if quit_after:
-            QTimer.singleShot(0, app.quit)
+        QTimer.singleShot(0, app.quit)
 
     watcher = _ShowWatcher(shown, window)
     window.installEventFilter(watcher)
     controller.responseReady.connect(answered)
+
+
+def main(argv: list[str]) -> int:
+    import desktop.app
+    from indexer.cli.main import main as lodestar
+
+    build_window = desktop.app.build_window
+
+    def probed_build_window(*args: Any, **kwargs: Any) -> Any:
+        parts = build_window(*args, **kwargs)
+        install(parts.window, parts.controller, QApplication.instance())  # run_app shows the window next
+        return parts
+
+    desktop.app.build_window = probed_build_window
+    return lodestar(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
