@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_image_index import make_clip, random_clip_checkpoint
 
     clip = make_clip(random_clip_checkpoint(), args.batch)
-    model = clip._model
+    model = clip._backend.model
     default_threads = torch.get_num_threads()
     x = torch.randn(args.images, 3, 224, 224, generator=torch.Generator().manual_seed(0))
 

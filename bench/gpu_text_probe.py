@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = args.device
     emb = TextEmbedder(str(random_minilm_dir()), device=dev)
     emb.load()
-    model = emb._model
+    model = emb._backend.model
     tok = model.tokenizer
     print(f"tokenizer: {type(tok).__module__}.{type(tok).__name__} is_fast={getattr(tok, 'is_fast', '?')} "
           f"max_seq_length={model.max_seq_length} torch_threads={torch.get_num_threads()}", flush=True)

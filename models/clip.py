@@ -10,16 +10,21 @@ Light path (CPU): when the ONNX export of these exact weights is cached
 PIL/numpy preprocessing — no torch, no open_clip (~0.8 GB less memory), same vectors,
 same ``model_id``. The first load on a machine uses open_clip and writes the export
 in a background thread for next time. ``LODESTAR_CLIP_LIGHT=0`` turns it off.
+
+``ClipEmbedder`` decides which path serves the model; the path itself is a small
+backend object: ``OpenClipBackend`` (torch) or ``OnnxClipBackend`` (ONNX Runtime).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -60,8 +65,106 @@ def light_enabled() -> bool:
 KNOWN_DIMS = {"ViT-B-32": 512, "ViT-B-16": 512, "ViT-L-14": 768, "ViT-H-14": 1024, "RN50": 1024}
 
 
+class OpenClipBackend:
+    """The torch path: an open_clip model, its eval transform and tokenizer.
+
+    Counts the forward passes in flight, so the background export can copy the
+    model between two of them (``private_copy``) without ever tracing one in use."""
+
+    engine = "torch"
+    light = False
+
+    def __init__(self, model: Any, preprocess: Callable[[Any], Any], tokenizer: Callable[..., Any], device: str) -> None:
+        import torch
+
+        self.model = model
+        self.preprocess = preprocess  # PIL image → torch tensor [3, H, W]
+        self.tokenizer = tokenizer
+        self.device = device
+        self._torch = torch
+        self._fwd = threading.Condition()
+        self._fwd_active = 0
+        self._fwd_paused = False
+
+    @contextlib.contextmanager
+    def _forward(self) -> Iterator[None]:
+        """One forward pass in flight (waits while the export copies the model)."""
+        with self._fwd:
+            self._fwd.wait_for(lambda: not self._fwd_paused)
+            self._fwd_active += 1
+        try:
+            yield
+        finally:
+            with self._fwd:
+                self._fwd_active -= 1
+                self._fwd.notify_all()
+
+    def private_copy(self) -> Any:
+        """A deep copy of the model, taken while no forward pass runs."""
+        with self._fwd:
+            self._fwd_paused = True
+            try:
+                self._fwd.wait_for(lambda: self._fwd_active == 0)
+                return copy.deepcopy(self.model)
+            finally:
+                self._fwd_paused = False
+                self._fwd.notify_all()
+
+    def _to_tensor(self, x: Any) -> Any:
+        return self._torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+
+    def embed_tensors(self, batch: Any) -> np.ndarray:
+        """One non-empty batch: a tensor/array [n, 3, H, W] or [3, H, W], or a list of [3, H, W]."""
+        torch = self._torch
+        if isinstance(batch, (list, tuple)):
+            batch = torch.stack([self._to_tensor(b) for b in batch])
+        batch = self._to_tensor(batch)
+        if batch.ndim == 3:
+            batch = batch.unsqueeze(0)
+        dtype = next(self.model.parameters()).dtype
+        with self._forward(), torch.inference_mode():
+            feats = self.model.encode_image(batch.to(self.device, dtype=dtype))
+            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return np.ascontiguousarray(feats.cpu().numpy(), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        torch = self._torch
+        tokens = self.tokenizer([text])
+        with self._forward(), torch.inference_mode():
+            feats = encode_text_trimmed(self.model, tokens.to(self.device))
+            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return np.ascontiguousarray(feats[0].cpu().numpy(), dtype=np.float32)
+
+
+class OnnxClipBackend:
+    """The light path: both towers in ONNX Runtime (models/onnx_clip.py), no torch."""
+
+    engine = "onnxruntime"
+    light = True
+
+    def __init__(self, onnx: Any) -> None:
+        self.onnx = onnx  # models.onnx_clip.OnnxClip
+        self.preprocess: Callable[[Any], Any] = onnx.preprocess  # PIL image → float32 numpy [3, H, W]
+        self.tokenizer: Callable[..., Any] = onnx.tokenizer
+
+    def embed_tensors(self, batch: Any) -> np.ndarray:
+        if isinstance(batch, (list, tuple)):
+            batch = np.stack([_to_numpy(b) for b in batch])
+        arr = _to_numpy(batch)
+        if arr.ndim == 3:
+            arr = arr[None]
+        return self.onnx.encode_images(arr)  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.onnx.encode_text([text])[0]  # type: ignore[no-any-return]
+
+
+ClipBackend = OpenClipBackend | OnnxClipBackend
+
+
 class ClipEmbedder:
-    """open_clip model behind the Embedder protocol: documents are RGB PIL images."""
+    """One open_clip model behind ``models.base.ImageEmbedder``: documents are PIL
+    images. Loads lazily, once, into the backend that fits (torch, or the light path)."""
 
     def __init__(
         self,
@@ -85,17 +188,10 @@ class ClipEmbedder:
         self.on_download_announce = on_download_announce
         self.device: str | None = None
         self.weights_source: str | None = None
-        self._model: Any = None
-        self._preprocess: Callable[[Any], Any] | None = None
-        self._tokenizer: Callable[..., Any] | None = None
+        self._backend: ClipBackend | None = None  # what serves the model once loaded
         self._dim: int | None = None
         self._model_id: str | None = None
         self._lock = threading.Lock()
-        self.light = False  # True when served by ONNX Runtime (models/onnx_clip.py), no torch
-        # Forward passes in flight on the torch path; the export copies the model between them.
-        self._fwd = threading.Condition()
-        self._fwd_active = 0
-        self._fwd_paused = False
         self.export_thread: threading.Thread | None = None
         self.export_done = threading.Event()
         self.export_error: BaseException | None = None
@@ -135,7 +231,19 @@ class ClipEmbedder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._backend is not None
+
+    @property
+    def light(self) -> bool:
+        """Served by ONNX Runtime (models/onnx_clip.py), without torch ever imported."""
+        backend = self._backend
+        return backend is not None and backend.light
+
+    @property
+    def engine(self) -> str | None:
+        """"torch" or "onnxruntime": what runs the forward pass; None before a load."""
+        backend = self._backend
+        return backend.engine if backend is not None else None
 
     def available(self) -> tuple[bool, str]:
         """Can weights be had (cheap: no torch, no network)? Plus a message for people."""
@@ -149,21 +257,21 @@ class ClipEmbedder:
     # -- loading --------------------------------------------------------------------
     def load(self) -> None:
         """Build the model and load weights (idempotent, thread-safe, any thread)."""
-        if self._model is not None:
+        if self._backend is not None:
             return
         with self._lock:
-            if self._model is not None:
+            if self._backend is not None:
                 return
-            self._load_locked()
+            self._backend = self._load_locked()
 
-    def _load_locked(self) -> None:
+    def _load_locked(self) -> ClipBackend:
         from models.device import pick_device
 
         export_to, export_force = None, False
         if self._light_fits():
-            export_to, export_force = self._load_light()
-            if self.light:
-                return
+            light, export_to, export_force = self._load_light()
+            if light is not None:
+                return light
         resolved = resolve_weights(
             self.model_name,
             self.pretrained,
@@ -174,7 +282,7 @@ class ClipEmbedder:
         )
         try:
             import open_clip
-            import torch
+            import torch  # noqa: F401 - the backend needs it: say so here, with the fix
         except ImportError as exc:
             raise ModelUnavailable(f"open_clip is not installed ({exc})", "`pip install open_clip_torch`") from exc
         if open_clip.get_model_config(self.model_name) is None:
@@ -218,16 +326,13 @@ class ClipEmbedder:
         model.eval()
         tokenizer = open_clip.get_tokenizer(self.model_name)  # bundled BPE vocab; no network for ViT-*
         self._dim = int(open_clip.get_model_config(self.model_name)["embed_dim"])
-        self._preprocess = preprocess
-        self._tokenizer = tokenizer
         self.device = device
         self.weights_source = resolved.source
-        self._torch = torch
-        self._model = model
-        self.light = False
+        backend = OpenClipBackend(model, preprocess, tokenizer, device)
         log.info("CLIP %s loaded on %s from %s (%s)", self.model_id, device, resolved.path, resolved.source)
         if export_to is not None and device == "cpu":
-            self._start_export(model, preprocess, tokenizer, export_to, export_force)
+            self._start_export(backend, export_to, export_force)
+        return backend
 
     def _check_hub_parts(self, cfg: dict[str, Any]) -> None:
         """Some architectures fetch a tokenizer or text-model config from the Hub when
@@ -271,9 +376,9 @@ class ClipEmbedder:
             return False
         return True
 
-    def _load_light(self) -> tuple[Any, bool]:
-        """Serve from the cached export if it is there and sound (sets ``self.light``);
-        else (export folder or None, force) for the torch load that follows."""
+    def _load_light(self) -> tuple[OnnxClipBackend | None, Path | None, bool]:
+        """(backend, None, False) from the cached export if it is there and sound;
+        else (None, export folder or None, force) for the torch load that follows."""
         from models.onnx_clip import OnnxClip, clip_export_dir, export_complete
 
         try:
@@ -282,15 +387,15 @@ class ClipEmbedder:
             else:  # known tags only: an unknown one would import open_clip to find its file
                 found = find_in_hf_cache(self.model_name, self.pretrained, allow_import=False)
                 if found is None:
-                    return None, False
+                    return None, None, False
                 path, source = found, "hf-cache"
             out_dir = clip_export_dir(path, self.model_name, self.pretrained)
         except Exception as exc:  # noqa: BLE001 - the torch path reports weight problems properly
             log.info("light CLIP path skipped: %s", exc)
-            return None, False
+            return None, None, False
         if not export_complete(out_dir):
             log.info("no cached ONNX export of %s yet: loading open_clip (export follows)", self.model_id)
-            return out_dir, False
+            return None, out_dir, False
         try:
             onnx = OnnxClip(out_dir)
             if self._dim is not None and onnx.dim != self._dim:
@@ -300,18 +405,14 @@ class ClipEmbedder:
                 raise ValueError(f"probe vector is not a finite vector of size {onnx.dim}")
         except Exception as exc:  # noqa: BLE001 - any broken cache file: fall back, re-export
             log.warning("cached CLIP export %s is unusable (%s); loading open_clip and re-exporting", out_dir, exc)
-            return out_dir, True
+            return None, out_dir, True
         self._dim = onnx.dim
         self.device = "cpu"
         self.weights_source = source
-        self._preprocess = onnx.preprocess
-        self._tokenizer = onnx.tokenizer
-        self.light = True
-        self._model = onnx
         log.info("CLIP %s loaded on cpu via ONNX Runtime (light path, dim %d)", self.model_id, onnx.dim)
-        return None, False
+        return OnnxClipBackend(onnx), None, False
 
-    def _start_export(self, model: Any, preprocess: Any, tokenizer: Any, out_dir: Any, force: bool) -> None:
+    def _start_export(self, backend: OpenClipBackend, out_dir: Path, force: bool) -> None:
         """Write the ONNX export for the next start, once, in a daemon thread. The
         thread copies the model between forward passes (so it never traces a model in
         use) and exports the copy; failures only log a warning."""
@@ -320,15 +421,8 @@ class ClipEmbedder:
         def run() -> None:
             private: Any = None
             try:
-                spec = light_spec(model, preprocess, tokenizer)
-                with self._fwd:
-                    self._fwd_paused = True
-                    try:
-                        self._fwd.wait_for(lambda: self._fwd_active == 0)
-                        private = copy.deepcopy(model)
-                    finally:
-                        self._fwd_paused = False
-                        self._fwd.notify_all()
+                spec = light_spec(backend.model, backend.preprocess, backend.tokenizer)
+                private = backend.private_copy()
                 export_clip(private, spec, out_dir, force=force)
             except ModelUnavailable as exc:
                 self.export_error = exc
@@ -348,56 +442,27 @@ class ClipEmbedder:
         """Wait for a background export to end (tests, benchmarks); True if none runs now."""
         return exports.wait_export(self.export_thread, timeout)
 
-    def _forward(self) -> Any:
-        """Context for one torch forward pass (the export's copy waits for it)."""
-        return _Forward(self)
-
-    def _ensure(self) -> Any:
+    def _ensure(self) -> ClipBackend:
         self.load()
-        return self._model
+        assert self._backend is not None
+        return self._backend
 
     # -- embedding ------------------------------------------------------------------
     def preprocess(self, image: Any) -> Any:
         """PIL image → model input [3, H, W] (a torch tensor, or float32 numpy on the
         light path); what ``embed_tensors`` takes. Safe to call from a thread pool."""
-        self.load()
-        assert self._preprocess is not None
+        backend = self._ensure()
         if getattr(image, "mode", "RGB") != "RGB":
             image = image.convert("RGB")
-        return self._preprocess(image)
+        return backend.preprocess(image)
 
     def embed_tensors(self, batch: Any) -> np.ndarray:
         """Embed preprocessed images → float32 [n, dim], unit rows. ``batch`` is one
         array/tensor [n, 3, H, W] or [3, H, W], or a list of [3, H, W] items."""
-        model = self._ensure()
-        if isinstance(batch, (list, tuple)):
-            if not batch:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            if self.light:
-                batch = np.stack([_to_numpy(b) for b in batch])
-            else:
-                batch = self._torch.stack([self._to_tensor(b) for b in batch])
-        if self.light:
-            arr = _to_numpy(batch)
-            if arr.ndim == 3:
-                arr = arr[None]
-            if arr.shape[0] == 0:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            return model.encode_images(arr)
-        torch = self._torch
-        batch = self._to_tensor(batch)
-        if batch.ndim == 3:
-            batch = batch.unsqueeze(0)
-        if batch.shape[0] == 0:
+        backend = self._ensure()
+        if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        dtype = next(model.parameters()).dtype
-        with self._forward(), torch.inference_mode():
-            feats = model.encode_image(batch.to(self.device, dtype=dtype))
-            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-        return np.ascontiguousarray(feats.cpu().numpy(), dtype=np.float32)
-
-    def _to_tensor(self, x: Any) -> Any:
-        return self._torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+        return backend.embed_tensors(batch)
 
     def embed_documents(self, items: Sequence[Any]) -> np.ndarray:
         images = list(items)
@@ -414,40 +479,11 @@ class ClipEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Text → float32 [dim] through the text tower, comparable with image vectors."""
-        model = self._ensure()
-        if self.light:
-            return model.encode_text([text])[0]
-        torch = self._torch
-        assert self._tokenizer is not None
-        tokens = self._tokenizer([text])
-        with self._forward(), torch.inference_mode():
-            feats = encode_text_trimmed(model, tokens.to(self.device))
-            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-        return np.ascontiguousarray(feats[0].cpu().numpy(), dtype=np.float32)
+        return self._ensure().embed_query(text)
 
     def close(self) -> None:
         with self._lock:
-            self._model = None
-            self._preprocess = None
-            self._tokenizer = None
-            self.light = False
-
-
-class _Forward:
-    """Counts a torch forward pass in flight; waits while the export copies the model."""
-
-    def __init__(self, emb: ClipEmbedder) -> None:
-        self.emb = emb
-
-    def __enter__(self) -> None:
-        with self.emb._fwd:
-            self.emb._fwd.wait_for(lambda: not self.emb._fwd_paused)
-            self.emb._fwd_active += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self.emb._fwd:
-            self.emb._fwd_active -= 1
-            self.emb._fwd.notify_all()
+            self._backend = None
 
 
 def _to_numpy(x: Any) -> np.ndarray:

@@ -10,6 +10,10 @@ without importing torch, transformers or sentence-transformers — same vectors,
 ``model_id``, a much faster start. The first load on a machine uses
 sentence-transformers and writes that export in a background thread for next time.
 ``LODESTAR_TEXT_LIGHT=0`` turns the light path off.
+
+``TextEmbedder`` decides which path serves the model and serialises the forward
+passes; the path itself is a small backend object: ``SentenceTransformersBackend``
+(torch) or ``OnnxRuntimeBackend`` (the light path, or text_backend "onnx"/"onnx-int8").
 """
 
 from __future__ import annotations
@@ -83,8 +87,86 @@ def _check_modules_json(folder: Path) -> None:
             )
 
 
+class SentenceTransformersBackend:
+    """The torch path: a loaded sentence-transformers model encodes."""
+
+    engine = "torch"
+
+    def __init__(self, model: Any) -> None:
+        self.model = model  # sentence_transformers.SentenceTransformer
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def encode_documents(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.model.encode_document(  # type: ignore[no-any-return]
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+
+    def encode_query(self, text: str) -> np.ndarray:
+        out = self.model.encode_query([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(out[0], dtype=np.float32)
+
+    def counting_tokenizer(self) -> Any:
+        return copy.deepcopy(self.model.tokenizer)
+
+    def count_with(self, tokenizer: Any, texts: list[str]) -> list[int]:
+        return _count_hf(tokenizer, texts)
+
+
+class OnnxRuntimeBackend:
+    """The ONNX Runtime path: an ``OnnxTextEncoder`` encodes. ``light``: it tokenises
+    with tokenizer.json (no torch loaded at all); otherwise with the HF tokenizer of a
+    sentence-transformers load (the "onnx"/"onnx-int8" text_backend settings)."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, encoder: Any) -> None:
+        from models.onnx_text import JsonTokenizer
+
+        self.encoder = encoder  # models.onnx_text.OnnxTextEncoder
+        self.light = isinstance(encoder.tokenizer, JsonTokenizer)
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.encoder.max_seq_length)
+
+    def encode_documents(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.encoder.encode(texts, batch_size)  # type: ignore[no-any-return]
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encoder.encode([text], 1)[0]  # type: ignore[no-any-return]
+
+    def counting_tokenizer(self) -> Any:
+        if self.light:
+            return self.encoder.tokenizer.counter()  # a tokenizers.Tokenizer
+        return copy.deepcopy(self.encoder.tokenizer)
+
+    def count_with(self, tokenizer: Any, texts: list[str]) -> list[int]:
+        if self.light:
+            return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+        return _count_hf(tokenizer, texts)
+
+
+TextBackend = SentenceTransformersBackend | OnnxRuntimeBackend
+
+
+def _count_hf(tokenizer: Any, texts: list[str]) -> list[int]:
+    enc = tokenizer(
+        texts,
+        add_special_tokens=False,
+        truncation=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    return [len(ids) for ids in enc["input_ids"]]
+
+
 class TextEmbedder:
-    """sentence-transformers model behind the Embedder protocol; loads lazily, once."""
+    """One text model behind ``models.base.TextEmbedder``; loads lazily, once, into
+    the backend that fits (torch, or ONNX Runtime: the light path or text_backend)."""
 
     def __init__(
         self,
@@ -105,8 +187,7 @@ class TextEmbedder:
         self._is_default = self.name_or_path in _DEFAULT_ALIASES
         # "torch" (default) | "onnx" | "onnx-int8" (CPU only): models/onnx_text.py, docs/PERFORMANCE.md
         self.backend = backend if backend in ("onnx", "onnx-int8") else "torch"
-        self._onnx: Any = None
-        self._model: Any = None
+        self._backend: TextBackend | None = None  # what serves the model once loaded
         self._dim: int | None = _DEFAULT_DIM if self._is_default else None
         self._lock = threading.Lock()
         # The fast (Rust) tokenizer inside the model raises "Already borrowed" when two
@@ -116,7 +197,6 @@ class TextEmbedder:
         self._gate = threading.Lock()
         self._count_tok: Any = None  # private copy for count_tokens: never shared with encode
         self._count_lock = threading.Lock()
-        self.light = False  # True when served by tokenizers + ONNX Runtime (no torch imported)
         # Background fp32 export after a sentence-transformers load (for the next start);
         # set when that thread has finished, successfully or not (tests wait on it).
         self.export_done = threading.Event()
@@ -150,40 +230,50 @@ class TextEmbedder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._backend is not None
+
+    @property
+    def light(self) -> bool:
+        """Served by tokenizers + ONNX Runtime, without torch ever imported."""
+        backend = self._backend
+        return isinstance(backend, OnnxRuntimeBackend) and backend.light
+
+    @property
+    def engine(self) -> str | None:
+        """"torch" or "onnxruntime": what runs the forward pass; None before a load."""
+        backend = self._backend
+        return backend.engine if backend is not None else None
 
     @property
     def max_seq_length(self) -> int:
-        if self._model is None and self._is_default:
+        if self._backend is None and self._is_default:
             return _DEFAULT_MAX_SEQ
-        return int(self._ensure().max_seq_length)
+        return self._ensure().max_seq_length
 
     @property
     def tokenizer(self) -> Any:
         """A copy of the model's tokenizer for chunk sizing (not the one encode uses):
         the HF fast tokenizer, or on the light path a ``tokenizers.Tokenizer``."""
-        model = self._ensure()
+        backend = self._ensure()
         with self._count_lock:
             if self._count_tok is None:
-                if self.light:
-                    self._count_tok = model.tokenizer.counter()
-                else:
-                    self._count_tok = copy.deepcopy(model.tokenizer)
+                self._count_tok = backend.counting_tokenizer()
             return self._count_tok
 
     # -- loading --------------------------------------------------------------------
     def load(self) -> None:
         """Load the model (idempotent, thread-safe; fine to call from a worker thread)."""
-        if self._model is not None:
+        if self._backend is not None:
             return
         with self._lock:
-            if self._model is not None:
+            if self._backend is not None:
                 return
-            self._model = self._load_locked()
+            self._backend = self._load_locked()
 
-    def _ensure(self) -> Any:
+    def _ensure(self) -> TextBackend:
         self.load()
-        return self._model
+        assert self._backend is not None
+        return self._backend
 
     def _resolve_source(self) -> tuple[str, bool]:
         """(path or HF name, local_files_only)."""
@@ -212,7 +302,7 @@ class TextEmbedder:
             return str(p.resolve()), True
         return self.name_or_path, not self.allow_download
 
-    def _load_locked(self) -> Any:
+    def _load_locked(self) -> TextBackend:
         from models.device import pick_device
 
         source, local_only = self._resolve_source()
@@ -271,15 +361,14 @@ class TextEmbedder:
             )
         self._dim = int(dim)
         self.device = device
+        log.info("text model %s loaded on %s (dim %d)", self.model_id, device, self._dim)
         if self.backend != "torch" and not device.startswith("cuda"):
             from models.onnx_text import build_encoder
 
-            self._onnx = build_encoder(model, source, self.backend)  # type: ignore[arg-type]
-        self.light = False
-        log.info("text model %s loaded on %s (dim %d)", self.model_id, device, self._dim)
+            return OnnxRuntimeBackend(build_encoder(model, source, self.backend))  # type: ignore[arg-type]
         if export_force is not None and device == "cpu":
             self._start_export(model, Path(source), export_force)
-        return model
+        return SentenceTransformersBackend(model)
 
     # -- light path -----------------------------------------------------------------
     def _light_fits(self, source: str) -> bool:
@@ -309,8 +398,8 @@ class TextEmbedder:
             return False
         return True
 
-    def _load_light(self, folder: Path) -> tuple[Any, bool | None]:
-        """(encoder, None) on success; (None, force) when sentence-transformers must
+    def _load_light(self, folder: Path) -> tuple[OnnxRuntimeBackend | None, bool | None]:
+        """(backend, None) on success; (None, force) when sentence-transformers must
         load and then (re-)export: force=True replaces an unusable cached file."""
         from models.onnx_text import cached_fp32, light_max_seq_length, open_light
 
@@ -336,10 +425,8 @@ class TextEmbedder:
             return None, True
         self._dim = dim
         self.device = "cpu"
-        self._onnx = enc
-        self.light = True
         log.info("text model %s loaded on cpu via ONNX Runtime (light path, dim %d)", self.model_id, dim)
-        return enc, None
+        return OnnxRuntimeBackend(enc), None
 
     def _start_export(self, model: Any, folder: Path, force: bool) -> None:
         """Write the fp32 export for the next start, once, in a daemon thread.
@@ -376,7 +463,7 @@ class TextEmbedder:
     # -- embedding ------------------------------------------------------------------
     def embed_documents(self, items: Sequence[str]) -> np.ndarray:
         texts = list(items)
-        model = self._ensure()
+        backend = self._ensure()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # One slice per forward pass so a query waits for at most one slice.
@@ -390,18 +477,7 @@ class TextEmbedder:
             with self._gate:
                 self._infer_lock.acquire()
             try:
-                if self._onnx is not None:
-                    out.append(self._onnx.encode(texts[i : i + step], self.batch_size))
-                    continue
-                out.append(
-                    model.encode_document(
-                        texts[i : i + step],
-                        batch_size=self.batch_size,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
-                    )
-                )
+                out.append(backend.encode_documents(texts[i : i + step], self.batch_size))
             finally:
                 self._infer_lock.release()
         sorted_vecs = np.concatenate(out, axis=0)
@@ -410,38 +486,22 @@ class TextEmbedder:
         return result
 
     def embed_query(self, text: str) -> np.ndarray:
-        model = self._ensure()
+        backend = self._ensure()
         with self._gate, self._infer_lock:  # holding the gate keeps the next document slice out
-            if self._onnx is not None:
-                return self._onnx.encode([text], 1)[0]
-            out = model.encode_query(
-                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-        return np.ascontiguousarray(out[0], dtype=np.float32)
+            return backend.encode_query(text)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts without special tokens (batch, fast tokenizer) for chunk sizing."""
         texts = list(texts)
         if not texts:
             return []
+        backend = self._ensure()
         tok = self.tokenizer
         with self._count_lock:
-            if self.light:
-                return [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
-            enc = tok(
-                texts,
-                add_special_tokens=False,
-                truncation=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                verbose=False,
-            )
-        return [len(ids) for ids in enc["input_ids"]]
+            return backend.count_with(tok, texts)
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
         with self._lock, self._infer_lock:
-            self._model = None
-            self._onnx = None
+            self._backend = None
             self._count_tok = None
-            self.light = False

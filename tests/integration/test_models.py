@@ -109,9 +109,9 @@ def test_text_load_is_idempotent_and_thread_safe() -> None:
     for t in threads:
         t.join(timeout=120)
     assert not errors and emb.loaded
-    model = emb._model
+    model = emb._backend
     emb.load()
-    assert emb._model is model
+    assert emb._backend is model
 
 
 def test_bundled_weights_with_wrong_hash_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,10 +213,10 @@ def test_tiny_clip_load_is_thread_safe(tiny_clip_checkpoint: Path) -> None:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    model = emb._model
+    model = emb._backend
     assert model is not None
     emb.load()
-    assert emb._model is model
+    assert emb._backend is model
 
 
 def test_checkpoint_for_another_architecture_is_refused(tiny_clip_checkpoint: Path, tmp_path: Path) -> None:
@@ -324,8 +324,9 @@ def test_clip_query_skips_the_padding_exactly(tiny_clip_checkpoint: Path, monkey
 
     monkeypatch.setenv("LODESTAR_CLIP_LIGHT", "0")  # the torch model itself is inspected
     tiny_clip = ClipEmbedder(model_name=TINY_CLIP_NAME, checkpoint=str(tiny_clip_checkpoint))
-    model = tiny_clip._ensure()
-    tokens = tiny_clip._tokenizer(["a dog", "a red bicycle leaning on a wall at sunset in winter", ""])
+    backend = tiny_clip._ensure()
+    model = backend.model
+    tokens = backend.tokenizer(["a dog", "a red bicycle leaning on a wall at sunset in winter", ""])
     seen: list[int] = []
     hook = model.transformer.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[1]))
     try:

@@ -157,8 +157,8 @@ def test_light_vectors_and_counts_equal_torch(light: Any, exported: dict[str, An
 
 def test_light_token_ids_equal_sentence_transformers(light: Any, exported: dict[str, Any]) -> None:
     """Same input_ids / attention mask / token types as sentence-transformers' own tokenize."""
-    st_model = exported["torch"]._model
-    tok = light._onnx.tokenizer
+    st_model = exported["torch"]._backend.model
+    tok = light._backend.encoder.tokenizer
     for batch in (TEXTS, TEXTS[:1], TEXTS[10:12], ["", "x"]):
         ours = tok.batch(batch)
         theirs = st_model.tokenize(batch)
@@ -233,7 +233,7 @@ def test_env_switch_forces_torch(light_env: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LODESTAR_TEXT_LIGHT", "0")
     emb = TextEmbedder(device="cpu")
     emb.load()
-    assert not emb.light and emb._onnx is None and emb.export_thread is None
+    assert not emb.light and emb.engine == "torch" and emb.export_thread is None
     assert type(emb.tokenizer).__module__.startswith("transformers")
 
 
@@ -247,7 +247,7 @@ def test_other_backends_and_devices_skip_the_light_path(light_env: Path) -> None
     assert not TextEmbedder(device="cuda")._light_fits("/nonexistent")
     emb = TextEmbedder(device="cpu", backend="onnx")  # the onnx backend keeps its own path
     emb.load()
-    assert not emb.light and emb._onnx is not None and emb.export_thread is None
+    assert not emb.light and emb.engine == "onnxruntime" and emb.export_thread is None
 
 
 def test_light_concurrent_queries_and_documents_agree(light: Any) -> None:
