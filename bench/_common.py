@@ -11,6 +11,7 @@ import os
 import platform
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,15 +20,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-if str(REPO / "tests") not in sys.path:
-    sys.path.append(str(REPO / "tests"))  # fakes.py (hash embedders)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-PYFAQ_DOCS = Path(os.environ.get("LODESTAR_PYFAQ", "/work/shared/eval/pyfaq")) / "docs"
+SCRATCH = Path(os.environ.get("LODESTAR_BENCH_DIR") or Path(tempfile.gettempdir()) / "lodestar-bench")
+"""Generated corpora, caches and indexes, kept between runs (LODESTAR_BENCH_DIR moves them)."""
+EVAL_DIR = Path(os.environ.get("LODESTAR_EVAL") or REPO.parent / "shared" / "eval")
+"""The labelled sets (pyfaq, pyfaq-long): ``../shared/eval`` beside the repository unless LODESTAR_EVAL says."""
+PYFAQ_DOCS = Path(os.environ.get("LODESTAR_PYFAQ") or EVAL_DIR / "pyfaq") / "docs"
 PYFAQ_QUERIES = PYFAQ_DOCS.parent / "queries.jsonl"
 
 

@@ -5,7 +5,10 @@ them in numpy instead of LanceDB's refine). The queries are bench_query's 20 typ
 queries plus 40 sentences from the corpus, embedded with the real text model.
 
     LODESTAR_BENCH_KEEP=1 .venv/bin/python bench/bench_query.py --sizes 1000000   # once
-    .venv/bin/python bench/ann_sweep.py /tmp/lodestar-bench-1000000-real 16,300,1 12,300,1 8,300,1
+    .venv/bin/python bench/ann_sweep.py 1000000 16,300,1 12,300,1 8,300,1
+
+The first argument is the chunk count of bench_query's kept store (real vectors),
+or the path of a store.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_query import QUERIES, sentences  # noqa: E402
+from bench_query import QUERIES, kept_store, sentences  # noqa: E402
 
 FETCH = 170  # the searcher's vector_k (150) + 20
 
@@ -32,7 +35,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__)
         return 2
-    db = lancedb.connect(argv[0])
+    db = lancedb.connect(kept_store(int(argv[0]), "real") if argv[0].isdigit() else argv[0])
     name = next(n for n in getattr(db.list_tables(), "tables", db.list_tables()) if n.startswith("chunks__"))
     table = db.open_table(name)
     arrow = table.to_arrow().select(["fid", "start", "vector"])

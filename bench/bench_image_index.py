@@ -1,6 +1,6 @@
 """Image indexing throughput through the pipeline vs the bare image tower, same run.
 
-Generates photo-sized JPEGs once (default 60 × 4000×3000, under /tmp), saves a
+Generates photo-sized JPEGs once (default 60 × 4000×3000, in the scratch folder), saves a
 random-weight ViT-B-32 as safetensors once (same compute as the real weights; no
 download possible here) and loads it through the normal checkpoint path of
 ``ClipEmbedder``. Then, alternating:
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table, write_json  # noqa: E402
+from _common import SCRATCH, machine, table, write_json  # noqa: E402
 
-BENCH_DIR = Path("/tmp/lodestar-bench")
+BENCH_DIR = SCRATCH
 
 
 def make_photos(folder: Path, n: int, size: tuple[int, int] = (4000, 3000)) -> Path:

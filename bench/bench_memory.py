@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, machine, make_text_corpus, table, write_json  # noqa: E402
+from _common import PYFAQ_DOCS, SCRATCH, machine, make_text_corpus, table, write_json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -97,8 +97,8 @@ def store_sizes(n_docs: int, n_images: int) -> dict[str, Any]:
     from indexer.ingest.pipeline import IndexService
     from indexer.store.tables import Store
 
-    docs = make_text_corpus(Path("/tmp/lodestar-bench/textgen") / f"{n_docs}x6k", n_docs, 6)
-    photos = make_small_photos(Path("/tmp/lodestar-bench") / f"photos-{n_images}-1600x1200", n_images)
+    docs = make_text_corpus(SCRATCH / "textgen" / f"{n_docs}x6k", n_docs, 6)
+    photos = make_small_photos(SCRATCH / f"photos-{n_images}-1600x1200", n_images)
     out: dict[str, Any] = {}
     for kind, root in (("documents", docs), ("images", photos)):
         text = RandomEmbedder(384, "sentence-transformers/all-MiniLM-L6-v2")
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--path", "--text-path", dest="path", choices=("light", "torch", "both"), default="both",
                     help="light: both models on ONNX Runtime; torch: sentence-transformers + open_clip")
     ap.add_argument("--rounds", type=int, default=2, help="child processes per path with --path both")
-    ap.add_argument("--onnx-cache", default="/tmp/lodestar-bench/onnx-cache", help="ONNX export cache (light path)")
+    ap.add_argument("--onnx-cache", default=str(SCRATCH / "onnx-cache"), help="ONNX export cache (light path)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
     if args.path == "both":
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     mark("all libraries imported (no weights)")
     ckpt = random_clip_checkpoint()
     _n, corpus = pyfaq_sample(PYFAQ_DOCS, args.files)
-    photos = make_small_photos(Path("/tmp/lodestar-bench") / f"photos-{args.photos}-1600x1200", args.photos)
+    photos = make_small_photos(SCRATCH / f"photos-{args.photos}-1600x1200", args.photos)
 
     from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService

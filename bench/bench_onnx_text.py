@@ -9,10 +9,10 @@ Quality (optional, slow: indexes all of pyfaq once per backend): MRR@10 with
 ``lodestar eval`` on data dirs indexed with each backend, e.g.
 
     .venv/bin/python bench/bench_onnx_text.py --json bench/out/onnx.json
-    .venv/bin/python bench/bench_onnx_text.py --eval torch=/tmp/eval-pyfaq --eval onnx-int8=/tmp/lodestar-bench/eval-int8
+    .venv/bin/python bench/bench_onnx_text.py --eval torch=bench/out/eval-pyfaq --eval onnx-int8=bench/out/eval-int8
 
 A data dir for a backend is made with settings.json ``"text_backend": "onnx-int8"``
-then ``lodestar index /work/shared/eval/pyfaq/docs --data-dir DIR``.
+then ``lodestar index ../shared/eval/pyfaq/docs --data-dir DIR`` (from the repository root).
 Adoption rule (issue): default only if MRR@10 drops < 1% AND throughput ≥ 2×.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, PYFAQ_QUERIES, machine, table, write_json  # noqa: E402
+from _common import PYFAQ_DOCS, PYFAQ_QUERIES, SCRATCH, machine, table, write_json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="score an index built with BACKEND via `lodestar eval` (repeatable)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
-    os.environ.setdefault("LODESTAR_ONNX_CACHE", "/tmp/lodestar-bench/onnx-cache")
+    os.environ.setdefault("LODESTAR_ONNX_CACHE", str(SCRATCH / "onnx-cache"))
 
     from bench_text_index import pyfaq_sample
 

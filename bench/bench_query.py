@@ -29,7 +29,6 @@ threshold) and measures, warm:
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import random
@@ -42,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PYFAQ_DOCS, SCRATCH  # noqa: E402
 
 QUERIES = [
     "how do I read a file line by line", "budget review for the cloud invoices", "socket timeout error",
@@ -69,8 +68,8 @@ class FixedClip:
 
 def sentences(limit: int = 20000) -> list[str]:
     out: list[str] = []
-    for path in sorted(glob.glob("/work/shared/eval/pyfaq/docs/library/*.txt"))[:200]:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    for path in sorted((PYFAQ_DOCS / "library").glob("*.txt"))[:200]:
+        text = path.read_text(encoding="utf-8", errors="replace")
         out.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if 40 <= len(s.strip()) <= 300)
         if len(out) >= limit:
             break
@@ -92,7 +91,7 @@ def base_passages(text: Any, n: int = BASE_PASSAGES) -> tuple[list[str], np.ndar
     pyrng = random.Random(11)
     sents = sentences()
     texts = [" ".join(pyrng.choice(sents) for _ in range(4))[:600] for _ in range(n)]
-    cache = Path(f"/tmp/lodestar-bench/base-{n}-{text.dim}.npy")
+    cache = SCRATCH / f"base-{n}-{text.dim}.npy"
     if cache.is_file():
         vecs = np.load(cache)
         if vecs.shape == (n, text.dim):
@@ -188,6 +187,11 @@ def recall_at_10(store: Any, text: Any, searcher: Any) -> float:
     return hits / total
 
 
+def kept_store(n_chunks: int, vectors: str) -> Path:
+    """Where the store of this size lives (kept between runs with LODESTAR_BENCH_KEEP=1)."""
+    return SCRATCH / f"store-{n_chunks}-{vectors}"
+
+
 def measure(n_chunks: int, n_images: int, text: Any, clip: Any, reps: int, reuse: bool = False,
             vectors: str = "real") -> dict[str, Any]:
     from indexer.store.ann import ensure_indexes, has_vector_index
@@ -195,7 +199,7 @@ def measure(n_chunks: int, n_images: int, text: Any, clip: Any, reps: int, reuse
 
     from indexer.store.tables import Store
 
-    path = Path(f"/tmp/lodestar-bench-{n_chunks}-{vectors}")
+    path = kept_store(n_chunks, vectors)
     marker = path / f".complete-{n_images}"
     if reuse and marker.exists():  # a store kept by an earlier run (LODESTAR_BENCH_KEEP=1)
         store = Store(path, text_model=(text.model_id, text.dim), image_model=(FixedClip.model_id, FixedClip.dim))

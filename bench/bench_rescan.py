@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table, write_json  # noqa: E402
+from _common import SCRATCH, machine, table, write_json  # noqa: E402
 
 WORDS = ("apple banana cherry delta echo foxtrot garden harbor island jungle kettle lemon meadow "
          "nickel orchard pepper quartz river saddle timber umbrella valley willow yonder zephyr").split()
@@ -80,7 +80,7 @@ def open_service(data: Path, root: Path) -> tuple[Any, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=100_000)
-    ap.add_argument("--tree", default="/tmp/lodestar-bench/rescan")
+    ap.add_argument("--tree", default=str(SCRATCH / "rescan"))
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--profile", help="write a pyinstrument text profile of one rescan here")
     ap.add_argument("--json", dest="json_out")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, machine, make_text_corpus, table, tree_bytes, write_json  # noqa: E402
+from _common import PYFAQ_DOCS, SCRATCH, machine, make_text_corpus, table, tree_bytes, write_json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -93,7 +93,7 @@ def run_raw(model: Any, texts: list[str], batch_size: int) -> float:
 
 
 def bench_corpus(name: str, root: Path, embedder: Any, repeats: int, threads: int) -> dict[str, Any]:
-    model = embedder._model  # the loaded SentenceTransformer
+    model = embedder._backend.model  # the loaded SentenceTransformer (torch backend)
     nbytes = tree_bytes(root)
     pipe_times: list[float] = []
     raw_times: list[float] = []
@@ -124,13 +124,13 @@ def bench_corpus(name: str, root: Path, embedder: Any, repeats: int, threads: in
 
 
 def pyfaq_sample(docs: Path, n: int) -> tuple[str, Path]:
-    """The whole pyfaq folder, or every k-th file of it copied under /tmp (spans all sections)."""
+    """The whole pyfaq folder, or every k-th file of it copied to the scratch folder (spans all sections)."""
     files = sorted(p for p in docs.rglob("*") if p.is_file())
     if n <= 0 or n >= len(files):
         return "pyfaq (all)", docs
     step = len(files) / n
     picked = [files[int(i * step)] for i in range(n)]
-    dest = Path("/tmp/lodestar-bench") / f"pyfaq-sample-{n}"
+    dest = SCRATCH / f"pyfaq-sample-{n}"
     if not (dest / ".complete").exists():
         for p in picked:
             target = dest / p.relative_to(docs)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="index a deterministic sample of this many pyfaq files (0: all 472, ~26k chunks)")
     ap.add_argument("--gen-files", type=int, default=200, help="generated corpus size in files (0 to skip)")
     ap.add_argument("--gen-kb", type=int, default=6, help="KB per generated file")
-    ap.add_argument("--gen-dir", default="/tmp/lodestar-bench/textgen")
+    ap.add_argument("--gen-dir", default=str(SCRATCH / "textgen"))
     ap.add_argument("--repeats", type=int, default=1, help="alternating pipeline/raw rounds; best of each is kept")
     ap.add_argument("--threads", type=int, default=2, help="IndexService extraction threads")
     ap.add_argument("--backend", default="torch", help="text backend: torch | onnx | onnx-int8 (models.text)")

@@ -1,9 +1,10 @@
 """Retrieval quality of the default ranking on the shared labelled sets (docs/SEARCH.md).
 
-Index each set once, then run this (cheap: query embeddings are computed once)::
+Index each set once, then run this (cheap: query embeddings are computed once); from
+the repository root, with the sets in ``../shared/eval`` (``--eval-dir`` elsewhere)::
 
-    .venv/bin/lodestar index /work/shared/eval/pyfaq/docs --data-dir /tmp/eval-pyfaq
-    .venv/bin/lodestar index /work/shared/eval/pyfaq-long/docs --data-dir /tmp/eval-pyfaq-long
+    .venv/bin/lodestar index ../shared/eval/pyfaq/docs --data-dir bench/out/eval-pyfaq
+    .venv/bin/lodestar index ../shared/eval/pyfaq-long/docs --data-dir bench/out/eval-pyfaq-long
     .venv/bin/python bench/eval_quality.py            # default Ranking on both sets
     .venv/bin/python bench/eval_quality.py --set length_prior=0 --set keyword_weight=0.22
 
@@ -20,12 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-SETS = {
-    "pyfaq": ("/work/shared/eval/pyfaq", "/tmp/eval-pyfaq"),
-    "pyfaq-long": ("/work/shared/eval/pyfaq-long", "/tmp/eval-pyfaq-long"),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import EVAL_DIR, REPO  # noqa: E402
 
 
 class CachedEmbedder:
@@ -46,7 +43,8 @@ class CachedEmbedder:
         return self.inner.embed_documents(items)
 
 
-def run(sets: list[str], overrides: dict[str, float]) -> dict[str, Any]:
+def run(sets: list[str], overrides: dict[str, float], eval_dir: Path, data_root: Path) -> dict[str, Any]:
+    """Each set's queries (``eval_dir/<set>``) against its index (``data_root/eval-<set>``)."""
     from indexer.store.ann import ensure_indexes
     from indexer.library.settings import load_settings, open_paths
     from indexer.search.eval import evaluate, load_queries
@@ -60,7 +58,7 @@ def run(sets: list[str], overrides: dict[str, float]) -> dict[str, Any]:
     ranking = dataclasses.replace(Ranking(), **overrides)
     out: dict[str, Any] = {"ranking": dataclasses.asdict(ranking)}
     for name in sets:
-        root, data_dir = SETS[name]
+        root, data_dir = eval_dir / name, data_root / f"eval-{name}"
         paths = open_paths(data_dir)
         load_settings(paths)
         store = Store(paths.store, text_model=(emb.model_id, emb.dim))
@@ -77,13 +75,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="pyfaq,pyfaq-long")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a Ranking field")
+    ap.add_argument("--eval-dir", type=Path, default=EVAL_DIR, help="folder holding the labelled sets")
+    ap.add_argument("--data-root", type=Path, default=REPO / "bench" / "out",
+                    help="folder holding the sets' indexes, one eval-<set> data dir each")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     overrides = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
     for k in ("vector_k", "keyword_k"):
         if k in overrides:
             overrides[k] = int(overrides[k])  # type: ignore[assignment]
-    result = run(args.sets.split(","), overrides)
+    result = run(args.sets.split(","), overrides, args.eval_dir, args.data_root)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -2,7 +2,7 @@
 
 Runs on a bare GPU machine with no network and no LanceDB: the repo on PYTHONPATH,
 torch + sentence-transformers + transformers + pillow, and open_clip (+ ftfy, wcwidth)
-carried as wheels (see bench/gpu_check.sh). Everything is generated under /tmp:
+carried as wheels (see bench/gpu_check.sh). Everything is generated in the scratch folder (_common.SCRATCH):
 
 - text model: the all-MiniLM-L6-v2 *architecture* (config, tokenizer, pooling from the
   bundled folder, or ``.gpu_carry/minilm`` when the bundle isn't installed) with random
@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine, make_text_corpus, table, write_json  # noqa: E402
+from _common import REPO, SCRATCH, machine, make_text_corpus, table, write_json  # noqa: E402
 
-BENCH_DIR = Path("/tmp/lodestar-bench")
+BENCH_DIR = SCRATCH
 
 
 def ints(s: str) -> list[int]:
@@ -98,8 +98,8 @@ class MemStore:
     def by_hash(self, content_hash: str) -> list[Any]:
         return [r for r in self._files.values() if r.content_hash == content_hash and r.state == "indexed"]
 
-    def chunk_rows(self, fid: str, file_hash: str | None = None) -> list[Any]:
-        return list(self._chunks.get(fid, []))
+    def chunk_rows(self, fid: str, file_hash: str | None = None, *, model_id: str | None = None) -> list[Any]:
+        return list(self._chunks.get(fid, []))  # one text model per run
 
     def image_row(self, fid: str, file_hash: str | None = None) -> Any:
         return self._images.get(fid)
@@ -130,8 +130,11 @@ class MemStore:
     def optimize(self) -> None:
         pass
 
-    def chunks_table(self, create: bool = False) -> None:
+    def chunks_table(self, create: bool = False, *, model_id: str | None = None) -> None:
         return None
+
+    def chunk_tables(self) -> list[Any]:
+        return []
 
     def images_table(self, create: bool = False) -> None:
         return None
@@ -218,7 +221,7 @@ def text_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list[
     res["text_model"] = "all-MiniLM-L6-v2 architecture, random weights (seed 0)"
     emb = TextEmbedder(str(folder), device=dev)
     emb.load()
-    model = emb._model
+    model = emb._backend.model
     res["text_dtype_in_product"] = str(next(model.parameters()).dtype)
     res["text_batch_in_product"] = emb.batch_size
     emb.embed_documents(["warm up the model and the tokenizer"] * 64)
@@ -303,7 +306,7 @@ def image_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list
     ckpt = random_clip_checkpoint()
     clip = make_clip(ckpt, 32, dev)  # the product's embedder: fp16 on CUDA, batch 32
     _ = clip.model_id  # hash the checkpoint once, outside the timings
-    res["clip_dtype_in_product"] = str(next(clip._model.parameters()).dtype)
+    res["clip_dtype_in_product"] = str(next(clip._backend.model.parameters()).dtype)
     res["clip_batch_in_product"] = clip.batch_size
     res["image_setup_s"] = time.perf_counter() - t0
     settings = Settings()
@@ -327,7 +330,7 @@ def image_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list
         print(f"decode {threads} threads: {res['decode'][threads]:.1f} img/s", flush=True)
 
     # 2. tower
-    model = clip._model
+    model = clip._backend.model
     reps = max(1, args.image_reps // max(1, len(tensors)))
     cpu_batch = torch.stack(tensors * reps)  # fp32 [N, 3, 224, 224] on the CPU, as the pipeline hands them over
     n = cpu_batch.shape[0]

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 if ls .whl/*.whl >/dev/null 2>&1 && ! "$PY" -c "import open_clip" 2>/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/lodestar-site .whl/*.whl
-  export PYTHONPATH="/tmp/lodestar-site${PYTHONPATH:+:$PYTHONPATH}"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "${TMPDIR:-/tmp}/lodestar-site" .whl/*.whl
+  export PYTHONPATH="${TMPDIR:-/tmp}/lodestar-site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"  # the repo itself, no install needed
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true

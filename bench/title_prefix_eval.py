@@ -6,7 +6,7 @@ the same run, ranks files by their best chunk for each query, and prints
 MRR@10 / Recall@10 for both. This isolates the embedding-input choice from
 the rest of ranking (keyword fusion, priors).
 
-    .venv/bin/python bench/title_prefix_eval.py /work/shared/eval/pyfaq [--json OUT]
+    .venv/bin/python bench/title_prefix_eval.py ../shared/eval/pyfaq [--json OUT]
 """
 
 from __future__ import annotations
