@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import fnmatch
 import logging
 import os
 import threading
@@ -28,8 +27,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from indexer.library.settings import (
-    DEFAULT_EXCLUDES,
-    IGNORE_MARKER,
     AppPaths,
     Settings,
     as_number,
@@ -88,49 +85,11 @@ class Excluder(Protocol):
 ExclusionsFactory = Callable[[str], Excluder]
 
 
-class BasicExclusions:
-    """Name-glob exclusions used when `indexer.ingest.scan.Exclusions` is unavailable.
-
-    Covers the defaults (editor temp files, VCS and build folders), the person's
-    globs, hidden names, ignore markers and the data directory, on the path and on
-    every folder between ``root`` and it.
-    """
-
-    def __init__(self, settings: Settings, data_dir: str | os.PathLike[str] | None = None, root: str = "") -> None:
-        self._patterns = list(DEFAULT_EXCLUDES) + list(settings.excludes)
-        self._skip_hidden = settings.skip_hidden
-        self._data_dir = normalise_folder(data_dir) if data_dir else None
-        self._root = root
-
-    def _name_excluded(self, path: str, is_dir: bool) -> bool:
-        name = os.path.basename(path)
-        if self._skip_hidden and name.startswith("."):
-            return True
-        if is_dir and os.path.lexists(os.path.join(path, IGNORE_MARKER)):
-            return True
-        return any(fnmatch.fnmatchcase(name, pat) for pat in self._patterns)
-
-    def is_excluded(self, path: str, is_dir: bool) -> bool:
-        if self._data_dir and is_under(path, self._data_dir):
-            return True
-        ancestors = []
-        parent = os.path.dirname(path)
-        while self._root and parent != self._root and is_under(parent, self._root):
-            ancestors.append(parent)
-            parent = os.path.dirname(parent)
-        if any(self._name_excluded(a, True) for a in reversed(ancestors)):
-            return True
-        return self._name_excluded(path, is_dir)
-
-
 def default_exclusions_factory(settings: Settings, paths: AppPaths) -> ExclusionsFactory:
-    """The scanner's exclusions (same rules as a full scan), else name globs."""
+    """The scanner's exclusions for one root: the same rules as a full scan."""
+    from indexer.ingest.scan import Exclusions
 
     def make(root: str) -> Excluder:
-        try:
-            from indexer.ingest.scan import Exclusions
-        except ImportError:
-            return BasicExclusions(settings, paths.data_dir, root)
         return Exclusions(settings, paths.data_dir, roots=[root])
 
     return make

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from indexer.ingest.scan import Exclusions
 from indexer.library.settings import AppPaths, Settings, open_paths
 from indexer.types import IndexSummary
 from indexer.watch.watcher import (
     INOTIFY_HINT,
-    BasicExclusions,
     WatchService,
     _EnqueueHandler,
     filesystem_type,
@@ -57,7 +57,7 @@ class FakeService:
         self.reconciles: list[str] = []
         self.availability: list[tuple[str, bool]] = []
         self.removed_roots: list[str] = []
-        self.excl = BasicExclusions(settings)  # names only: the walk prunes folders itself
+        self.excl = Exclusions(settings, None)  # the scanner's rules, as the real service walks
         self.block_reconcile: threading.Event | None = None
 
     # -- helpers
