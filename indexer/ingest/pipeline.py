@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import shutil
 import stat
 import threading
 import time
@@ -347,9 +346,6 @@ class IndexService:
         with self._lock:
             self.store.set_available(os.path.abspath(root), available)
 
-    def roots_in_store(self) -> set[str]:
-        return {r.root for r in self.store.files().values()}
-
     def close(self) -> None:
         """Stop helper processes (the document reader); the store stays open."""
         from indexer.ingest import extract
@@ -605,8 +601,6 @@ class IndexService:
         return work
 
     def _extract_into(self, work: _Work, rec: FileRecord) -> None:
-        from indexer.ingest import extract
-
         info = work.info
         if info.kind == "other" or info.size == 0:
             # Nothing is read, but the stat stored must be the inside file's too (S2).
@@ -983,13 +977,6 @@ def _summary_line(s: IndexSummary) -> str:
     if not changes:
         return f"no changes in {plural(s.unchanged, 'file')}" if s.unchanged else "nothing to index"
     return ", ".join(changes)
-
-
-def free_bytes(path: Path) -> int:
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return 0
 
 
 def release_memory() -> None:
