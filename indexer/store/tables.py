@@ -561,9 +561,6 @@ class Store:
                     pass
         return total
 
-    def data_file_count(self) -> int:
-        return sum(len(files) for _d, _s, files in os.walk(self.path))
-
     # ----------------------------------------------------------------- writes
     def write(self, batch: WriteBatch) -> None:
         """Commit one batch: data rows first, then file rows, then stale rows go.
