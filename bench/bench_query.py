@@ -169,7 +169,7 @@ def build(path: Path, n_chunks: int, n_images: int, text_model: tuple[str, int],
 
 def recall_at_10(store: Any, text: Any, searcher: Any) -> float:
     """Chunk-level recall@10 of the search path in use vs exact brute force."""
-    from indexer.search.ranking import _FileFilter, _nearest
+    from indexer.store.read import EveryFile
 
     table = store.chunks_table()
     arrow = table.to_arrow()
@@ -181,7 +181,7 @@ def recall_at_10(store: Any, text: Any, searcher: Any) -> float:
     for q in QUERIES + random.Random(5).sample(sentences(), 40):
         qv = np.asarray(text.embed_query(q), np.float32)
         exact = {keys[i] for i in np.argsort(-(vecs @ qv))[:10]}
-        got = _nearest(searcher, table, searcher._chunk_cache, qv, files, _FileFilter(), 10, ["fid", "file_hash", "start"])
+        got = searcher.reader.nearest_chunks(qv, files, EveryFile(), 10, ["fid", "file_hash", "start"])
         hits += len(exact & {f"{r['fid']}:{r['start']}" for r in got})
         total += 10
     return hits / total

@@ -1,7 +1,11 @@
 """Store: the LanceDB tables, their writes, their upkeep and their health.
 
-`tables.Store` owns the tables and the one write path (data → file rows → cleanup),
-`ann` and `fts` keep the vector and keyword indexes, `health` checks and repairs.
+`tables.Store` owns the tables, their schema version (checked on open) and the one
+write path (data → file rows → cleanup). `read.StoreReader` is the read side search
+asks by intent (nearest chunks or images, keyword hits, the vectors of some files,
+every vector of a kind in batches); it alone writes search's queries and holds the
+rule of which rows are live (`read.is_live`). `ann` and `fts` keep the vector and
+keyword indexes, `health` checks and repairs.
 
 May import: indexer.types/errors/paths, indexer.library.settings (paths). Never Qt,
 never ingest or search.

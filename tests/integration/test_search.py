@@ -133,10 +133,10 @@ def test_paraphrase_is_found_by_meaning_where_keywords_miss(indexed: Any) -> Non
     assert _names(resp)[0] == "gardening.md"
     files = indexed.store.files()
     qvec = indexed.text_embedder.embed_query("irrigate vegetables")
-    from indexer.search.ranking import _FileFilter
+    from indexer.search.filters import FileFilter
 
-    rows = searcher._keyword_rows(["irrigate", "vegetables"], files, _FileFilter(), 50)
-    keyword_hits = searcher._keyword_candidates(rows, qvec, files, _FileFilter(), 50)
+    rows = searcher._keyword_rows(["irrigate", "vegetables"], files, FileFilter(), 50)
+    keyword_hits = searcher._keyword_candidates(rows, qvec, files, FileFilter(), 50)
     assert all(Path(files[c.fid].path).name != "gardening.md" for c in keyword_hits)
 
 

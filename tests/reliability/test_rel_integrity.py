@@ -103,9 +103,9 @@ def _assert_sane_search(searcher: Any, query: str, damaged: set[str], rows: set[
         if fid in damaged:  # only its name or title may still match, never a passage
             assert not r.passage and r.score <= rk.name_only_score + EPS, (query, r.path, r.score, r.passage)
     qvec = np.asarray(searcher.text_embedder.embed_query(query), np.float32)
-    from indexer.search.ranking import _FileFilter
+    from indexer.search.filters import FileFilter
 
-    for c in searcher._vector_candidates(qvec / np.linalg.norm(qvec), searcher.store.files(), _FileFilter(), 50):
+    for c in searcher._vector_candidates(qvec / np.linalg.norm(qvec), searcher.store.files(), FileFilter(), 50):
         assert -1.0 - EPS <= c.sim <= 1.0 + EPS, (query, c.fid, c.sim)
         assert c.fid not in damaged and (c.fid, c.start) not in rows, (query, c.fid, c.sim)
     return resp
@@ -225,7 +225,7 @@ def test_nan_and_huge_vectors_written_through_the_store_are_never_ranked(
     stack: Stack, lane: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from indexer.store import ann
-    from indexer.search import ranking as search
+    from indexer.store import read
 
     s = stack
     for i in range(40):
@@ -235,7 +235,7 @@ def test_nan_and_huge_vectors_written_through_the_store_are_never_ranked(
     s.service.index_roots([str(s.root)])
     bad = {_damage_rows(s, "doc3.txt", np.nan), _damage_rows(s, "doc4.txt", 1e30), _damage_rows(s, "red2.png", np.nan)}
     if lane == "flat-scan":
-        monkeypatch.setattr(search, "EXACT_MAX_ROWS", 0)  # past the in-memory size, without an index
+        monkeypatch.setattr(read, "EXACT_MAX_ROWS", 0)  # past the in-memory size, without an index
     elif lane == "ann":
         monkeypatch.setattr(ann, "PARTITION_ROWS", 20)
         for table in (s.store.chunks_table(), s.store.images_table()):
@@ -302,6 +302,7 @@ def _index_folders(s: Stack, table_name: str | None, kind: str) -> list[Path]:
 
 
 def test_deleted_keyword_index_is_reported_searched_around_and_rebuilt(stack: Stack, caplog: Any, capfd: Any) -> None:
+    from indexer.search.filters import FileFilter
     from indexer.store.fts import fts_problem
 
     s = stack
@@ -323,15 +324,15 @@ def test_deleted_keyword_index_is_reported_searched_around_and_rebuilt(stack: St
         resp = searcher.search("ERR_QUUX_7")  # meaning and names still work
         assert resp.results and resp.results[0].path.endswith("doc7.txt")
     assert "WARN" not in capfd.readouterr().err  # no Rust warning per query (LanceDB logs to stderr)
-    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), __import__("indexer.search.ranking").search.ranking._FileFilter(), 5) is None
-    said = [r for r in caplog.records if r.name == "indexer.search.ranking" and "keyword index" in r.getMessage()]
+    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), FileFilter(), 5) is None
+    said = [r for r in caplog.records if r.name == "indexer.store.read" and "keyword index" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]  # once
     assert not [r for r in caplog.records if "keyword search unavailable" in r.getMessage()]
     # The writer rebuilds it at its next run (a watcher's sync is enough).
     s.service.sync_paths([])
     assert fts_problem(s.store.chunks_table(), open_it=True) is None
     assert _index_folders(s, s.store.chunks_table_name(), "fts")[0].is_dir()
-    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), __import__("indexer.search.ranking").search.ranking._FileFilter(), 5).num_rows
+    assert searcher._keyword_rows(["err_quux_7"], s.store.files(), FileFilter(), 5).num_rows
     assert "rebuilt" in (last_report(s.paths) or {}).get("message", "")
     assert check_and_heal(s.paths).ok
     s.store.close()
@@ -339,7 +340,7 @@ def test_deleted_keyword_index_is_reported_searched_around_and_rebuilt(stack: St
 
 def test_deleted_vector_index_is_reported_searched_around_and_rebuilt(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     from indexer.store import ann
-    from indexer.search import ranking as search
+    from indexer.store import read
 
     s = stack
     for i in range(60):
@@ -352,7 +353,7 @@ def test_deleted_vector_index_is_reported_searched_around_and_rebuilt(stack: Sta
     s = _reopen(s)
     report = check_and_heal(s.paths)
     assert not report.ok and "vector index" in report.message
-    monkeypatch.setattr(search, "EXACT_MAX_ROWS", 0)  # as a large table: LanceDB, not memory
+    monkeypatch.setattr(read, "EXACT_MAX_ROWS", 0)  # as a large table: LanceDB, not memory
     searcher = s.searcher()
     with _no_numpy_warnings():
         assert searcher.search("zq17x").results[0].path.endswith("doc17.txt")  # a flat scan meanwhile
