@@ -21,6 +21,10 @@ class StoreError(LodestarError):
     """The index cannot be opened or written (and why)."""
 
 
+class StoreTooNew(StoreError):
+    """The index was written by a newer Lodestar; it is left untouched."""
+
+
 class WriterBusy(LodestarError):
     """Another Lodestar process is the writer for this data directory."""
 

@@ -180,6 +180,17 @@ def probe_table(table_dir: Path, version: int | None = None) -> str | None:
     return None
 
 
+def _written_by_newer(store: Path) -> bool:
+    import lance
+
+    from indexer.store.tables import SCHEMA_VERSION, schema_version_of
+
+    try:
+        return schema_version_of(lance.dataset(str(store / f"{_FILES_TABLE}.lance"))) > SCHEMA_VERSION
+    except Exception:  # noqa: BLE001 - unreadable: the probes below judge it
+        return False
+
+
 def _table_dirs(store: Path) -> list[Path]:
     try:
         return sorted(p for p in store.iterdir() if p.is_dir() and p.name.endswith(".lance"))
@@ -324,8 +335,8 @@ def check_and_heal(paths: AppPaths, *, repair: bool | None = None) -> HealthRepo
 
 
 def _check(paths: AppPaths, store: Path, report: HealthReport, repair: bool | None) -> None:
-    if not store.exists():
-        return
+    if not store.exists() or _written_by_newer(store):
+        return  # a newer Lodestar's index is never "repaired": opening it says so (StoreTooNew)
     tables = _table_dirs(store)
     broken = {t: why for t in tables if (why := probe_table(t)) is not None}
     if not broken:
@@ -510,6 +521,8 @@ def _repair_live(store: Any, report: HealthReport, deep: bool, open_indexes: boo
     from indexer.store.ann import ensure_indexes, vector_index_problem
     from indexer.store.fts import fts_problem
 
+    if store.schema_outdated:  # written by an older Lodestar: migrated, or rebuilt from here on
+        report.actions.append(store.upgrade_schema())
     damaged: dict[str, str] = {}
     if deep:
         check = verify_vectors(store.path)

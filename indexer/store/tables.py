@@ -23,19 +23,24 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.errors import DiskFull, StoreError, is_disk_full
+from indexer.errors import DiskFull, StoreError, StoreTooNew, is_disk_full
 from indexer.paths import display_path
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+"""The layout of the tables this Lodestar writes; stored in each table's metadata."""
+SCHEMA_KEY = "lodestar_schema"
+MIGRATIONS: dict[int, Callable[[Store], None]] = {}
+"""Cheap in-place steps: ``MIGRATIONS[n](store)`` brings a store of schema n to n + 1.
+An older store with no step for its version is rebuilt instead (`Store.upgrade_schema`)."""
 FILES = "files"
 CLEANUP_OLDER_THAN = timedelta(minutes=2)
 """Old versions are pruned once older than this; far above any query's duration (L5)."""
@@ -175,7 +180,7 @@ def _files_schema() -> Any:
             pa.field("n_chunks", pa.int32()),
             pa.field("available", pa.bool_()),
         ],
-        metadata={"lodestar_schema": str(SCHEMA_VERSION)},
+        metadata={SCHEMA_KEY: str(SCHEMA_VERSION)},
     )
 
 
@@ -194,7 +199,7 @@ def _chunks_schema(dim: int, model_id: str) -> Any:
             pa.field("chunk_hash", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), dim)),
         ],
-        metadata={"model_id": model_id, "dim": str(dim), "lodestar_schema": str(SCHEMA_VERSION)},
+        metadata={"model_id": model_id, "dim": str(dim), SCHEMA_KEY: str(SCHEMA_VERSION)},
     )
 
 
@@ -211,7 +216,7 @@ def _images_schema(dim: int, model_id: str) -> Any:
             pa.field("thumb", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), dim)),
         ],
-        metadata={"model_id": model_id, "dim": str(dim), "lodestar_schema": str(SCHEMA_VERSION)},
+        metadata={"model_id": model_id, "dim": str(dim), SCHEMA_KEY: str(SCHEMA_VERSION)},
     )
 
 
@@ -255,6 +260,53 @@ class Store:
             raise StoreError(f"cannot open the index at {self.path}: {exc}") from exc
         except Exception as exc:  # lance raises plain RuntimeError/ValueError for damage
             raise StoreError(f"the index at {self.path} cannot be read ({_short(exc)})") from exc
+        self.schema_found = schema_version_of(self._files)  # an older one is upgraded by the writer
+        if self.schema_found > SCHEMA_VERSION:
+            raise StoreTooNew(too_new_message(self.path, self.schema_found))
+
+    # ----------------------------------------------------------------- schema
+    @property
+    def schema_outdated(self) -> bool:
+        """Written by an older Lodestar: `upgrade_schema` (the writer's) is due."""
+        return self.schema_found < SCHEMA_VERSION
+
+    def upgrade_schema(self) -> str:
+        """Writer only: bring a store of an older schema to `SCHEMA_VERSION`; says what was done.
+
+        Cheap steps (`MIGRATIONS`) run in place. Without a step for every version between,
+        every file is marked for a rebuild instead: its record stays ``indexed``, so search
+        keeps showing its rows meanwhile, but a zero mtime and no model make the next
+        reconcile re-read and re-embed it (nothing of the old layout is reused), and its new
+        rows replace the old ones as any re-index does.
+        """
+        found = self.schema_found
+        if found >= SCHEMA_VERSION:
+            return ""
+        with self._write_lock:
+            steps = range(found, SCHEMA_VERSION)
+            if all(v in MIGRATIONS for v in steps):
+                for v in steps:
+                    MIGRATIONS[v](self)
+                done = f"index format {found} migrated to {SCHEMA_VERSION}"
+            else:
+                recs = [dataclasses.replace(r, mtime_ns=0, text_model="", image_model="") for r in self.files().values()]
+                if recs:
+                    self._upsert_files(recs)
+                done = f"index format {found} is rebuilt in the background: {len(recs)} files to re-read"
+            self._write_schema_version()
+            self.schema_found = SCHEMA_VERSION
+        log.warning("%s", done)
+        return done
+
+    def _write_schema_version(self) -> None:
+        """Stamp every table with `SCHEMA_VERSION` (its schema metadata, a new table version)."""
+        import lance
+
+        for name in self.table_names():
+            ds = lance.dataset(str(self.path / f"{name}.lance"))
+            meta = {k.decode(): v.decode() for k, v in (ds.schema.metadata or {}).items()}
+            ds.update_schema_metadata({**meta, SCHEMA_KEY: str(SCHEMA_VERSION)}, replace=True)
+        self.refresh()
 
     # ----------------------------------------------------------------- tables
     def _open_or_create(self, name: str, schema: Any) -> Any:
@@ -788,6 +840,20 @@ class Store:
 
     def close(self) -> None:
         self._tables.clear()
+
+
+def schema_version_of(table: Any) -> int:
+    """The schema version a table was written with; 0 when it has none (or garbage)."""
+    raw = (table.schema.metadata or {}).get(SCHEMA_KEY.encode(), b"")
+    try:
+        return int(raw.decode("ascii", "replace"))
+    except ValueError:
+        return 0
+
+
+def too_new_message(path: Path, found: int) -> str:
+    return (f"the index at {path} was written by a newer Lodestar (index format {found}; this one reads up to "
+            f"{SCHEMA_VERSION}): update Lodestar, or use another data folder (--data-dir); the index was not changed")
 
 
 def read_damaged_notes(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
