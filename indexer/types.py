@@ -13,6 +13,10 @@ from typing import Literal
 FileKind = Literal["text", "image", "other"]
 """`text` is embedded by the text model, `image` by CLIP, `other` is name-only."""
 
+RecordKind = Literal["text", "image", "other", "folder"]
+"""A file record's kind: a `FileKind`, or ``folder`` for a folder that could not be listed
+(a problem record, state ``failed``; never a search result)."""
+
 FileState = Literal["indexed", "name_only", "failed", "pending", "unavailable"]
 """Life cycle of one file record.
 
@@ -22,6 +26,12 @@ FileState = Literal["indexed", "name_only", "failed", "pending", "unavailable"]
 - ``pending``: known but not embedded yet (e.g. CLIP weights missing); ``reason`` says why.
 - ``unavailable``: its watched folder is offline; rows are kept but hidden from results.
 """
+
+ProgressPhase = Literal["scanning", "extracting", "embedding", "writing", "optimizing", "idle", "paused"]
+"""What an indexing run is doing; ``idle`` ends every run, ``paused`` while the person paused it."""
+
+WatchMode = Literal["live", "polling", "unavailable", "stopped"]
+"""How a watched folder is followed: OS events, periodic polling, not at all (offline), or not yet."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +85,7 @@ class NameOnly(Exception):
 class Progress:
     """A progress event from the pipeline (plain Python; desktop/ adapts it to signals)."""
 
-    phase: Literal["scanning", "extracting", "embedding", "writing", "optimizing", "idle", "paused"]
+    phase: ProgressPhase
     done: int = 0
     total: int = 0
     failed: int = 0
@@ -120,7 +130,7 @@ class SearchResult:
     thumbnail: str = ""  # absolute path of the stored PNG thumbnail (images)
     width: int = 0
     height: int = 0
-    state: str = "indexed"
+    state: FileState = "indexed"
 
 
 @dataclasses.dataclass
@@ -141,7 +151,7 @@ class FolderStatus:
     """How one watched folder is doing (shown by `lodestar status` and the window)."""
 
     path: str
-    mode: Literal["live", "polling", "unavailable", "stopped"] = "stopped"
+    mode: WatchMode = "stopped"
     files: int = 0
     failed: int = 0
     last_reconcile: float | None = None  # unix time

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -72,7 +72,7 @@ OPTIMIZE_EVERY_COMMITS = 100
 """A watcher only calls sync_paths (never index_roots, which optimizes after each run), so
 compact and prune after this many commits or ``OPTIMIZE_INTERVAL_S``: bounded disk (L4/L5)."""
 OPTIMIZE_INTERVAL_S = 600.0
-FOLDER_KIND = "folder"
+FOLDER_KIND: Final = "folder"
 """``kind`` of a problem record for a folder that could not be listed (state ``failed``).
 Its files' records are kept as they were; the record goes once the folder can be read."""
 

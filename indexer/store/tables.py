@@ -32,6 +32,7 @@ import numpy as np
 
 from indexer.errors import DiskFull, StoreError, StoreTooNew, is_disk_full
 from indexer.paths import display_path
+from indexer.types import FileState, RecordKind
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,11 @@ class FileRecord:
     fid: str
     path: str  # OS path (os.fsdecode of path_bytes)
     root: str
-    kind: str
+    kind: RecordKind
     size: int
     mtime_ns: int
     content_hash: str = ""
-    state: str = "pending"
+    state: FileState = "pending"
     reason: str = ""
     text_model: str = ""
     image_model: str = ""

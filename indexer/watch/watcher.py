@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from indexer.library.settings import (
     AppPaths,
@@ -36,11 +36,10 @@ from indexer.library.settings import (
 )
 from indexer.errors import LodestarError
 from indexer.paths import is_under, root_of
-from indexer.types import FolderStatus, IndexSummary
+from indexer.types import FolderStatus, IndexSummary, WatchMode
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["live", "polling", "unavailable", "stopped"]
 
 NETWORK_FSTYPES = frozenset(
     {
@@ -217,7 +216,7 @@ class _EnqueueHandler:
 @dataclasses.dataclass
 class _Root:
     path: str
-    mode: Mode = "stopped"
+    mode: WatchMode = "stopped"
     message: str = ""
     last_reconcile: float | None = None  # unix time
     last_attempt_mono: float | None = None  # monotonic start of the last reconcile try
