@@ -76,16 +76,11 @@ class SearchController(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self.run_now)
-        self.last_response: SearchResponse | None = None
 
     # -- inputs -------------------------------------------------------------
     @property
     def state(self) -> QueryState:
         return self._state
-
-    @property
-    def request_id(self) -> int:
-        return self._request_id
 
     def has_searcher(self) -> bool:
         return self._searcher is not None
@@ -161,7 +156,6 @@ class SearchController(QObject):
             worker.cancel()
         state = QueryState(self._state.text, self._state.image, self._state.similar_to, dict(self._state.filters))
         if state.is_empty():
-            self.last_response = None
             self.cleared.emit()
             self._update_busy()
             return
@@ -180,7 +174,6 @@ class SearchController(QObject):
         if rid != self._request_id:
             log.debug("dropping stale response %d (newest %d)", rid, self._request_id)
             return
-        self.last_response = response
         self.responseReady.emit(response)
 
     def _on_error(self, rid: int, exc: BaseException) -> None:
