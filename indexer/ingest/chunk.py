@@ -4,7 +4,7 @@ all-MiniLM-L6-v2 reads at most 256 word pieces (and silently truncates the
 rest), so each chunk's body is kept under ``MAX_TOKENS`` *estimated* word pieces,
 leaving room for the "title — heading" prefix that ``embedding_input`` adds.
 The estimate is a cheap regex count calibrated against the real tokenizer
-(tests/test_chunk.py checks it with the tokenizer itself); no tokenizer is
+(tests/unit/test_chunk.py checks it with the tokenizer itself); no tokenizer is
 loaded here.
 
 Breaks are preferred at headings (always), then paragraph ends, sentence ends,
@@ -61,7 +61,7 @@ def estimate_tokens(s: str) -> int:
     letter/digit runs + ASCII punctuation + half the digits + one per non-ASCII character
     (CJK is about a piece per character) + one per 10 letters (long words split).
     Calibrated on prose, Markdown, code, numbers and CJK against the real
-    tokenizer: mean ratio ~0.97, rarely below 0.75 (tests/test_chunk.py).
+    tokenizer: mean ratio ~0.97, rarely below 0.75 (tests/unit/test_chunk.py).
     Byte-level ``translate`` keeps this in C; a per-word Python loop was 10x slower.
     """
     b = s.encode("utf-8", "surrogatepass")

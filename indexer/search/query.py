@@ -20,7 +20,7 @@ stays part of the text. Parsing never fails: a malformed or impossible date
 CLI can say what they ignored.
 
 Queries are people's input, so every regular expression here runs in time linear
-in its length (no nested or overlapping quantifiers; tests/test_query.py times the
+in its length (no nested or overlapping quantifiers; tests/unit/test_query.py times the
 shapes that would backtrack), and a query longer than `QUERY_MAX_CHARS` is refused
 with `too_long_message` before any work is done.
 """
