@@ -52,6 +52,7 @@ from indexer.types import (
     Progress,
 )
 from indexer.wording import plural
+from models.base import ImageEmbedder, TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class _Work:
     reuse: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # chunk_hash -> vector
     copied_rows: list[ChunkRow] | None = None
     copied_image: ImageRow | None = None
-    image: Any = None  # PIL image awaiting CLIP
+    image: Any = None  # the image model's input (ImageEmbedder.preprocess), awaiting its batch
     thumb: str = ""
     width: int = 0
     height: int = 0
@@ -148,8 +149,8 @@ class IndexService:
         store: Store,
         paths: AppPaths,
         settings: Settings,
-        text_embedder: Any,
-        image_embedder: Any | None,
+        text_embedder: TextEmbedder,
+        image_embedder: ImageEmbedder | None,
         progress: ProgressCallback | None = None,
         *,
         image_unavailable_reason: str = "",
@@ -640,7 +641,7 @@ class IndexService:
                     mtime_ns=rec.mtime_ns, indexed_at=time.time(), available=True,
                 )
                 if info.kind == "text":
-                    work.copied_rows = self.store.chunk_rows(twin.fid, twin.content_hash)
+                    work.copied_rows = self.store.chunk_rows(twin.fid, twin.content_hash, model_id=twin.text_model)
                     if work.copied_rows:
                         return
                 else:
@@ -691,7 +692,7 @@ class IndexService:
         work.chunk_hashes = [hashlib.blake2b(f"{model}\0{t}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() for t in work.inputs]
         old = work.old
         if old is not None and old.state == "indexed" and old.text_model == model:
-            for row in self.store.chunk_rows(old.fid, old.content_hash):
+            for row in self.store.chunk_rows(old.fid, old.content_hash, model_id=model):
                 work.reuse[row.chunk_hash] = row.vector
         rec.state = "indexed"
         rec.n_chunks = len(chunks)
@@ -710,21 +711,19 @@ class IndexService:
         _write_private(self.paths.thumbnails / thumb, extraction.thumbnail_png)
         work.thumb = thumb
         work.width, work.height = extraction.width, extraction.height
-        work.image = extraction.image
-        if hasattr(self.image_embedder, "preprocess") and hasattr(self.image_embedder, "embed_tensors"):
-            # Resize/crop/normalise here, on the pool, not serially before each forward pass.
-            work.image = self.image_embedder.preprocess(extraction.image)
+        # Resize/crop/normalise here, on the pool, not serially before each forward pass.
+        work.image = self.image_embedder.preprocess(extraction.image)
         rec.state = "indexed"
 
     # ----------------------------------------------------------------- embed
     def _embed_text(self, works: list[_Work], cancel: threading.Event | None = None) -> None:
-        todo: list[str] = []
+        todo: list[tuple[str, str]] = []  # (chunk hash, embedding input)
         seen: set[str] = set()
         for w in works:
             for h, t in zip(w.chunk_hashes, w.inputs):
                 if h not in w.reuse and h not in seen:
                     seen.add(h)
-                    todo.append((h, t))  # type: ignore[arg-type]
+                    todo.append((h, t))
         if not todo:
             return
         fresh: dict[str, np.ndarray] = {}
@@ -735,22 +734,19 @@ class IndexService:
             if self._run is not None:
                 self._emit(self._run.event("embedding", message=f"passages {i:,}–{min(i + TEXT_BATCH, len(todo)):,} of {len(todo):,}"))
             part = todo[i : i + TEXT_BATCH]
-            vectors = self.text_embedder.embed_documents([t for _h, t in part])  # type: ignore[misc]
+            vectors = self.text_embedder.embed_documents([t for _h, t in part])
             self.model_calls += 1
-            fresh.update({h: v for (h, _t), v in zip(part, vectors)})  # type: ignore[misc]
+            fresh.update({h: v for (h, _t), v in zip(part, vectors)})
         for w in works:
             for h in w.chunk_hashes:
                 if h not in w.reuse:
                     w.reuse[h] = fresh[h]
 
     def _embed_images(self, works: list[_Work], batch: WriteBatch) -> None:
-        images = [w.image for w in works]
+        assert self.image_embedder is not None  # images are queued only with an image model
+        images = [w.image for w in works]  # preprocessed on the pool (_extract_image)
         try:
-            if images and all(hasattr(im, "ndim") for im in images):  # preprocessed on the pool
-                # A list: the embedder stacks torch tensors or numpy arrays (light CLIP path).
-                vectors = self.image_embedder.embed_tensors(images)  # type: ignore[union-attr]
-            else:
-                vectors = self.image_embedder.embed_documents(images)  # type: ignore[union-attr]
+            vectors = self.image_embedder.embed_tensors(images)
             self.model_calls += 1
         except Exception as exc:  # noqa: BLE001 - a model failure fails the batch's files, not the run
             log.exception("image embedding failed")

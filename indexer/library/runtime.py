@@ -16,6 +16,7 @@ from typing import Any
 
 from indexer.library.settings import AppPaths, Settings, load_settings, open_paths, report
 from indexer.ingest.pipeline import IndexService, ProgressCallback
+from models.base import ImageEmbedder, TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class Runtime:
         self.clip_checkpoint = clip_checkpoint or os.environ.get("LODESTAR_CLIP_CHECKPOINT") or settings.clip_checkpoint or None
         self._lock = threading.RLock()
         self._store: Any = None
-        self._text: Any = None
-        self._image: Any = None
+        self._text: TextEmbedder | None = None
+        self._image: ImageEmbedder | None = None
         self._image_problem: str | None = None
         self.image_state: ImageModelState | None = None  # set by image_ready: the one source for messages
         self._service: IndexService | None = None
@@ -96,18 +97,18 @@ class Runtime:
 
     # -------------------------------------------------------------- models
     @property
-    def text_embedder(self) -> Any:
+    def text_embedder(self) -> TextEmbedder:
         with self._lock:
             if self._text is None:
-                from models.text import TextEmbedder
+                from models.text import TextEmbedder as SentenceTextEmbedder
 
-                self._text = TextEmbedder(
+                self._text = SentenceTextEmbedder(
                     self.settings.text_model, device=self.settings.device, backend=self.settings.text_backend
                 )
             return self._text
 
     @property
-    def image_embedder(self) -> Any:
+    def image_embedder(self) -> ImageEmbedder:
         """The CLIP embedder object (it may lack weights: see `image_ready`)."""
         with self._lock:
             if self._image is None:
@@ -164,7 +165,7 @@ class Runtime:
         if load:
             try:
                 emb = self.image_embedder
-                if status.get("source") == "download" and hasattr(emb, "allow_download"):
+                if status.get("source") == "download":
                     emb.allow_download = allowed  # the settings may have changed since it was built
                 emb.load()
             except ModelUnavailable as exc:
@@ -257,7 +258,7 @@ class Runtime:
             self._searcher = None
 
 
-def extract_threads(*embedders: Any) -> int:
+def extract_threads(*embedders: TextEmbedder | ImageEmbedder | None) -> int:
     """Extraction (decode, thumbnails, text) threads for the indexer.
 
     On a CPU the models need the cores: 2 threads keep the machine responsive and
@@ -265,7 +266,7 @@ def extract_threads(*embedders: Any) -> int:
     bottleneck (H100: 27 images/s with 2 threads, 148 with 16, model 7,000+;
     docs/PERFORMANCE.md, GPU), so use the cores, leaving one for the desktop.
     """
-    on_gpu = any(str(getattr(e, "device", None) or "cpu").startswith(("cuda", "mps")) for e in embedders if e is not None)
+    on_gpu = any((e.device or "cpu").startswith(("cuda", "mps")) for e in embedders if e is not None)
     if not on_gpu:
         return 2
     return max(2, min(16, (os.cpu_count() or 2) - 1))

@@ -58,6 +58,7 @@ from indexer.search.query_image import decode_query_image
 from indexer.store.read import FTS_MAX_TOKEN, StoreReader, is_live
 from indexer.store.tables import FileRecord, Store, file_id
 from indexer.types import SearchResponse, SearchResult
+from models.base import ImageEmbedder, TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ class Searcher:
     def __init__(
         self,
         store: Store,
-        text_embedder: Any,
-        image_embedder: Any | None,
+        text_embedder: TextEmbedder,
+        image_embedder: ImageEmbedder | None,
         *,
         paths: Any = None,
         settings: Any = None,
@@ -119,7 +120,7 @@ class Searcher:
         self.settings = settings
         self.image_problem = image_problem
         self.ranking = ranking or Ranking()
-        self.reader = StoreReader(store)
+        self.reader = StoreReader(store, text_model=text_embedder.model_id)
         self._names_lock = threading.Lock()
         self._names: tuple[int, NameIndex] | None = None
         self._neutral: np.ndarray | None = None
@@ -292,7 +293,7 @@ class Searcher:
                 return resp
             resp.results = self._search_images(row.vector, files, exclude, limit, floor=self.ranking.similar_floor, gap=2.0)
         else:
-            rows = self.store.chunk_rows(rec.fid, rec.content_hash)
+            rows = self.store.chunk_rows(rec.fid, rec.content_hash, model_id=self.text_embedder.model_id)
             if not rows:
                 resp.message = _no_vectors(self.store, rec.fid, "That file has no text vectors.")
                 return resp

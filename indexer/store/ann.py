@@ -145,12 +145,13 @@ def ensure_indexes(store: Any, *, ann_min_rows: int = ANN_MIN_ROWS) -> IndexRepo
     them (LanceDB scans unindexed rows), only a little slower.
     """
     report = IndexReport()
-    chunks = store.chunks_table()
+    text_tables = store.chunk_tables()  # every text model's
     images = store.images_table()
     with store._write_lock:  # the store's writer lock: never race a commit
-        if ensure_fts_index(chunks):
-            report.fts_built.append(chunks.name)
-        for table in (chunks, images):
+        for chunks in text_tables:
+            if ensure_fts_index(chunks):
+                report.fts_built.append(chunks.name)
+        for table in (*text_tables, images):
             if ensure_vector_index(table, min_rows=ann_min_rows):
                 report.ann_built.append(table.name)
     return report

@@ -548,10 +548,12 @@ def _repair_live(store: Any, report: HealthReport, deep: bool, open_indexes: boo
         if not any("damaged" in p for p in report.problems):
             report.problems.append(f"damaged vectors for {len(known)} files")
     resync = [files[f].path for f in known]
-    chunks, images = store.chunks_table(), store.images_table()
-    problems = [f"keyword index of {chunks.name}: {why}" for why in [fts_problem(chunks, open_it=open_indexes)] if why]
+    text_tables, images = store.chunk_tables(), store.images_table()  # every text model's
+    problems = [f"keyword index of {t.name}: {why}" for t in text_tables if (why := fts_problem(t, open_it=open_indexes))]
     problems += [
-        f"vector index of {t.name}: {why}" for t in (chunks, images) if (why := vector_index_problem(t, open_it=open_indexes))
+        f"vector index of {t.name}: {why}"
+        for t in (*text_tables, images)
+        if (why := vector_index_problem(t, open_it=open_indexes))
     ]
     if problems:
         report.ok = False
@@ -559,7 +561,8 @@ def _repair_live(store: Any, report: HealthReport, deep: bool, open_indexes: boo
         report.problems.extend(problems)
         built = ensure_indexes(store)
         report.actions.append(f"rebuilt {', '.join(built.fts_built + built.ann_built) or 'nothing'}")
-        still = [why for why in [fts_problem(chunks, open_it=True), *(vector_index_problem(t, open_it=True) for t in (chunks, images))] if why]
+        still = [why for t in text_tables if (why := fts_problem(t, open_it=True))]
+        still += [why for t in (*text_tables, images) if (why := vector_index_problem(t, open_it=True))]
         report.indexes_rebuilt = not still
     return resync
 

@@ -123,15 +123,16 @@ class _VectorCache:
 class StoreReader:
     """Search's reads of one `Store`; safe to call from several threads at once."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, text_model: str | None = None) -> None:
         self.store = store
+        self.text_model = text_model  # whose passages are read (None: the store's default text model)
         self._lock = threading.Lock()  # guards the caches below, held while vectors load
         self._caches: dict[VectorKind, _VectorCache] = {"chunks": _VectorCache(), "images": _VectorCache()}
         self._fts_state: tuple[Any, str | None] = (None, None)  # (table version, why the keyword index is unusable)
         self._prefilters: dict[tuple[Any, ...], str] = {}
 
     def _table(self, kind: VectorKind) -> Any | None:
-        return self.store.chunks_table() if kind == "chunks" else self.store.images_table()
+        return self.store.chunks_table(model_id=self.text_model) if kind == "chunks" else self.store.images_table()
 
     # ------------------------------------------------------------ nearest
     def nearest_chunks(

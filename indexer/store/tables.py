@@ -98,7 +98,7 @@ class FileRecord:
     content_hash: str = ""
     state: FileState = "pending"
     reason: str = ""
-    text_model: str = ""
+    text_model: str = ""  # model id of the text model whose chunks table holds its passages
     image_model: str = ""
     truncated: bool = False
     indexed_at: float = 0.0
@@ -235,12 +235,17 @@ class Store:
         *,
         text_model: tuple[str, int] | None = None,
         image_model: tuple[str, int] | None = None,
+        more_text_models: Sequence[tuple[str, int]] = (),
         read_consistency: timedelta = timedelta(seconds=0),
     ) -> None:
         import lancedb
 
         self.path = Path(path)
+        # (model id, dim) of the default text model: what a chunk read without a model id uses.
         self.text_model = text_model
+        # Every text model whose passages this store keeps, model id -> dim: one chunks
+        # table each; a file's record names the one that embedded it (`FileRecord.text_model`).
+        self.text_models: dict[str, int] = dict([*([text_model] if text_model else []), *more_text_models])
         self.image_model = image_model
         self._write_lock = threading.RLock()
         self._cache_lock = threading.Lock()
@@ -324,21 +329,33 @@ class Store:
         names = getattr(result, "tables", result)
         return list(names)
 
-    def chunks_table_name(self) -> str | None:
-        if not self.text_model:
-            return None
-        return "chunks__" + table_slug(*self.text_model)
+    def _text_model(self, model_id: str | None) -> tuple[str, int] | None:
+        """(id, dim) of ``model_id``, by default the store's text model (None: it has none)."""
+        if model_id is None:
+            return self.text_model
+        if model_id not in self.text_models:
+            raise KeyError(f"text model {model_id!r} is not one of this store's ({', '.join(self.text_models) or 'none'})")
+        return model_id, self.text_models[model_id]
+
+    def chunks_table_name(self, model_id: str | None = None) -> str | None:
+        model = self._text_model(model_id)
+        return "chunks__" + table_slug(*model) if model else None
 
     def images_table_name(self) -> str | None:
         if not self.image_model:
             return None
         return "images__" + table_slug(*self.image_model)
 
-    def chunks_table(self, create: bool = False) -> Any | None:
-        name = self.chunks_table_name()
-        if name is None or self.text_model is None:
+    def chunks_table(self, create: bool = False, *, model_id: str | None = None) -> Any | None:
+        """The passages of one text model (default: the store's text model)."""
+        model = self._text_model(model_id)
+        if model is None:
             return None
-        return self._table(name, _chunks_schema(self.text_model[1], self.text_model[0]), create)
+        return self._table("chunks__" + table_slug(*model), _chunks_schema(model[1], model[0]), create)
+
+    def chunk_tables(self) -> list[Any]:
+        """The chunks tables of every text model, those that exist."""
+        return [t for t in (self.chunks_table(model_id=m) for m in self.text_models) if t is not None]
 
     def images_table(self, create: bool = False) -> Any | None:
         name = self.images_table_name()
@@ -439,8 +456,8 @@ class Store:
             self._files_cache_version = self._files.version
             self._hash_index = None
 
-    def chunk_rows(self, fid: str, file_hash: str | None = None) -> list[ChunkRow]:
-        table = self.chunks_table()
+    def chunk_rows(self, fid: str, file_hash: str | None = None, *, model_id: str | None = None) -> list[ChunkRow]:
+        table = self.chunks_table(model_id=model_id)
         if table is None:
             return []
         where = f"fid = '{_checked_hex(fid)}'"
@@ -590,13 +607,12 @@ class Store:
         for rec in self.files().values():
             by_kind[rec.kind] = by_kind.get(rec.kind, 0) + 1
             by_state[rec.state] = by_state.get(rec.state, 0) + 1
-        chunks = self.chunks_table()
         images = self.images_table()
         return {
             "files": sum(by_kind.values()),
             "by_kind": by_kind,
             "by_state": by_state,
-            "chunks": chunks.count_rows() if chunks is not None else 0,
+            "chunks": sum(t.count_rows() for t in self.chunk_tables()),
             "images": images.count_rows() if images is not None else 0,
         }
 
@@ -631,12 +647,12 @@ class Store:
             with self._write_lock:
                 touched_text = list(batch.chunks)
                 touched_images = list(batch.images)
-                if batch.chunks:
-                    table = self.chunks_table(create=True)
-                    assert table is not None and self.text_model is not None
-                    hashes = {r.fid: r.content_hash for r in batch.files}
+                hashes = {r.fid: r.content_hash for r in batch.files}
+                for (model_id, dim), chunks in self._chunks_by_model(batch).items():
+                    table = self.chunks_table(create=True, model_id=model_id)
+                    assert table is not None
                     fids, fhash, ords, texts, starts, ends, chashes, vecs = [], [], [], [], [], [], [], []
-                    for fid, rows in batch.chunks.items():
+                    for fid, rows in chunks.items():
                         for row in rows:
                             fids.append(fid)
                             fhash.append(hashes.get(fid, ""))
@@ -647,7 +663,6 @@ class Store:
                             chashes.append(row.chunk_hash)
                             vecs.append(row.vector)
                     if fids:
-                        dim = self.text_model[1]
                         flat = np.ascontiguousarray(np.stack(vecs).astype(np.float32)).reshape(-1)
                         data = pa.table(
                             {
@@ -690,9 +705,10 @@ class Store:
                 if batch.delete:
                     self._delete_files(batch.delete)
                 self._apply_to_cache(batch, version_before)
-                # Rows of the old content (earlier batches) go last; until now they
-                # were invisible because their file_hash no longer matches.
-                self._delete_rows(self.chunks_table(), touched_text, batch_id)
+                # Rows of the old content (earlier batches, any text model) go last; until
+                # now they were invisible because their file_hash no longer matches.
+                for text_table in self.chunk_tables():
+                    self._delete_rows(text_table, touched_text, batch_id)
                 self._delete_rows(self.images_table(), touched_images, batch_id)
                 # Files that no longer have vectors (now failed, name-only, or another kind).
                 no_text = [
@@ -703,7 +719,8 @@ class Store:
                     r.fid for r in batch.files
                     if r.fid not in batch.images and (r.state != "indexed" or r.kind != "image")
                 ]
-                self._delete_rows(self.chunks_table(), no_text, None)
+                for text_table in self.chunk_tables():
+                    self._delete_rows(text_table, no_text, None)
                 self._delete_rows(self.images_table(), no_image, None)
         except OSError as exc:
             if is_disk_full(exc):
@@ -713,6 +730,17 @@ class Store:
             if is_disk_full(exc):
                 raise DiskFull("the disk holding the index is full; indexing is paused until space is freed") from exc
             raise
+
+    def _chunks_by_model(self, batch: WriteBatch) -> dict[tuple[str, int], dict[str, list[ChunkRow]]]:
+        """The batch's passages by the text model that embedded them, as their file's
+        record says (a record without one: the store's default text model)."""
+        model_of = {r.fid: r.text_model for r in batch.files}
+        out: dict[tuple[str, int], dict[str, list[ChunkRow]]] = {}
+        for fid, rows in batch.chunks.items():
+            model = self._text_model(model_of.get(fid) or None)
+            assert model is not None, "passages written to a store without a text model"
+            out.setdefault(model, {})[fid] = rows
+        return out
 
     def _upsert_files(self, records: Sequence[FileRecord]) -> None:
         import pyarrow as pa
@@ -757,7 +785,7 @@ class Store:
         for part in _batches(list(dict.fromkeys(fids)), 500):
             ids = _hex_list(part)
             self._files.delete(f"fid IN ({ids})")
-            for table in (self.chunks_table(), self.images_table()):
+            for table in (*self.chunk_tables(), self.images_table()):
                 if table is not None:
                     table.delete(f"fid IN ({ids})")
 
@@ -784,7 +812,7 @@ class Store:
 
     def drop_other_model_tables(self) -> list[str]:
         """Drop vector tables of models that are no longer configured."""
-        keep = {self.chunks_table_name(), self.images_table_name(), FILES}
+        keep = {*(self.chunks_table_name(m) for m in self.text_models), self.images_table_name(), FILES}
         dropped = []
         with self._write_lock:
             for name in self.table_names():
@@ -798,7 +826,7 @@ class Store:
         """Delete vector rows whose file no longer exists (left by a crash)."""
         known = set(self.files())
         removed = 0
-        for table in (self.chunks_table(), self.images_table()):
+        for table in (*self.chunk_tables(), self.images_table()):
             if table is None:
                 continue
             fids = set(table.search().select(["fid"]).limit(None).to_arrow().column("fid").to_pylist())
@@ -812,7 +840,7 @@ class Store:
     def optimize(self, cleanup_older_than: timedelta = CLEANUP_OLDER_THAN) -> None:
         """Compact fragments, fold new rows into indexes, prune old versions (L4)."""
         with self._write_lock:
-            for table in (self._files, self.chunks_table(), self.images_table()):
+            for table in (self._files, *self.chunk_tables(), self.images_table()):
                 if table is None:
                     continue
                 try:

@@ -1,4 +1,7 @@
-"""Deterministic fakes with real behaviour (hashlib, not hash()) for orchestration tests."""
+"""Deterministic fakes with real behaviour (hashlib, not hash()) for orchestration tests.
+
+They satisfy the embedder contracts of models/base.py (tests/unit/test_embedder_contract.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from models.weights import ProgressFn
 
 
 def _unit(seed: bytes, dim: int) -> np.ndarray:
@@ -23,6 +28,7 @@ class HashTextEmbedder:
     def __init__(self, dim: int = 64, model_id: str = "fake/hash-text") -> None:
         self.dim = dim
         self.model_id = model_id
+        self.device: str | None = "cpu"
         self.calls = 0
         self.texts_embedded = 0
         self._lock = threading.Lock()
@@ -55,22 +61,35 @@ class HashImageEmbedder:
     def __init__(self, dim: int = 32, model_id: str = "fake/hash-image") -> None:
         self.dim = dim
         self.model_id = model_id
+        self.device: str | None = "cpu"
+        self.allow_download = False
+        self.on_download_progress: ProgressFn | None = None
         self.calls = 0
 
     def load(self) -> None:
         pass
 
+    @property
+    def loaded(self) -> bool:
+        return True
+
     def available(self) -> tuple[bool, str]:
         return True, ""
 
-    def embed_documents(self, items: Sequence[Any]) -> np.ndarray:
+    def preprocess(self, image: Any) -> np.ndarray:
+        """The 8×8 RGB pixels, as the indexer's pool computes them ahead of the batch."""
+        return np.asarray(image.convert("RGB").resize((8, 8))).astype(np.float32).reshape(-1)
+
+    def embed_tensors(self, batch: Sequence[Any]) -> np.ndarray:
         self.calls += 1
         out = []
-        for img in items:
-            small = np.asarray(img.convert("RGB").resize((8, 8))).astype(np.float32).reshape(-1)
+        for small in batch:
             v = small[: self.dim] - small.mean() + 1e-3
             out.append((v / (np.linalg.norm(v) or 1.0)).astype(np.float32))
-        return np.stack(out)
+        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed_documents(self, items: Sequence[Any]) -> np.ndarray:
+        return self.embed_tensors([self.preprocess(img) for img in items])
 
     def embed_image(self, image: Any) -> np.ndarray:
         return self.embed_documents([image])[0]
