@@ -12,6 +12,7 @@ import datetime as dt
 import os
 from typing import Any
 
+from indexer.paths import is_under
 from indexer.search.names import NAME_WORDS
 from indexer.search.query import ParsedQuery, contains_phrase
 from indexer.store.tables import FileRecord
@@ -75,10 +76,8 @@ class FileFilter:
             name_words = " ".join(NAME_WORDS.findall(name_text))
             if any(contains_phrase(name_text, x) or contains_phrase(name_words, x) for x in self.excludes):
                 return False
-        if self.folder:
-            prefix = self.folder.rstrip(os.sep) + os.sep
-            if not (rec.path.startswith(prefix) or rec.path == self.folder):
-                return False
+        if self.folder and not is_under(rec.path, self.folder):
+            return False
         if self.fragments and not all(_in_folder(rec.path, frag) for frag in self.fragments):
             return False
         if self.exts and rec.ext not in self.exts:
