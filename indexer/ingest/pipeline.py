@@ -8,7 +8,9 @@ it one per data directory). It is incremental by default:
 - the same bytes under another path (rename, move, copy): vectors are copied,
   no model call;
 - changed text: only chunks whose embedded text changed are re-embedded;
-- gone: rows are deleted, unless its watched folder is offline (kept, hidden).
+- gone: the record is retired (hidden, its vectors kept for the other end of a
+  move processed later in the run or in a later watcher batch), then purged;
+  unless its watched folder is offline (kept, hidden).
 
 Extraction runs on a small thread pool ahead of the model so decoding overlaps
 inference; writes are batched (never one commit per file) and the per-file
@@ -73,6 +75,9 @@ OPTIMIZE_EVERY_COMMITS = 100
 """A watcher only calls sync_paths (never index_roots, which optimizes after each run), so
 compact and prune after this many commits or ``OPTIMIZE_INTERVAL_S``: bounded disk (L4/L5)."""
 OPTIMIZE_INTERVAL_S = 600.0
+REMOVED_KEPT_S = 600.0
+"""How long a watcher keeps a retired record (a file gone from disk) for the other end of a
+move in a later batch; a reconcile purges its roots' retired records when it ends."""
 FOLDER_KIND: Final = "folder"
 """``kind`` of a problem record for a folder that could not be listed (state ``failed``).
 Its files' records are kept as they were; the record goes once the folder can be read."""
@@ -187,6 +192,7 @@ class IndexService:
 
         started = time.monotonic()
         summary = IndexSummary()
+        reconciled: list[str] = []  # roots scanned to the end: their retired records can go
         with self._lock:
             self._repair_store(deep=not self._store_verified)
             for root in roots:
@@ -220,7 +226,10 @@ class IndexService:
                 gone = [fid for fid, r in known.items() if fid not in seen and not _covered(r.path, unreadable)]
                 problems = [_folder_problem(p, root, why) for p, why in sorted(unreadable.items())]
                 self._process(infos, root, summary, cancel, gone=gone, fids=fids, problems=problems)
+                reconciled.append(root)
             if cancel is None or not cancel.is_set():
+                # Only now: a file moved across folders or roots may be the run's last.
+                self._purge_removed(reconciled, time.time())
                 self._after_run()
         release_memory()
         summary.elapsed_s = time.monotonic() - started
@@ -250,6 +259,7 @@ class IndexService:
         from indexer.ingest.scan import Exclusions, scan_root, stat_file
 
         started = time.monotonic()
+        started_at = time.time()
         summary = IndexSummary()
         with self._lock:
             paths = [*paths, *self._repair_store()]  # files whose vectors were found damaged
@@ -306,6 +316,7 @@ class IndexService:
                     problems=problems.get(root, []),
                 )
             if not self._serving_urgent:
+                self._purge_removed((), started_at)  # what this sync retired waits for later batches
                 self._maybe_optimize()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
@@ -339,7 +350,8 @@ class IndexService:
         root = os.path.abspath(root)
         with self._lock:
             fids = [fid for fid, r in self.store.files().items() if r.root == root]
-            self._write(WriteBatch(delete=fids))
+            retired = [fid for fid, r in self.store.removed().items() if r.root == root]
+            self._write(WriteBatch(delete=[*fids, *retired]))
             self._gc_thumbnails()
         return len(fids)
 
@@ -408,7 +420,7 @@ class IndexService:
             summary.failed += 1
             summary.failures.append((p.path, p.reason))
         if gone:
-            batch.delete.extend(gone)
+            batch.retire.extend(gone)  # kept, hidden, as twins for moves later in this run
             summary.removed += sum(1 for f in gone if f not in files or files[f].kind != FOLDER_KIND)
         total = len(todo)
         outer = self._run is None and not self._serving_urgent
@@ -466,7 +478,7 @@ class IndexService:
                     # Deleted between the scan and the read: gone, not failed. If it comes
                     # back, nothing is recorded that could keep it from being indexed.
                     if work.old is not None:
-                        batch.delete.append(work.old.fid)
+                        batch.retire.append(work.old.fid)  # maybe moved: its twin may come later
                         summary.removed += 1
                     continue
                 if rec.state == "failed":
@@ -638,7 +650,7 @@ class IndexService:
             if twin is not None:
                 work.record = dataclasses.replace(
                     twin, fid=rec.fid, path=rec.path, root=rec.root, size=rec.size,
-                    mtime_ns=rec.mtime_ns, indexed_at=time.time(), available=True,
+                    mtime_ns=rec.mtime_ns, indexed_at=time.time(), available=True, state="indexed",
                 )
                 if info.kind == "text":
                     work.copied_rows = self.store.chunk_rows(twin.fid, twin.content_hash, model_id=twin.text_model)
@@ -819,8 +831,20 @@ class IndexService:
         self.optimize()
         self._gc_thumbnails()
 
+    def _purge_removed(self, roots: Sequence[str], now: float) -> None:
+        """Delete retired records no later file can reuse: those of ``roots`` (reconciled
+        to the end) and any retired more than `REMOVED_KEPT_S` before ``now``."""
+        try:
+            n = self.store.purge_removed(roots=roots, retired_before=now - REMOVED_KEPT_S)
+        except DiskFull as exc:  # they stay hidden; the next run purges them
+            log.warning("removed entries kept until space is freed: %s", exc)
+            return
+        if n:
+            log.info("purged %d removed entries", n)
+
     def _gc_thumbnails(self) -> None:
-        keep = {f"{r.content_hash}.png" for r in self.store.files().values() if r.kind == "image"}
+        records = [*self.store.files().values(), *self.store.removed().values()]
+        keep = {f"{r.content_hash}.png" for r in records if r.kind == "image"}
         try:
             for entry in os.scandir(self.paths.thumbnails):
                 if entry.name.endswith(".png") and entry.name not in keep:

@@ -8,7 +8,10 @@ Tables
 Vectors of different models live in different tables, so a ranking never mixes
 them. Rows of a file become visible to search only once its ``files`` row says
 ``indexed`` with the same ``content_hash`` (chunk rows carry ``file_hash``), so
-a crash between two commits never shows a half-indexed file. Predicates only
+a crash between two commits never shows a half-indexed file. A file gone from
+disk whose vectors another path may reuse (the other end of a move) is *retired*:
+its row stays, in state ``removed``, hidden from `Store.files` (so from search and
+every count) and kept only as a twin source until `Store.purge_removed`. Predicates only
 ever contain hex ids and fixed literals, never user strings (apostrophes in
 paths cannot break or widen a delete).
 """
@@ -43,6 +46,8 @@ MIGRATIONS: dict[int, Callable[[Store], None]] = {}
 """Cheap in-place steps: ``MIGRATIONS[n](store)`` brings a store of schema n to n + 1.
 An older store with no step for its version is rebuilt instead (`Store.upgrade_schema`)."""
 FILES = "files"
+REMOVED = "removed"
+"""State of a retired file: gone from disk, its vectors kept for the other end of a move."""
 CLEANUP_OLDER_THAN = timedelta(minutes=2)
 """Old versions are pruned once older than this; far above any query's duration (L5)."""
 
@@ -150,9 +155,11 @@ class WriteBatch:
     chunks: dict[str, list[ChunkRow]] = dataclasses.field(default_factory=dict)  # fid -> rows
     images: dict[str, ImageRow] = dataclasses.field(default_factory=dict)  # fid -> row
     delete: list[str] = dataclasses.field(default_factory=list)  # fids to remove entirely
+    # Fids gone from disk: indexed ones are retired (hidden, vectors kept), others deleted.
+    retire: list[str] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.files or self.chunks or self.images or self.delete)
+        return bool(self.files or self.chunks or self.images or self.delete or self.retire)
 
 
 def _files_schema() -> Any:
@@ -250,6 +257,7 @@ class Store:
         self._write_lock = threading.RLock()
         self._cache_lock = threading.Lock()
         self._files_cache: dict[str, FileRecord] | None = None
+        self._removed_cache: dict[str, FileRecord] = {}  # retired records, same version as _files_cache
         self._files_cache_version: int | None = None
         self._hash_index: dict[str, list[str]] | None = None
         self._hash_index_of: dict[str, FileRecord] | None = None
@@ -387,16 +395,26 @@ class Store:
 
     # ------------------------------------------------------------------ reads
     def files(self) -> dict[str, FileRecord]:
-        """All file records by fid; cached until the files table changes."""
+        """All file records by fid, retired ones left out; cached until the files table changes."""
+        return self._snapshot()[0]
+
+    def removed(self) -> dict[str, FileRecord]:
+        """Retired records by fid (state ``removed``): twin sources only, never shown."""
+        return self._snapshot()[1]
+
+    def _snapshot(self) -> tuple[dict[str, FileRecord], dict[str, FileRecord]]:
         version = self._files.version
         with self._cache_lock:
             if self._files_cache is not None and self._files_cache_version == version:
-                return self._files_cache
+                return self._files_cache, self._removed_cache
         records = self._load_files()
+        removed = {fid: rec for fid, rec in records.items() if rec.state == REMOVED}
+        for fid in removed:
+            del records[fid]
         with self._cache_lock:
-            self._files_cache = records
+            self._files_cache, self._removed_cache = records, removed
             self._files_cache_version = version
-        return records
+        return records, removed
 
     def _load_files(self) -> dict[str, FileRecord]:
         arrow = self._files.to_arrow()
@@ -428,31 +446,38 @@ class Store:
         return self.files().get(file_id(path))
 
     def by_hash(self, content_hash: str) -> list[FileRecord]:
-        """Indexed files with these bytes (for rename/copy reuse); O(1) per call."""
-        files = self.files()
+        """Files with these bytes whose vectors can be copied (rename/move/copy reuse):
+        indexed ones first, then retired ones; O(1) per call."""
+        files, removed = self._snapshot()
         with self._cache_lock:
             if self._hash_index is None or self._hash_index_of is not files:
                 index: dict[str, list[str]] = {}
-                for rec in files.values():
+                for rec in [*files.values(), *removed.values()]:
                     if rec.content_hash:
                         index.setdefault(rec.content_hash, []).append(rec.fid)
                 self._hash_index, self._hash_index_of = index, files
             fids = list(self._hash_index.get(content_hash, ()))
-        return [files[f] for f in fids if f in files and files[f].state == "indexed" and files[f].content_hash == content_hash]
+        live = [files[f] for f in fids if f in files and files[f].state == "indexed"]
+        retired = [removed[f] for f in fids if f in removed]
+        return [r for r in [*live, *retired] if r.content_hash == content_hash]
 
-    def _apply_to_cache(self, batch: WriteBatch, version_before: int) -> None:
+    def _apply_to_cache(self, batch: WriteBatch, version_before: int, retired: Sequence[FileRecord] = ()) -> None:
         """The writer knows what it wrote: update the cached snapshot instead of
         re-reading the whole files table after every commit (O(batch), not O(store))."""
         with self._cache_lock:
             if self._files_cache is None or self._files_cache_version != version_before:
                 self._files_cache = None
                 return
-            cache = dict(self._files_cache)
-            for fid in batch.delete:
+            cache, removed = dict(self._files_cache), dict(self._removed_cache)
+            for fid in [*batch.delete, *batch.retire]:
                 cache.pop(fid, None)
+                removed.pop(fid, None)
+            for rec in retired:
+                removed[rec.fid] = rec
             for rec in batch.files:
                 cache[rec.fid] = rec
-            self._files_cache = cache
+                removed.pop(rec.fid, None)
+            self._files_cache, self._removed_cache = cache, removed
             self._files_cache_version = self._files.version
             self._hash_index = None
 
@@ -700,11 +725,12 @@ class Store:
                     )
                     table.add(data)
                 version_before = self._files.version
-                if batch.files:
-                    self._upsert_files(batch.files)
-                if batch.delete:
-                    self._delete_files(batch.delete)
-                self._apply_to_cache(batch, version_before)
+                retired, dropped = self._split_retired(batch)
+                if batch.files or retired:
+                    self._upsert_files([*batch.files, *retired])
+                if batch.delete or dropped:
+                    self._delete_files([*batch.delete, *dropped])
+                self._apply_to_cache(batch, version_before, retired)
                 # Rows of the old content (earlier batches, any text model) go last; until
                 # now they were invisible because their file_hash no longer matches.
                 for text_table in self.chunk_tables():
@@ -741,6 +767,25 @@ class Store:
             assert model is not None, "passages written to a store without a text model"
             out.setdefault(model, {})[fid] = rows
         return out
+
+    def _split_retired(self, batch: WriteBatch) -> tuple[list[FileRecord], list[str]]:
+        """``batch.retire`` as records to hide (indexed: their vectors may serve a twin)
+        and fids to delete (nothing to reuse). The time retired goes in ``indexed_at``."""
+        if not batch.retire:
+            return [], []
+        live = self.files()
+        written = {r.fid for r in batch.files}
+        now = time.time()
+        retired, dropped = [], []
+        for fid in dict.fromkeys(batch.retire):
+            if fid in written:
+                continue
+            rec = live.get(fid)
+            if rec is not None and rec.state == "indexed" and rec.content_hash and rec.kind in ("text", "image"):
+                retired.append(dataclasses.replace(rec, state=REMOVED, indexed_at=now))
+            else:
+                dropped.append(fid)
+        return retired, dropped
 
     def _upsert_files(self, records: Sequence[FileRecord]) -> None:
         import pyarrow as pa
@@ -810,6 +855,17 @@ class Store:
         if fids:
             self.write(WriteBatch(delete=list(fids)))
 
+    def purge_removed(self, *, roots: Iterable[str] = (), retired_before: float | None = None) -> int:
+        """Writer only: delete retired records (and their vectors) of ``roots``, and those
+        retired before ``retired_before`` (a time.time()); returns how many went."""
+        roots = set(roots)
+        fids = [
+            fid for fid, rec in self.removed().items()
+            if rec.root in roots or (retired_before is not None and rec.indexed_at < retired_before)
+        ]
+        self.delete_files(fids)
+        return len(fids)
+
     def drop_other_model_tables(self) -> list[str]:
         """Drop vector tables of models that are no longer configured."""
         keep = {*(self.chunks_table_name(m) for m in self.text_models), self.images_table_name(), FILES}
@@ -824,7 +880,7 @@ class Store:
 
     def remove_orphans(self) -> int:
         """Delete vector rows whose file no longer exists (left by a crash)."""
-        known = set(self.files())
+        known = set(self.files()) | set(self.removed())
         removed = 0
         for table in (*self.chunk_tables(), self.images_table()):
             if table is None:
