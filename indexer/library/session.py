@@ -440,9 +440,7 @@ class LibrarySession:
         so the first answer does not wait for the image model) → image model → the full
         searcher and the image model's state. Waits for all of it."""
         opening = self._open_store_beside()
-        loader = getattr(self.runtime.text_embedder, "load", None)
-        if callable(loader):
-            loader()
+        self.runtime.text_embedder.load()
         if opening is not None:
             opening.join()
         early = self._text_only_searcher()
@@ -491,14 +489,11 @@ class LibrarySession:
         """Fetch the image model's weights now (the person asked: a remembered failure is
         forgotten); ``progress(done_bytes, total_bytes)``. Waits for the download."""
         emb = self.runtime.image_embedder
-        reports = hasattr(emb, "on_download_progress")
-        if reports:
-            emb.on_download_progress = progress
+        emb.on_download_progress = progress  # an ImageEmbedder reports a download's bytes
         try:
             ok, why = self.runtime.image_ready(load=True, download=True, retry=True)
         finally:
-            if reports:
-                emb.on_download_progress = None
+            emb.on_download_progress = None
         return clip_state_from(self.runtime, ok, why)
 
     def can_reload_image_model(self) -> bool:
