@@ -501,8 +501,6 @@ def encode_text_trimmed(model: Any, tokens: Any) -> Any:
     CPU (measured in bench/bench_clip_cpu.py). Models without that structure (other
     pooling, no causal mask, a custom text tower) take the library's path.
     """
-    import torch
-
     mask = getattr(model, "attn_mask", None)
     if (
         getattr(model, "text_pool_type", None) != "argmax"

@@ -339,8 +339,8 @@ class TextEmbedder:
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             if local_only and not Path(source).exists():
                 fix = (
-                    f"download it once on a connected machine (it is looked up in the Hugging Face cache), "
-                    f"allow downloads in settings, or set text_model to a local folder"
+                    "download it once on a connected machine (it is looked up in the Hugging Face cache), "
+                    "allow downloads in settings, or set text_model to a local folder"
                 )
                 raise ModelUnavailable(f"text model {source!r} is not on this machine ({exc})", fix) from exc
             raise ModelUnavailable(
