@@ -17,7 +17,7 @@ RecordKind = Literal["text", "image", "other", "folder"]
 """A file record's kind: a `FileKind`, or ``folder`` for a folder that could not be listed
 (a problem record, state ``failed``; never a search result)."""
 
-FileState = Literal["indexed", "name_only", "failed", "pending", "unavailable"]
+FileState = Literal["indexed", "name_only", "failed", "pending", "unavailable", "removed"]
 """Life cycle of one file record.
 
 - ``indexed``: its vectors are committed.
@@ -25,6 +25,7 @@ FileState = Literal["indexed", "name_only", "failed", "pending", "unavailable"]
 - ``failed``: extraction failed; ``reason`` says why. Retried when the file changes.
 - ``pending``: known but not embedded yet (e.g. CLIP weights missing); ``reason`` says why.
 - ``unavailable``: its watched folder is offline; rows are kept but hidden from results.
+- ``removed``: gone from disk, vectors kept a while for the other end of a move (never listed).
 """
 
 ProgressPhase = Literal["scanning", "extracting", "embedding", "writing", "optimizing", "idle", "paused"]

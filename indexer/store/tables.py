@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -46,7 +46,7 @@ MIGRATIONS: dict[int, Callable[[Store], None]] = {}
 """Cheap in-place steps: ``MIGRATIONS[n](store)`` brings a store of schema n to n + 1.
 An older store with no step for its version is rebuilt instead (`Store.upgrade_schema`)."""
 FILES = "files"
-REMOVED = "removed"
+REMOVED: Final = "removed"
 """State of a retired file: gone from disk, its vectors kept for the other end of a move."""
 CLEANUP_OLDER_THAN = timedelta(minutes=2)
 """Old versions are pruned once older than this; far above any query's duration (L5)."""
