@@ -18,7 +18,7 @@ from indexer.errors import UserError
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ["index", "search", "similar", "status", "folders", "watch", "eval", "autostart", "models"]
+COMMANDS = ["index", "search", "similar", "duplicates", "status", "folders", "watch", "eval", "autostart", "models"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -506,6 +506,57 @@ class LibrarySession:
         self.runtime.reset_image_model()
         return self.runtime.searcher(), self.image_model_state(load=True)
 
+    # -- duplicates (issue 18) ----------------------------------------------------
+    def find_duplicates(self, tiers: Sequence[str] | None = None, progress: Callable[[str], None] | None = None,
+                        cancel: Callable[[], bool] | None = None) -> list[Any]:
+        """Duplicate groups (`indexer.duplicates.tiers.DuplicateGroup`), largest reclaimable
+        first, without those marked "not duplicates". Reads only; waits for the scan."""
+        from indexer.duplicates.actions import load_decisions
+        from indexer.duplicates.scan import DuplicateScan
+        from indexer.duplicates.tiers import TIERS
+        from indexer.store.read import StoreReader
+
+        store = self.runtime.store
+        decisions = load_decisions(self.data_dir)
+        scan = DuplicateScan(store, StoreReader(store), self.data_dir, progress=progress, cancel=cancel)
+        return scan.run(tuple(tiers or TIERS), preferred=decisions.preferred, dismissed=decisions.dismissed)
+
+    def trash_duplicates(self, group: Any, paths: Sequence[str]) -> Any:
+        """Move these members of ``group`` to the system trash (never a delete); when this
+        session writes, the index follows at once, else the writing process's watcher does.
+        Returns `indexer.duplicates.actions.TrashOutcome` (nothing moves if a file changed)."""
+        from indexer.duplicates.actions import move_to_trash
+
+        service = self.service
+        return move_to_trash(group, paths, after=service.sync_paths if service is not None else None)
+
+    def not_duplicates(self, group: Any) -> None:
+        """Remember that ``group``'s files are not duplicates: it is not shown again."""
+        from indexer.duplicates.actions import dismiss
+
+        dismiss(self.data_dir, group)
+
+    def preferred_folders(self) -> list[str]:
+        """Folders whose copies are suggested as the ones to keep."""
+        from indexer.duplicates.actions import load_decisions
+
+        return load_decisions(self.data_dir).preferred
+
+    def set_preferred_folders(self, folders: Sequence[str]) -> None:
+        from indexer.duplicates.actions import set_preferred
+
+        set_preferred(self.data_dir, folders)
+
+    def differing_passages(self, keeper_path: str, other_path: str) -> list[str]:
+        """Passages of ``other_path`` that share little text with ``keeper_path`` (opens the index)."""
+        from indexer.duplicates.scan import differing_passages
+
+        store = self.runtime.store
+        keeper, other = store.get_file(keeper_path), store.get_file(other_path)
+        if keeper is None or other is None:
+            return []
+        return differing_passages(store, keeper, other)
+
     # -- shutdown ----------------------------------------------------------------
     def cancel_batch(self) -> None:
         """Ask the batch in flight to stop between files (shutting down soon)."""

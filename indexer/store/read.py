@@ -314,6 +314,25 @@ class StoreReader:
                 idx = np.flatnonzero(keep)
                 yield VectorBatch([fids[i] for i in idx], [hashes[i] for i in idx], np.ascontiguousarray(vectors[idx]))
 
+    def iter_passages(self, fids: set[str] | None = None, batch_rows: int = 8192) -> Iterator[tuple[list[str], list[str]]]:
+        """The text of every live passage, a batch at a time: (fids, texts), in no set order.
+
+        ``fids``: only these files' passages. Memory stays at one batch whatever the
+        size of the store (the duplicate scan signs documents from it).
+        """
+        table = self._table("chunks")
+        if table is None:
+            return
+        files = self.store.files()
+        for batch in table.to_lance().to_batches(columns=["fid", "file_hash", "text"], batch_size=batch_rows):
+            row_fids = batch.column("fid").to_pylist()
+            hashes = batch.column("file_hash").to_pylist()
+            texts = batch.column("text").to_pylist()
+            keep = [i for i, (f, h) in enumerate(zip(row_fids, hashes))
+                    if (fids is None or f in fids) and is_live(files.get(f), h)]
+            if keep:
+                yield [row_fids[i] for i in keep], [texts[i] or "" for i in keep]
+
     # ----------------------------------------------------------- keywords
     def keyword_hits(self, text: str, files: dict[str, FileRecord], scope: FileScope, k: int) -> Any | None:
         """BM25 passages for plain words, best first: live rows in scope with sane vectors (arrow,
