@@ -1,8 +1,8 @@
-"""Composition root of the window: QApplication → runtime → backend/controller → MainWindow.
+"""Composition root of the window: QApplication → library session → backend/controller → MainWindow.
 
 The window is shown before anything heavy happens: models load and the store opens
-on worker threads (:class:`desktop.backend.Backend`), the indexer and watcher run
-in background threads of this process when we hold the writer lock.
+on worker threads (:class:`desktop.backend.Backend` over the session), the indexer
+and watcher run in background threads of this process when we hold the writer lock.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from desktop.main_window import MainWindow
 from desktop.opener import Opener
 from desktop.search_controller import SearchController
 from desktop.thumbnails import ThumbnailCache
+from indexer.library.session import ConfigError, LibrarySession, open_session
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,13 @@ class Parts:
         return self._clean
 
 
-def build_window(runtime: Any, *, lock_factory: Callable[[Any], Any] | None = None,
-                 watch_factory: Callable[..., Any] | None = None,
-                 open_url: Callable[..., bool] | None = None, run: Callable[[list[str]], None] | None = None,
-                 platform: str = sys.platform) -> Parts:
-    """Wire the window to a runtime (real or fake) and start loading in the background."""
-    backend = Backend(runtime, lock_factory=lock_factory, watch_factory=watch_factory)
+def build_window(session: LibrarySession, *, open_url: Callable[..., bool] | None = None,
+                 run: Callable[[list[str]], None] | None = None, platform: str = sys.platform) -> Parts:
+    """Wire the window to a library session (on a real or a fake runtime) and start loading
+    in the background."""
+    backend = Backend(session)
     controller = SearchController()
-    thumbnails = ThumbnailCache(str(runtime.paths.thumbnails))
+    thumbnails = ThumbnailCache(str(session.paths.thumbnails))
     opener_kwargs: dict[str, Any] = {"platform": platform}
     if open_url is not None:
         opener_kwargs["open_url"] = open_url
@@ -239,36 +239,26 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     reporter = _BugReporter(app)
     install_excepthooks(reporter)
 
-    from indexer.library.settings import ConfigError
-    from indexer.library.runtime import open_runtime
-
     try:
-        runtime = open_runtime(data_dir)  # paths + settings only; store and models open lazily
+        session = open_session(data_dir)  # paths + settings only; store and models open lazily
     except ConfigError as exc:
         QMessageBox.critical(None, APP, str(exc))
         return 2
-    _setup_file_log(str(runtime.paths.logs))
+    _setup_file_log(str(session.paths.logs))
 
-    if not runtime.settings.welcome_done:
+    if not session.settings.welcome_done:
         from desktop.welcome_dialog import WelcomeDialog
 
-        dlg = WelcomeDialog(str(runtime.paths.data_dir))
+        dlg = WelcomeDialog(session.data_dir)
         if dlg.exec():
-            from indexer.library.settings import normalise_folder, save_settings
-            from indexer.ingest.scan import refusal_reason
-
             for f in dlg.chosen_folders():
-                f = normalise_folder(f)
-                refused = refusal_reason(f, runtime.paths.data_dir)  # the same rule as the CLI
+                refused = session.add_folder(f).refused  # the same rule as everywhere
                 if refused:
                     log.warning("not watching %s", refused)
-                    continue
-                if f not in runtime.settings.folders:
-                    runtime.settings.folders.append(f)
-            runtime.settings.welcome_done = True
-            save_settings(runtime.paths, runtime.settings)
+            session.settings.welcome_done = True
+            session.save_settings()
 
-    parts = build_window(runtime)
+    parts = build_window(session)
     window = parts.window
     restore_geometry(window)
 

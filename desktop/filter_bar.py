@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QDate, Signal
 from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QLabel, QWidget
 
-from indexer.ingest.extract import IMAGE_EXTENSIONS
+from indexer.library.session import IMAGE_EXTENSIONS, parse_query
 
 TYPE_CHOICES: list[tuple[str, list[str]]] = [
     ("Any type", []),
@@ -125,8 +125,6 @@ class FilterBar(QWidget):
         applies them); a dropdown the query set goes back to "any" when the query
         drops the filter, one the person chose is left alone.
         """
-        from indexer.search.query import parse_query
-
         parsed = parse_query(text or "")
         exts = ["." + e.lower().lstrip(".") for e in parsed.exts]
         if not exts and parsed.kind == "image":

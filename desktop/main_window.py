@@ -45,8 +45,7 @@ from desktop.search_bar import SearchBar
 from desktop.search_controller import ImageQuery, SearchController
 from desktop.status_panel import StatusPanel
 from desktop.thumbnails import ThumbnailCache
-from indexer.ingest.extract import kind_for_path
-from indexer.search.query import QUERY_TOO_LONG
+from indexer.library.session import QUERY_TOO_LONG, kind_for_path
 from indexer.types import Progress, SearchResponse
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.search_controller import ImageQuery
-from indexer.ingest.extract import IMAGE_EXTENSIONS
+from indexer.library.session import IMAGE_EXTENSIONS
 
 IMAGE_FILTER = "Images (" + " ".join("*." + e for e in sorted(IMAGE_EXTENSIONS)) + ")"
 

@@ -159,11 +159,9 @@ class SettingsDialog(QDialog):
         path = choose_folder(self, "Add a folder to search")
         if not path:
             return
-        from indexer.ingest.scan import refusal_reason
-
-        # The same rule as everywhere: Lodestar's own data is refused; a folder holding it
-        # is fine (the walk always skips the data folder).
-        refused = refusal_reason(path, self.backend.data_dir())
+        # The session's one rule: Lodestar's own data is refused; a folder holding it is
+        # fine (the walk always skips the data folder).
+        refused = self.backend.folder_refusal(path)
         if refused:
             QMessageBox.warning(self, "Folders", refused)
             return
@@ -202,7 +200,7 @@ class SettingsDialog(QDialog):
         s.keep_running_in_tray = self.keep_in_tray.isChecked()
         if self.start_at_login.isChecked() != s.start_at_login:
             s.start_at_login = self.start_at_login.isChecked()
-            problem = _apply_autostart(s.start_at_login, self.backend.data_dir())
+            problem = _apply_autostart(self.backend, s.start_at_login)
             if problem:
                 QMessageBox.warning(self, "Start at login", problem)
         self.backend.save_settings()
@@ -226,15 +224,10 @@ class SettingsDialog(QDialog):
         super().done(result)
 
 
-def _apply_autostart(enabled: bool, data_dir: str) -> str:
-    """Turn start-at-login on/off via indexer.library.autostart; returns an error message or ""."""
-    from indexer.library import autostart
-
+def _apply_autostart(backend: Backend, enabled: bool) -> str:
+    """Turn start-at-login on/off; returns an error message or ""."""
     try:
-        if enabled:
-            autostart.enable(autostart.watch_command(data_dir))
-        else:
-            autostart.disable()
+        backend.set_start_at_login(enabled)
     except OSError as exc:
         log.warning("could not change start-at-login: %s", exc)
         return f"Could not change start at login: {exc.strerror or exc}"

@@ -9,7 +9,6 @@ import os
 from indexer.cli._common import print_json, say
 from indexer.errors import UserError
 from indexer.library.settings import AppPaths, load_settings, normalise_folder, open_paths, save_settings
-from indexer.paths import is_under
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +36,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_folder(paths: AppPaths, raw: str) -> int:
-    path = normalise_folder(raw)
-    if not os.path.exists(path):
-        raise UserError(f"no such folder: {raw}")
-    if not os.path.isdir(path):
-        raise UserError(f"not a folder: {raw} (Lodestar watches folders; add the folder that holds it)")
-    from indexer.ingest.scan import check_indexable
+    from indexer.library.session import plan_folder_add
 
-    check_indexable(path, paths.data_dir)  # Lodestar's own data is never watched (FolderRefused)
     settings = load_settings(paths)
+    change = plan_folder_add(raw, settings.folders, paths.data_dir)  # the window's rule too
+    if change.refused:
+        raise UserError(change.refused)
+    if change.covered_by:
+        what = "already watched" if change.path == change.covered_by else f"already watched as part of {change.covered_by}"
+        say(f"{change.path} is {what}; nothing to do.")
+        return 0
     current = [normalise_folder(f) for f in settings.folders]
-    for existing in current:
-        if is_under(path, existing):
-            what = "already watched" if path == existing else f"already watched as part of {existing}"
-            say(f"{path} is {what}; nothing to do.")
-            return 0
-    nested = [f for f in current if is_under(f, path)]
-    settings.folders = [f for f in current if f not in nested] + [path]
+    settings.folders = [f for f in current if f not in change.absorbed] + [change.path]
     save_settings(paths, settings)
-    if nested:
-        say(f"{path} now covers {', '.join(nested)}, which no longer need to be listed separately.")
-    say(f"Watching {path}.")
+    if change.absorbed:
+        say(f"{change.path} now covers {', '.join(change.absorbed)}, which no longer need to be listed separately.")
+    say(f"Watching {change.path}.")
     say(_next_step(paths))
     return 0
 

@@ -1,8 +1,9 @@
 """`lodestar watch [--once]`: keep the index in step with the watched folders.
 
-Becomes the single writer (waits, saying so, if another process is), then runs
-`WatchService` until SIGINT/SIGTERM. Folder changes made with `lodestar folders`
-or the window are picked up from settings.json every few seconds.
+Becomes the single writer (waits, saying so, if another process is), then watches
+through the library session (`indexer.library.session`, the window's too) until
+SIGINT/SIGTERM. Folder changes made with `lodestar folders` or the window are
+picked up from settings.json every few seconds.
 """
 
 from __future__ import annotations
@@ -16,19 +17,13 @@ import time
 from typing import Any
 
 from indexer.cli._common import say
-from indexer.library.settings import AppPaths, ConfigError, Settings, load_settings, normalise_folder, open_paths
+from indexer.library.settings import AppPaths, ConfigError, normalise_folder, open_paths
 from indexer.types import FolderStatus, IndexSummary
 from indexer.wording import plural
 
 log = logging.getLogger(__name__)
 
 SETTINGS_POLL_S = 3.0
-# Settings a running watcher follows live; model choices need a restart.
-_LIVE_FIELDS = (
-    "folders", "excludes", "skip_hidden", "honour_gitignore", "max_text_mb", "max_text_file_mb",
-    "max_document_mb", "max_image_mb", "reconcile_interval_s",
-)
-_EXCLUSION_FIELDS = ("excludes", "skip_hidden", "honour_gitignore")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -84,29 +79,6 @@ def _acquire(lock: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _follow_settings(paths: AppPaths, live: Settings, ws: Any) -> None:
-    """Copy live-followable settings from disk into the shared Settings object."""
-    fresh = load_settings(paths)
-    # A field the file gets wrong (a typo mid-edit, a half-written file) keeps its live
-    # value: following its default would drop every folder, and with it their index.
-    changed = [f for f in _LIVE_FIELDS
-               if f not in fresh.invalid_fields and getattr(fresh, f) != getattr(live, f)]
-    if not changed:
-        return
-    for name in changed:
-        # Mutate in place: the pipeline and the watcher share this object.
-        value = getattr(fresh, name)
-        if isinstance(value, list):
-            getattr(live, name)[:] = value
-        else:
-            setattr(live, name, value)
-    log.info("settings changed: %s", ", ".join(changed))
-    if "folders" in changed:
-        ws.set_roots(live.folders)
-    if any(f in changed for f in _EXCLUSION_FIELDS):
-        ws.request_reconcile()
-
-
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """``stop``: set by SIGINT/SIGTERM (or by a caller embedding the watcher) to finish."""
     from indexer.library.writer_lock import WriterLock
@@ -119,66 +91,59 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         if not _acquire(lock, stop):
             return 0
         try:
-            return _watch(args, paths, stop)
+            return _watch(args, paths, lock, stop)
         finally:
-            lock.release()
+            lock.release()  # the session gives it up too, unless a batch would not stop: we exit now
     finally:
         _restore_signal_handlers(previous)
 
 
-def _watch(args: argparse.Namespace, paths: AppPaths, stop: threading.Event) -> int:
-    from indexer.library.runtime import open_runtime
-    from indexer.watch.watcher import WatchService
+def _watch(args: argparse.Namespace, paths: AppPaths, lock: Any, stop: threading.Event) -> int:
+    """Watch as the writer (``lock`` held) through the library session, as the window does."""
+    from indexer.library.session import open_session
 
     verbose = bool(getattr(args, "verbose", 0))
-    rt = open_runtime(paths.data_dir)
+    modes: dict[str, str] = {}
+
+    def on_status(statuses: list[FolderStatus]) -> None:
+        _say_mode_changes(modes, statuses)
+
+    def on_batch(batch: list[str], s: IndexSummary) -> None:
+        say(
+            f"{time.strftime('%H:%M:%S')} {len(batch)} changed paths: {s.new} new, {s.updated} updated, "
+            f"{s.moved} moved, {s.removed} removed, {s.failed} failed"
+        )  # say flushes
+
+    session = open_session(paths.data_dir, command="lodestar watch", on_status=on_status,
+                           on_batch=on_batch if verbose else None)
     try:
-        settings = rt.settings
+        settings = session.settings
         if not settings.folders:
             say("No watched folders yet; add one with `lodestar folders add PATH`.")
             if args.once:
                 return 0
-        from indexer.ingest.scan import refusal_reason
-
-        refused = [why for why in (refusal_reason(f, paths.data_dir) for f in settings.folders) if why]
+        refused = session.refused_folders()
         for why in refused:
             # The watcher never arms these (it shows them as unavailable); say so once here.
             say(f"lodestar: not watching: {why}; remove it with `lodestar folders remove PATH`", file=sys.stderr)
         if refused and len(refused) == len(settings.folders):
             return 2
         say("Loading models…")
-        service = rt.service()
-        modes: dict[str, str] = {}
-
-        def on_status(statuses: list[FolderStatus]) -> None:
-            _say_mode_changes(modes, statuses)
-
-        def on_batch(batch: list[str], s: IndexSummary) -> None:
-            if verbose:
-                say(
-                    f"{time.strftime('%H:%M:%S')} {len(batch)} changed paths: {s.new} new, {s.updated} updated, "
-                    f"{s.moved} moved, {s.removed} removed, {s.failed} failed"
-                )  # say flushes
-
-        ws = WatchService(service, settings, rt.paths, on_status=on_status, on_batch=on_batch)
-        ws.start()
-        try:
-            if args.once:
-                while not stop.is_set() and not ws.wait_idle(1.0):
-                    pass
-                _report(ws.folder_status())
-                return 0
-            say(f"Watching {plural(len(settings.folders), 'folder')}; Ctrl+C to stop.")
-            while not stop.wait(SETTINGS_POLL_S):
-                try:
-                    _follow_settings(paths, settings, ws)
-                except (OSError, ValueError, ConfigError) as exc:  # unreadable now: try next time
-                    log.warning("cannot re-read settings: %s", exc)
-        finally:
-            if not ws.stop(timeout=30):
-                log.warning("the current batch did not finish within 30 s; abandoning it")
+        session.become_writer(lock)
+        if args.once:
+            while not stop.is_set() and not session.wait_idle(1.0):
+                pass
+            _report(session.folder_status())
+            return 0
+        say(f"Watching {plural(len(settings.folders), 'folder')}; Ctrl+C to stop.")
+        while not stop.wait(SETTINGS_POLL_S):
+            try:
+                session.follow_settings_file()
+            except (OSError, ValueError, ConfigError) as exc:  # unreadable now: try next time
+                log.warning("cannot re-read settings: %s", exc)
     finally:
-        rt.close()
+        if not session.close(timeout=30):
+            log.warning("the current batch did not finish within 30 s; abandoning it")
     say("Stopped watching.")
     return 0
 

@@ -70,11 +70,10 @@ def opened() -> list[tuple[str, str]]:
 def window(qtbot: Any, fake_runtime: FakeRuntime, opened: list[tuple[str, str]], no_leaks: None) -> Iterator[Any]:
     """The real MainWindow on a fake runtime; OS open/reveal calls are recorded, never run."""
     from desktop.app import build_window
+    from indexer.library.session import LibrarySession
 
     parts = build_window(
-        fake_runtime,
-        lock_factory=lambda paths: FakeLock(),
-        watch_factory=FakeWatch,
+        LibrarySession(fake_runtime, lock_factory=lambda paths: FakeLock(), watch_factory=FakeWatch),
         open_url=lambda url: opened.append(("open", url.toLocalFile())) or True,
         run=lambda argv: opened.append(("run", argv[-1])),
         platform="linux",

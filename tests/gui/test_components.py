@@ -214,13 +214,14 @@ def test_no_global_pool_threads_left(window: Any) -> None:
 
 def test_models_load_off_the_gui_thread(qtbot: Any, fake_runtime: Any, no_leaks: None) -> None:
     from desktop.app import build_window
+    from indexer.library.session import LibrarySession
     from tests.support.gui_fakes import FakeLock, FakeWatch
 
     threads: list[str] = []
     fake_runtime.text_embedder.load = lambda: threads.append(threading.current_thread().name)
     orig = fake_runtime.image_ready
     fake_runtime.image_ready = lambda load=True: (threads.append(threading.current_thread().name), orig(load))[1]
-    parts = build_window(fake_runtime, lock_factory=lambda p: FakeLock(), watch_factory=FakeWatch)
+    parts = build_window(LibrarySession(fake_runtime, lock_factory=lambda p: FakeLock(), watch_factory=FakeWatch))
     qtbot.addWidget(parts.window)
     try:
         assert threads == []  # nothing loaded while building the window

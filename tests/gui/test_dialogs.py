@@ -147,6 +147,7 @@ def test_clip_missing_empty_state_offers_fix(qtbot: Any, window: Any, docs_dir: 
 
 def test_reader_mode_when_another_process_writes(qtbot: Any, fake_runtime: Any, no_leaks: None) -> None:
     from desktop.app import build_window
+    from indexer.library.session import LibrarySession
     from indexer.errors import WriterBusy
 
     def busy(paths: Any) -> Any:
@@ -154,7 +155,7 @@ def test_reader_mode_when_another_process_writes(qtbot: Any, fake_runtime: Any, 
         exc.holder = {"pid": 4242}  # type: ignore[attr-defined]
         raise exc
 
-    parts = build_window(fake_runtime, lock_factory=busy, watch_factory=None)
+    parts = build_window(LibrarySession(fake_runtime, lock_factory=busy))
     qtbot.addWidget(parts.window)
     try:
         qtbot.waitUntil(lambda: "pid 4242" in parts.window.status.progress_label.text(), timeout=3000)

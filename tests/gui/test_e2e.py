@@ -31,9 +31,10 @@ def corpus(tmp_path: Path) -> Path:
 
 def test_type_query_on_real_index(qtbot: Any, make_runtime: Any, corpus: Path, opened: list) -> None:
     from desktop.app import build_window
+    from indexer.library.session import LibrarySession
 
     rt = make_runtime([str(corpus)])
-    parts = build_window(rt, open_url=lambda url: opened.append(("open", url.toLocalFile())) or True,
+    parts = build_window(LibrarySession(rt), open_url=lambda url: opened.append(("open", url.toLocalFile())) or True,
                          run=lambda argv: opened.append(("run", argv[-1])), platform="linux")
     win = parts.window
     qtbot.addWidget(win)

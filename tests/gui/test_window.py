@@ -275,12 +275,13 @@ def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_lea
     import os
 
     from desktop.app import build_window
+    from indexer.library.session import LibrarySession
     from tests.support.gui_fakes import FakeWatch
     from indexer.library.writer_lock import WriterLock
 
     held = WriterLock(fake_runtime.paths, command="lodestar watch")
     held.acquire()
-    parts = build_window(fake_runtime, watch_factory=FakeWatch)  # the real lock factory
+    parts = build_window(LibrarySession(fake_runtime, watch_factory=FakeWatch))  # the real lock factory
     qtbot.addWidget(parts.window)
     try:
         expected = f"Indexing is done by another Lodestar process (pid {os.getpid()})"
@@ -291,7 +292,7 @@ def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_lea
         parts.shutdown()
         held.release()
     # Once the other writer is gone, a new window becomes the writer.
-    parts = build_window(fake_runtime, watch_factory=FakeWatch)
+    parts = build_window(LibrarySession(fake_runtime, watch_factory=FakeWatch))
     qtbot.addWidget(parts.window)
     try:
         qtbot.waitUntil(lambda: parts.backend.service is not None, timeout=5000)

@@ -116,6 +116,7 @@ def test_a_folder_holding_the_data_dir_and_model_cache_is_indexed_without_them(
 def test_window_add_folder_uses_the_same_rule(data: Path) -> None:
     pytest.importorskip("PySide6")
     from desktop.backend import Backend
+    from indexer.library.session import LibrarySession
 
     class Paths:
         data_dir = data
@@ -124,7 +125,7 @@ def test_window_add_folder_uses_the_same_rule(data: Path) -> None:
         paths = Paths()
         settings = Settings()
 
-    backend = Backend(Runtime())
+    backend = Backend(LibrarySession(Runtime()))
     said: list[str] = []
     backend.failed.connect(said.append)
     try:

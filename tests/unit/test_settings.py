@@ -163,6 +163,7 @@ def test_status_lists_the_settings_problems(tmp_path: Path, capsys: pytest.Captu
 
 def test_the_window_shows_settings_problems(tmp_path: Path, qtbot: Any) -> None:
     from desktop.backend import Backend
+    from indexer.library.session import LibrarySession
 
     class Rt:
         def __init__(self) -> None:
@@ -172,7 +173,7 @@ def test_the_window_shows_settings_problems(tmp_path: Path, qtbot: Any) -> None:
             self.on_notice: Any = None
 
     rt = Rt()
-    backend = Backend(rt)
+    backend = Backend(LibrarySession(rt))
     seen: list[str] = []
     backend.notice.connect(seen.append)
     backend._route_notices()
@@ -182,7 +183,7 @@ def test_the_window_shows_settings_problems(tmp_path: Path, qtbot: Any) -> None:
 
 
 def test_watch_keeps_its_folders_while_the_file_is_broken(tmp_path: Path) -> None:
-    from indexer.cli import watch as watch_cmd
+    from indexer.library.session import follow_settings
 
     paths = open_paths(tmp_path / "data")
     live = Settings(folders=["/a", "/b"], max_text_mb=5.0)
@@ -201,10 +202,10 @@ def test_watch_keeps_its_folders_while_the_file_is_broken(tmp_path: Path) -> Non
     for content in ('{"folders": "/a", "max_text_mb": 5', '{"folders": "/a", "max_text_mb": 5}', b"\xff",
                     '{"folders": ["/a", 3], "max_text_mb": 5}'):
         (paths.settings.write_bytes if isinstance(content, bytes) else paths.settings.write_text)(content)
-        watch_cmd._follow_settings(paths, live, ws)
+        follow_settings(paths, live, ws)
         assert live.folders == ["/a", "/b"] and ws.roots == [], content
     paths.settings.write_text('{"folders": ["/a"], "max_text_mb": "x", "skip_hidden": false}')
-    watch_cmd._follow_settings(paths, live, ws)
+    follow_settings(paths, live, ws)
     assert ws.roots == [["/a"]] and live.max_text_mb == 5.0 and live.skip_hidden is False
 
 
