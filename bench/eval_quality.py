@@ -15,6 +15,7 @@ always uses the defaults.
 from __future__ import annotations
 
 import argparse
+import functools
 import dataclasses
 import json
 import sys
@@ -65,8 +66,9 @@ def run(sets: list[str], overrides: dict[str, float], eval_dir: Path, data_root:
         ensure_indexes(store)  # a no-op when `lodestar index` already built them
         searcher = Searcher(store, emb, None, paths=paths, ranking=ranking)
         queries = load_queries(f"{root}/queries.jsonl")
-        evaluate(lambda q: searcher.search(q, kind="text", limit=10), queries[:5], f"{root}/docs")  # warm
-        report = evaluate(lambda q: searcher.search(q, kind="text", limit=10), queries, f"{root}/docs")
+        search = functools.partial(searcher.search, kind="text", limit=10)
+        evaluate(search, queries[:5], f"{root}/docs")  # warm
+        report = evaluate(search, queries, f"{root}/docs")
         out[name] = report.summary()
     return out
 

@@ -318,7 +318,7 @@ def image_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list
     res["decode"] = {}
     tensors: list[Any] = []
     for threads in args.threads:
-        def run() -> float:
+        def run(threads: int = threads) -> float:
             nonlocal tensors
             t = time.perf_counter()
             with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -111,7 +111,7 @@ class FilterBar(QWidget):
         if custom:
             out["after"] = self.after_edit.date().toPython()
             # The searcher's "before" is exclusive; the person means "up to and including".
-            last = self.before_edit.date().toPython()
+            last: dt.date = self.before_edit.date().toPython()  # type: ignore[assignment]
             out["before"] = last + dt.timedelta(days=1) if last < dt.date.max else last  # 9999-12-31 is the end
         elif days:
             today = self._today or dt.date.today()

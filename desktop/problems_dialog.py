@@ -121,7 +121,9 @@ class ProblemsDialog(QDialog):
             # A reload (after Retry) keeps what was selected, so Open still has its file.
             top.setSelected(tuple(paths) in keep)
             for i in range(top.childCount()):
-                top.child(i).setSelected(tuple(top.child(i).data(0, PathRole)) in keep)
+                item = top.child(i)
+                if item is not None:
+                    item.setSelected(tuple(item.data(0, PathRole)) in keep)
         self.summary.setText(f"{plural(len(self.problems), 'file')} need attention" if len(self.problems) != 1
                              else "1 file needs attention")
         if not self.problems:

@@ -28,7 +28,7 @@ class Tray(QSystemTrayIcon):
         self.setToolTip("Lodestar")
         self.activated.connect(self._on_activated)
         parts.backend.progress.connect(self._on_progress)
-        parts.backend.writerChanged.connect(lambda msg: msg and self.status_action.setText(msg))
+        parts.backend.writerChanged.connect(self._on_writer_changed)
 
     @classmethod
     def create(cls, parts: Parts, app: QApplication) -> Tray | None:
@@ -43,6 +43,10 @@ class Tray(QSystemTrayIcon):
         w.show()
         w.raise_()
         w.activateWindow()
+
+    def _on_writer_changed(self, message: str) -> None:
+        if message:
+            self.status_action.setText(message)
 
     def _on_activated(self, reason: Any) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:

@@ -41,11 +41,9 @@ def user_message(exc: BaseException) -> str | None:
 
     if isinstance(exc, ConfigError):
         return str(exc)
-    try:
-        from models.errors import ModelUnavailable
-    except ImportError:  # pragma: no cover - models is part of the package
-        ModelUnavailable = ()  # type: ignore[assignment]
-    if ModelUnavailable and isinstance(exc, ModelUnavailable):
+    from models.errors import ModelUnavailable
+
+    if isinstance(exc, ModelUnavailable):
         return str(exc)
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:

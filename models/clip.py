@@ -153,10 +153,10 @@ class OnnxClipBackend:
         arr = _to_numpy(batch)
         if arr.ndim == 3:
             arr = arr[None]
-        return self.onnx.encode_images(arr)  # type: ignore[no-any-return]
+        return self.onnx.encode_images(arr)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.onnx.encode_text([text])[0]  # type: ignore[no-any-return]
+        return self.onnx.encode_text([text])[0]
 
 
 ClipBackend = OpenClipBackend | OnnxClipBackend

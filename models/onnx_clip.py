@@ -230,7 +230,7 @@ def _swap_attention(model: Any) -> None:
             y = self.out(y)
             return (y if self.batch_first else y.transpose(0, 1)), None
 
-    for name, module in list(model.named_modules()):
+    for _name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, torch.nn.MultiheadAttention):
                 setattr(module, child_name, _Attention(child))

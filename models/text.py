@@ -100,7 +100,7 @@ class SentenceTransformersBackend:
         return int(self.model.max_seq_length)
 
     def encode_documents(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self.model.encode_document(  # type: ignore[no-any-return]
+        return self.model.encode_document(
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
 
@@ -133,10 +133,10 @@ class OnnxRuntimeBackend:
         return int(self.encoder.max_seq_length)
 
     def encode_documents(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self.encoder.encode(texts, batch_size)  # type: ignore[no-any-return]
+        return self.encoder.encode(texts, batch_size)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encoder.encode([text], 1)[0]  # type: ignore[no-any-return]
+        return self.encoder.encode([text], 1)[0]
 
     def counting_tokenizer(self) -> Any:
         if self.light:

@@ -183,7 +183,7 @@ def _progress_tqdm(on_progress: ProgressFn | None, total_hint: int, touched: lis
     """A silent tqdm class that forwards byte counts to ``on_progress``."""
     from tqdm.auto import tqdm as base_tqdm
 
-    class _Progress(base_tqdm):  # type: ignore[misc, valid-type]
+    class _Progress(base_tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True  # no terminal bar; the caller renders progress
             super().__init__(*args, **kwargs)
@@ -270,7 +270,7 @@ def download_weights(
                 etag_timeout=NETWORK_TIMEOUT_S,
                 tqdm_class=_progress_tqdm(on_progress, total, touched),
             )
-        except Exception as exc:  # network boundary; re-raised as ModelUnavailable below
+        except Exception as exc:  # noqa: BLE001 - network boundary; re-raised as ModelUnavailable below
             result["error"] = exc
 
     thread = threading.Thread(target=worker, name="clip-weights-download", daemon=True)
@@ -280,8 +280,8 @@ def download_weights(
         if thread.is_alive() and time.monotonic() - touched[0] > stall_s:
             raise _unavailable(model, pretrained, f"the download stalled for {stall_s:.0f} s")
     if "error" in result:
-        exc = result["error"]
-        raise _unavailable(model, pretrained, f"download failed ({type(exc).__name__}: {exc})") from exc
+        failure = result["error"]
+        raise _unavailable(model, pretrained, f"download failed ({type(failure).__name__}: {failure})") from failure
     path = Path(result["path"])
     if on_progress is not None and total:
         on_progress(total, total)

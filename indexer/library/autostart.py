@@ -112,7 +112,7 @@ def _launch_agent(cmd: list[str]) -> bytes:
 
 
 def _winreg() -> Any:
-    import winreg  # type: ignore[import-not-found]
+    import winreg
 
     return winreg
 

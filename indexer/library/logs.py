@@ -53,7 +53,7 @@ class _DataDirLog(RotatingFileHandler):
     def usable(self) -> bool:
         return self.stream is not None or self.data_dir.is_dir()
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self):  # the base class's own (untyped) signature
         folder = Path(self.baseFilename).parent
         folder.mkdir(exist_ok=True, mode=0o700)
         os.close(os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # 0600 at birth
@@ -105,11 +105,11 @@ def cli_logging(data_dir: str | os.PathLike[str], verbose: int = 0) -> Iterator[
         root.removeHandler(handler)
         handler.close()
         root.setLevel(old_level)
-        for h, level, formatter, flt in touched:
+        for h, level, formatter, added in touched:
             h.setLevel(level)
             h.setFormatter(formatter)
-            if flt is not None:
-                h.removeFilter(flt)
+            if added is not None:
+                h.removeFilter(added)
 
 
 class _OwnRecords(logging.Filter):

@@ -389,9 +389,10 @@ class Searcher:
             for fid, share in names.items():
                 if fid in by_file:
                     continue
-                rec = files.get(fid)
-                if rec is None or not rec.available or rec.state not in ("indexed", "name_only"):
+                named = files.get(fid)
+                if named is None or not named.available or named.state not in ("indexed", "name_only"):
                     continue
+                rec = named
                 if rec.kind == "image" or (kind == "text" and rec.kind != "text") or (kind == "other" and rec.kind == "text"):
                     continue
                 if allowed is not None and not allowed.accepts(rec):
@@ -409,7 +410,7 @@ class Searcher:
         top = max(t[1] for t in scored)
         cut = max(floor, top - gap)
         out: list[SearchResult] = []
-        for score, evidence, rec, best in scored:  # results are built only for what is shown
+        for _score, evidence, rec, best in scored:  # results are built only for what is shown
             if evidence < cut:
                 continue
             # Ranked by `score`; shown with the evidence the floor judged, so no listed

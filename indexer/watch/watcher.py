@@ -118,7 +118,7 @@ def filesystem_type(path: str, mounts_file: str = "/proc/mounts") -> str | None:
 
 
 def is_network_fs(fstype: str | None) -> bool:
-    return bool(fstype) and (fstype in NETWORK_FSTYPES or fstype.startswith(("nfs", "smb", "cifs")))
+    return fstype is not None and (fstype in NETWORK_FSTYPES or fstype.startswith(("nfs", "smb", "cifs")))
 
 
 def lower_thread_priority(niceness: int = 10) -> bool:

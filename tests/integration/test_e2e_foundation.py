@@ -254,7 +254,7 @@ def test_core_packages_never_import_qt() -> None:
 def test_data_dir_is_private(make_runtime: Any, corpus: Path) -> None:
     rt = make_runtime([str(corpus)])
     _index(rt, corpus)
-    for dirpath, dirnames, filenames in os.walk(rt.paths.data_dir):
+    for dirpath, _dirnames, filenames in os.walk(rt.paths.data_dir):
         assert os.stat(dirpath).st_mode & 0o077 == 0, dirpath
         for name in filenames:
             assert os.stat(os.path.join(dirpath, name)).st_mode & 0o077 == 0, name

@@ -17,7 +17,7 @@ import struct
 import zipfile
 import zlib
 from html.parser import HTMLParser
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote
 from xml.parsers import expat
 
@@ -335,7 +335,7 @@ def _open_member(zf: zipfile.ZipFile, name: str, budget: _Budget) -> _BoundedRea
 
 def _read_member(zf: zipfile.ZipFile, name: str, budget: _Budget) -> bytes:
     r = _open_member(zf, name, budget)
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         block = r.read(1 << 20)
         if not block:
@@ -411,7 +411,7 @@ class _Stop(Exception):
 def _docx_body(zf: zipfile.ZipFile, budget: _Budget, limit: int, title: str) -> tuple[str, str, bool]:
     out: list[str] = []
     para: list[str] = []
-    st = {"in_t": False, "style": "", "size": 0, "truncated": False, "heading": ""}
+    st: dict[str, Any] = {"in_t": False, "style": "", "size": 0, "truncated": False, "heading": ""}
 
     def start(name: str, attrs: dict[str, str]) -> None:
         tag = _local(name)

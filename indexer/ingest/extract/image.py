@@ -207,7 +207,7 @@ def _decode(fh: io.BufferedReader) -> ImageExtraction:
     # Only the first frame: load() decodes the current (first) frame; we never
     # seek or ask for n_frames, which would parse every frame (X5).
     img.load()
-    img = ImageOps.exif_transpose(img) or img
-    rgb = _crop_extreme_aspect(to_rgb(img))
+    upright = ImageOps.exif_transpose(img) or img
+    rgb = _crop_extreme_aspect(to_rgb(upright))
     small = _downscale(rgb, MODEL_SHORT_SIDE)
     return ImageExtraction(image=small, thumbnail_png=_thumbnail_png(small), width=w, height=h)

@@ -93,7 +93,7 @@ def run(task: Callable[..., Any], args: tuple[Any, ...], timeout_s: float | None
         try:
             w.conn.send((task, args))
             ready = w.conn.poll(timeout)
-            reply = w.conn.recv() if ready else None
+            reply: tuple[str, Any] | None = w.conn.recv() if ready else None
         except (EOFError, OSError) as exc:
             log.warning("document worker died on %s%r: %s", task.__name__, args[:1], exc)
             w.kill()
@@ -104,6 +104,7 @@ def run(task: Callable[..., Any], args: tuple[Any, ...], timeout_s: float | None
             w.kill()
             _worker = None
             raise ExtractionError(f"took longer than {timeout:.0f} s to read (gave up)")
+    assert reply is not None  # a timeout raised above
     status, payload = reply
     if status == "ok":
         return payload
