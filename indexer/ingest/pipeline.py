@@ -99,6 +99,8 @@ class _Work:
     inputs: list[str] = dataclasses.field(default_factory=list)
     chunk_hashes: list[str] = dataclasses.field(default_factory=list)
     reuse: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # chunk_hash -> vector
+    twin: FileRecord | None = None  # a file with the same bytes: its vectors are copied (_copy_from_twins)
+    twin_unusable: bool = False  # its twin's vectors went since it was found: read the file
     copied_rows: list[ChunkRow] | None = None
     copied_image: ImageRow | None = None
     image: Any = None  # the image model's input (ImageEmbedder.preprocess), awaiting its batch
@@ -434,6 +436,40 @@ class IndexService:
             self._emit(run.event("extracting"))
         text_queue: list[_Work] = []
         image_queue: list[_Work] = []
+        copy_queue: list[_Work] = []  # moves and copies: their twins' vectors are read together
+
+        def queue(work: _Work) -> None:
+            """Send a file that was read on its way: copy, embed, or record as it is."""
+            rec = work.record
+            assert rec is not None
+            if work.unsafe:
+                pass  # reached through a symlink when read: nothing of it is stored (S2)
+            elif work.touched_only:
+                batch.files.append(rec)
+            elif work.twin is not None:
+                copy_queue.append(work)
+            elif rec.state == "indexed" and rec.kind == "text":
+                text_queue.append(work)
+            elif rec.state == "indexed" and rec.kind == "image":
+                image_queue.append(work)
+            else:
+                batch.files.append(rec)
+
+        def copy_twins() -> None:
+            works = list(copy_queue)
+            copy_queue.clear()
+            unusable = self._copy_from_twins(works, batch)
+            summary.moved += len(works) - len(unusable)
+            for work in unusable:  # rare: its twin changed or was found damaged meanwhile
+                if cancel is not None and cancel.is_set():
+                    return  # the next run reads it
+                work.twin, work.twin_unusable = None, True
+                self._extract(work)
+                if work.record is not None and work.record.state == "failed" and not work.vanished:
+                    summary.failed += 1
+                    summary.failures.append((work.record.path, work.record.reason))
+                if not work.vanished:
+                    queue(work)
 
         def flush(force: bool = False) -> None:
             nonlocal batch, last_commit
@@ -442,6 +478,8 @@ class IndexService:
                 # up); what is finished is still committed below.
                 text_queue.clear()
                 image_queue.clear()
+            if copy_queue:  # first: a copy whose twin is unusable joins the embedding below
+                copy_twins()
             if text_queue:
                 try:
                     self._embed_text(text_queue, cancel)
@@ -496,22 +534,10 @@ class IndexService:
                     summary.new += 1
                 else:
                     summary.updated += 1
-                if work.unsafe:
-                    pass  # reached through a symlink when read: nothing of it is stored (S2)
-                elif work.touched_only:
-                    batch.files.append(rec)
-                elif work.copied_rows is not None or work.copied_image is not None:
-                    summary.moved += 1
-                    _finish_copied(work, batch)
-                elif rec.state == "indexed" and rec.kind == "text":
-                    text_queue.append(work)
-                elif rec.state == "indexed" and rec.kind == "image":
-                    image_queue.append(work)
-                else:
-                    batch.files.append(rec)
+                queue(work)
                 if sum(len(w.inputs) - len(w.reuse) for w in text_queue) >= TEXT_BATCH * 4 or len(image_queue) >= IMAGE_BATCH:
                     flush()
-                elif len(batch.files) >= FILES_PER_COMMIT or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
+                elif len(batch.files) + len(copy_queue) >= FILES_PER_COMMIT or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
                     flush()
                 if run is not None:
                     run.failed = summary.failed
@@ -645,28 +671,47 @@ class IndexService:
             work.record = dataclasses.replace(old, size=rec.size, mtime_ns=rec.mtime_ns, root=info.root, available=True)
             work.touched_only = True
             return
-        if info.kind == "text" or (info.kind == "image" and self.image_embedder is not None):
+        if not work.twin_unusable and (info.kind == "text" or (info.kind == "image" and self.image_embedder is not None)):
             twin = self._twin(rec)
             if twin is not None:
+                # Its vectors are read later, with the other copies' of the batch.
+                work.twin = twin
                 work.record = dataclasses.replace(
                     twin, fid=rec.fid, path=rec.path, root=rec.root, size=rec.size,
                     mtime_ns=rec.mtime_ns, indexed_at=time.time(), available=True, state="indexed",
                 )
-                if info.kind == "text":
-                    work.copied_rows = self.store.chunk_rows(twin.fid, twin.content_hash, model_id=twin.text_model)
-                    if work.copied_rows:
-                        return
-                else:
-                    work.copied_image = self.store.image_row(twin.fid, twin.content_hash)
-                    if work.copied_image is not None:
-                        return
-                work.record = rec
-                work.copied_rows = None
-                work.copied_image = None
+                return
         if info.kind == "text":
             self._extract_text(work, rec, source)
         elif info.kind == "image":
             self._extract_image(work, rec, source)
+
+    def _copy_from_twins(self, works: list[_Work], batch: WriteBatch) -> list[_Work]:
+        """Put each work's record with its twin's vectors into ``batch``, reading them in one
+        query per table for all the works, not one each (which grew with the table).
+        Returns the works whose twin's vectors are gone or damaged after all."""
+        texts: dict[str, dict[str, str]] = collections.defaultdict(dict)  # text model -> fid -> hash
+        images: dict[str, str] = {}
+        for w in works:
+            assert w.twin is not None
+            if w.twin.kind == "text":
+                texts[w.twin.text_model][w.twin.fid] = w.twin.content_hash
+            else:
+                images[w.twin.fid] = w.twin.content_hash
+        rows = {model: self.store.chunk_rows_of(hashes, model_id=model) for model, hashes in texts.items()}
+        image_rows = self.store.image_rows_of(images) if images else {}
+        unusable = []
+        for w in works:
+            assert w.twin is not None
+            if w.twin.kind == "text":
+                w.copied_rows = rows[w.twin.text_model].get(w.twin.fid)
+            else:
+                w.copied_image = image_rows.get(w.twin.fid)
+            if w.copied_rows or w.copied_image is not None:
+                _finish_copied(w, batch)
+            else:
+                unusable.append(w)
+        return unusable
 
     def _twin(self, rec: FileRecord) -> FileRecord | None:
         """An indexed file with the same bytes and model: its vectors can be copied."""

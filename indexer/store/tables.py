@@ -502,15 +502,62 @@ class Store:
                 arrow.column("vector").to_pylist(),
             )
         ]
+        return self._whole_rows(fid, rows, table.name)
+
+    def _whole_rows(self, fid: str, rows: list[ChunkRow], table_name: str) -> list[ChunkRow]:
+        """One file's rows in order, one per ord; none when any vector is damaged."""
         rows.sort(key=lambda r: r.ord)
         # Duplicates can exist briefly after a crash between commits; keep one per ord.
         seen: set[int] = set()
         rows = [r for r in rows if not (r.ord in seen or seen.add(r.ord))]
         if rows and not sane_rows(np.stack([r.vector for r in rows])).all():
             # Damaged on disk: never copied to a twin, reused or used as a query (issue 11.6).
-            self.note_damaged([fid], f"damaged vectors in {table.name}")
+            self.note_damaged([fid], f"damaged vectors in {table_name}")
             return []
         return rows
+
+    def chunk_rows_of(self, hashes: dict[str, str], *, model_id: str | None = None) -> dict[str, list[ChunkRow]]:
+        """`chunk_rows` of many files (fid -> file_hash) in one read per 500 files, not one
+        each (each read scans the table: per file, copying a renamed folder grew quadratic).
+        Files without rows of that hash, or with a damaged vector, are left out."""
+        table = self.chunks_table(model_id=model_id)
+        out: dict[str, list[ChunkRow]] = {}
+        if table is None:
+            return out
+        for part in _batches(list(hashes), 500):
+            arrow = table.search().where(f"fid IN ({_hex_list(part)})").limit(None).to_arrow()
+            vectors = _vectors(arrow)
+            cols = (arrow.column(c).to_pylist() for c in ("fid", "file_hash", "ord", "text", "start", "end", "chunk_hash"))
+            found: dict[str, list[ChunkRow]] = {}
+            for i, (fid, fh, o, t, s, e, h) in enumerate(zip(*cols)):
+                if fh == hashes[fid]:
+                    found.setdefault(fid, []).append(ChunkRow(ord=o, text=t, start=s, end=e, chunk_hash=h, vector=vectors[i]))
+            for fid, rows in found.items():
+                rows = self._whole_rows(fid, rows, table.name)
+                if rows:
+                    out[fid] = rows
+        return out
+
+    def image_rows_of(self, hashes: dict[str, str]) -> dict[str, ImageRow]:
+        """`image_row` of many files (fid -> file_hash) in one read per 500 files; files
+        without a row of that hash, or with a damaged vector, are left out."""
+        table = self.images_table()
+        out: dict[str, ImageRow] = {}
+        if table is None:
+            return out
+        for part in _batches(list(hashes), 500):
+            arrow = table.search().where(f"fid IN ({_hex_list(part)})").limit(None).to_arrow()
+            vectors = _vectors(arrow)
+            sane = sane_rows(vectors)
+            cols = (arrow.column(c).to_pylist() for c in ("fid", "file_hash", "width", "height", "thumb"))
+            for i, (fid, fh, w, h, thumb) in enumerate(zip(*cols)):
+                if fh != hashes[fid] or fid in out:
+                    continue
+                if not sane[i]:
+                    self.note_damaged([fid], f"damaged vector in {table.name}")
+                    continue
+                out[fid] = ImageRow(width=w, height=h, thumb=thumb, vector=vectors[i])
+        return out
 
     def image_row(self, fid: str, file_hash: str | None = None) -> ImageRow | None:
         table = self.images_table()
@@ -962,6 +1009,16 @@ def _checked_hex(value: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{1,64}", value):
         raise ValueError(f"not a hex id: {value!r}")
     return value
+
+
+def _vectors(arrow: Any) -> np.ndarray:
+    """The ``vector`` column of a query result as one float32 [n, dim] array."""
+    column = arrow.column("vector")
+    dim = column.type.list_size
+    if arrow.num_rows == 0:
+        return np.zeros((0, dim), np.float32)
+    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(-1, dim)
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:
