@@ -506,10 +506,11 @@ class Store:
 
     def _whole_rows(self, fid: str, rows: list[ChunkRow], table_name: str) -> list[ChunkRow]:
         """One file's rows in order, one per ord; none when any vector is damaged."""
-        rows.sort(key=lambda r: r.ord)
         # Duplicates can exist briefly after a crash between commits; keep one per ord.
-        seen: set[int] = set()
-        rows = [r for r in rows if not (r.ord in seen or seen.add(r.ord))]
+        by_ord: dict[int, ChunkRow] = {}
+        for row in sorted(rows, key=lambda r: r.ord):
+            by_ord.setdefault(row.ord, row)
+        rows = list(by_ord.values())
         if rows and not sane_rows(np.stack([r.vector for r in rows])).all():
             # Damaged on disk: never copied to a twin, reused or used as a query (issue 11.6).
             self.note_damaged([fid], f"damaged vectors in {table_name}")
