@@ -57,6 +57,9 @@ class Parts:
         self._closed = True
         self.controller.close()
         self.thumbnails.close()
+        duplicates = self.dialogs.get("duplicates")
+        if duplicates is not None:
+            duplicates.pool.wait()  # its scan reads the index the backend is about to close
         self._clean = self.backend.close()
         for dlg in self.dialogs.values():
             dlg.close()
@@ -80,6 +83,7 @@ def build_window(session: LibrarySession, *, open_url: Callable[..., bool] | Non
     parts = Parts(window, controller, backend, thumbnails, opener)
     window.settingsRequested.connect(lambda: show_settings(parts))
     window.problemsRequested.connect(lambda: show_problems(parts))
+    window.duplicatesRequested.connect(lambda: show_duplicates(parts))
     backend.start()
     return parts
 
@@ -104,6 +108,19 @@ def show_problems(parts: Parts) -> None:
         dlg = ProblemsDialog(parts.backend, parts.opener, parts.window)
         parts.dialogs["problems"] = dlg
     dlg.reload()
+    dlg.show()
+    dlg.raise_()
+
+
+def show_duplicates(parts: Parts) -> None:
+    """The Duplicates view; the first opening scans (on its own worker thread)."""
+    from desktop.duplicates_view import DuplicatesView
+
+    dlg = parts.dialogs.get("duplicates")
+    if dlg is None:
+        dlg = DuplicatesView(parts.backend.session, parts.opener, parts.thumbnails, parts.window)
+        parts.dialogs["duplicates"] = dlg
+        dlg.scan()
     dlg.show()
     dlg.raise_()
 

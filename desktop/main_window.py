@@ -89,6 +89,7 @@ def settings_shortcuts() -> list[QKeySequence]:
 class MainWindow(QMainWindow):
     settingsRequested = Signal()
     problemsRequested = Signal()
+    duplicatesRequested = Signal()
     quitRequested = Signal()
     restartRequested = Signal()
 
@@ -153,6 +154,9 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.settingsRequested)
         act = file_menu.addAction("Problems…")
         act.triggered.connect(self.problemsRequested)
+        act = file_menu.addAction("Duplicates…")
+        act.setToolTip("Find identical files, pictures saved again, similar shots and documents in another form")
+        act.triggered.connect(self.duplicatesRequested)
         file_menu.addSeparator()
         act = file_menu.addAction("Quit")
         act.setShortcut(QKeySequence.StandardKey.Quit)

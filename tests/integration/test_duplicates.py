@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,9 @@ def small_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 class _NoWatch:
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+
     def start(self) -> None: ...
     def stop(self, timeout: float = 0) -> bool: return True
 

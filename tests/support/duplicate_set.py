@@ -63,12 +63,17 @@ def scene(rng: np.random.Generator, size: tuple[int, int] = (480, 360), palette:
 def _burst_shot(palette: np.ndarray, shapes: list[tuple[Any, ...]], rng: np.random.Generator, k: int) -> Any:
     """The same scene a moment later: the subject (the last two shapes) moved, the camera
     moved a little, light noise."""
-    from PIL import Image, ImageChops
+    from PIL import ImageChops
 
     moved = [(kind, x + (25 * k if i >= len(shapes) - 2 else 0), y + (12 * k if i >= len(shapes) - 2 else 0), w, h, c)
              for i, (kind, x, y, w, h, c) in enumerate(shapes)]
     img, _, _ = scene(rng, palette=palette, shapes=moved)
-    img = ImageChops.offset(img, 5 * k, 3 * k)
+    return _grain(ImageChops.offset(img, 5 * k, 3 * k), rng)
+
+
+def _grain(img: Any, rng: np.random.Generator) -> Any:
+    from PIL import Image
+
     noise = rng.normal(0, 6, (img.height, img.width, 3))
     return Image.fromarray(np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8))
 
@@ -87,6 +92,7 @@ def make_pictures(root: Path, scenes: int, seed: int, truth: Truth) -> None:
         folder.mkdir(parents=True)
         when = BASE_TIME + s * 7 * DAY
         img, palette, shapes = scene(rng)
+        img = _grain(img, rng)  # a camera's noise, as in its burst shots
         original = folder / "original.jpg"
         img.save(original, quality=92)
         _set_time(original, when)
