@@ -58,12 +58,28 @@ def _table_dir(s: Stack, name: str | None) -> Path:
 
 
 def _overwrite_middle_of_largest_chunks_file(s: Stack) -> None:
+    """Random bytes over a 4 KB stretch near the middle of the largest chunks data file.
+
+    Where the vectors sit in the file depends on how Lance laid out its pages, so the
+    stretch walks outwards from the middle until one lands on vectors only (every
+    file still reads): the damage the issue describes, on any machine.
+    """
     files = glob.glob(str(_table_dir(s, s.store.chunks_table_name()) / "data" / "*.lance"))
-    big = max(files, key=os.path.getsize)
-    size = os.path.getsize(big)
-    with open(big, "r+b") as fh:
-        fh.seek(size // 2)
-        fh.write(random.Random(1).randbytes(4096))
+    big = Path(max(files, key=os.path.getsize))
+    original = big.read_bytes()
+    rng = random.Random(1)
+    for step in range(60):
+        offset = len(original) // 2 + (step + 1) // 2 * 4096 * (1 if step % 2 else -1)
+        if not 0 <= offset <= len(original) - 4096:
+            continue
+        with open(big, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(rng.randbytes(4096))
+        found = verify_vectors(s.paths.store)
+        if found.damaged and not found.unreadable:
+            return
+        big.write_bytes(original)
+    pytest.fail("no 4 KB stretch near the middle of the chunks file held only vectors")
 
 
 @contextmanager
