@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -356,17 +357,23 @@ def _member(rec: Any, facts: tuple[np.ndarray, int, int, float, str] | None = No
     return m
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
 def differing_passages(store: Any, keeper: Any, other: Any, rules: Rules | None = None, limit: int = 20) -> list[str]:
-    """Passages of ``other`` (a file record) that share little text with ``keeper``'s."""
+    """Sentences of ``other`` (a file record) that share little text with ``keeper``'s:
+    what an edited version added or rewrote (compared sentence by sentence, so a change
+    inside a long passage still shows)."""
     rules = rules or Rules()
-    kept = set()
+    kept: set[int] = set()
     for row in store.chunk_rows(keeper.fid, keeper.content_hash):
         kept.update(shingle_hashes([row.text], rules.shingle_words).tolist())
-    out = []
+    out: list[str] = []
     for row in store.chunk_rows(other.fid, other.content_hash):
-        sh = shingle_hashes([row.text], rules.shingle_words)
-        if len(sh) and np.isin(sh, list(kept)).mean() < 0.5:
-            out.append(row.text)
-            if len(out) >= limit:
-                break
+        for sentence in _SENTENCE_END.split(row.text):
+            sh = shingle_hashes([sentence], rules.shingle_words)
+            if len(sh) >= 4 and np.isin(sh, list(kept)).mean() < 0.5 and sentence.strip() not in out:
+                out.append(sentence.strip())
+                if len(out) >= limit:
+                    return out
     return out

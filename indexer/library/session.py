@@ -548,7 +548,7 @@ class LibrarySession:
         set_preferred(self.data_dir, folders)
 
     def differing_passages(self, keeper_path: str, other_path: str) -> list[str]:
-        """Passages of ``other_path`` that share little text with ``keeper_path`` (opens the index)."""
+        """Sentences of ``other_path`` that share little text with ``keeper_path`` (opens the index)."""
         from indexer.duplicates.scan import differing_passages
 
         store = self.runtime.store
