@@ -115,7 +115,7 @@ def move_to_trash(group: DuplicateGroup, paths: Sequence[str],
     if problems:
         return TrashOutcome(refused=f"Nothing was moved: {problems[0]}. Scan again to see the files as they are now.")
     if send is None:
-        from send2trash import send2trash  # type: ignore[import-untyped]
+        from send2trash import send2trash
 
         send = send2trash
     outcome = TrashOutcome()

@@ -330,7 +330,7 @@ class Signer:
     computed for a whole array of shingle hashes at once."""
 
     def __init__(self, num_perm: int = 64, seed: int = 1) -> None:
-        from datasketch import MinHash  # type: ignore[import-untyped]
+        from datasketch import MinHash
 
         self.num_perm, self.seed = num_perm, seed
         self._a, self._b = (np.asarray(p, np.uint64) for p in MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations)
@@ -348,7 +348,7 @@ class Signer:
 
 def document_pairs(signatures: np.ndarray, rules: Rules, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of documents sharing text: (pairs [m, 2], estimated share [m]), via MinHash LSH."""
-    from datasketch import LeanMinHash, MinHashLSH  # type: ignore[import-untyped]
+    from datasketch import LeanMinHash, MinHashLSH
 
     n = len(signatures)
     empty = (np.zeros((0, 2), np.int64), np.zeros(0, np.float32))
