@@ -1,8 +1,8 @@
 """The `lodestar` command.
 
 Arguments are parsed before anything heavy is imported, so `--help` is instant.
-Each subcommand lives in `indexer/cli/<name>.py` and exposes
-`register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+Each subcommand lives in `indexer/cli/<name>.py`, is named in `COMMANDS`, and
+exposes `register(subparsers, common)`, which adds its parser and sets `func(args) -> int`.
 `lodestar` with no subcommand opens the desktop window.
 """
 

@@ -1,7 +1,10 @@
-"""Composition root for the CLI (the window has its own in desktop/app.py).
+"""The composition root: where the concrete services of a process are built.
 
 Builds, in order: paths → settings → embedders → store → service / searcher.
-Everything heavy is created lazily, so a command pays only for what it uses.
+Everything heavy is created lazily, so a command pays only for what it uses. CLI
+commands use a `Runtime` directly (indexer/cli/_common.py); the window and `lodestar
+watch` use it through the library session (`indexer.library.session`), which adds
+the writer lock, the watcher and the folder rules on top.
 """
 
 from __future__ import annotations

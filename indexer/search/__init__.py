@@ -7,7 +7,8 @@ files may appear, `names.NameIndex` matches file names and titles in memory,
 queries. Every read of the tables goes through `indexer.store.read.StoreReader`;
 search writes no LanceDB query of its own.
 
-May import: indexer.types/errors/paths/wording, indexer.store (tables, read), models
-(embedder protocols). Never Qt; never ingest, except the guarded image decoder
-(`indexer.ingest.extract`) that `query_image` imports when a query image arrives.
+May import: indexer.types/errors/paths/wording, indexer.library.settings, indexer.store
+(tables, read), models (embedder protocols). Never Qt, watch, the CLI, the session or the
+runtime; never ingest, except the guarded image decoder (`indexer.ingest.extract`) that
+`query_image` imports when a query image arrives.
 """

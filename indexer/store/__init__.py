@@ -7,6 +7,7 @@ every vector of a kind in batches); it alone writes search's queries and holds t
 rule of which rows are live (`read.is_live`). `ann` and `fts` keep the vector and
 keyword indexes, `health` checks and repairs.
 
-May import: indexer.types/errors/paths, indexer.library.settings (paths). Never Qt,
-never ingest or search.
+May import: indexer.types/errors/paths/wording, indexer.library.settings (paths) and
+indexer.library.writer_lock (health repairs only as the writer). Never Qt; never
+ingest, search, watch, the CLI, the session or the runtime.
 """

@@ -2,6 +2,7 @@
 
 The watcher only collects and debounces; events are hints backed by reconciles.
 
-May import: indexer.types/errors/paths, indexer.library.settings, indexer.ingest (the
-service protocol only). Never Qt, never search.
+May import: indexer.types/errors/paths, indexer.library.settings, indexer.ingest.scan
+(the exclusion rules); the service it drives is a protocol (`watcher.SyncService`).
+Never Qt, search, the CLI, the session or the runtime.
 """
