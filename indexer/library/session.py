@@ -343,7 +343,9 @@ class LibrarySession:
                 return self.writer_message
         with self._state:
             self.lock = lock  # close() releases it even if the service fails to build
-        service = self.runtime.service(progress=self.on_progress)
+        # A long-lived writer (window, `lodestar watch`) pauses on a full disk and goes on
+        # once space is back; `lodestar index` stops instead (it cannot promise to wait).
+        service = self.runtime.service(progress=self.on_progress, wait_when_disk_full=True)
         with self._state:
             self.service, self.writer_message = service, ""
         self.start_watching()

@@ -63,6 +63,7 @@ class FakeEmbedder:
 class FakeService:
     def __init__(self, progress: Any = None) -> None:
         self.progress = progress
+        self.wait_when_disk_full = False
         self.synced: list[list[str]] = []
 
     def sync_paths(self, paths: list[str], cancel: Any = None, *, force: bool = False) -> IndexSummary:
@@ -144,8 +145,9 @@ class FakeRuntime:
             self.image_embedder.load()
         return ok, why
 
-    def service(self, progress: Any = None) -> FakeService:
+    def service(self, progress: Any = None, *, wait_when_disk_full: bool = False) -> FakeService:
         svc = FakeService(progress)
+        svc.wait_when_disk_full = wait_when_disk_full
         self.services.append(svc)
         return svc
 

@@ -67,6 +67,12 @@ def test_removing_without_a_watcher_leaves_it_to_the_writer(tmp_path: Path, docs
         session.clear_index()  # a reader never writes
 
 
+def test_a_long_lived_writer_pauses_on_a_full_disk(session: LibrarySession) -> None:
+    """The window and `lodestar watch` wait for space (docs/RELIABILITY.md §12); they used not to."""
+    session.become_writer()
+    assert session.service is not None and session.service.wait_when_disk_full
+
+
 def test_pause_resume_clear_and_close(session: LibrarySession) -> None:
     session.become_writer()
     first = session.watch
