@@ -90,7 +90,8 @@ def likeness(tier: str, m: Any) -> str:
 class MemberCard(QFrame):
     """One file of a group: picture, facts, keep/trash choice, open and reveal."""
 
-    def __init__(self, member: Any, tier: str, keeper: bool, why: str, thumbnail: Any, parent: QWidget) -> None:
+    def __init__(self, member: Any, tier: str, keeper: bool, why: str, thumbnail: Any, parent: QWidget,
+                 preferred: bool = False) -> None:
         super().__init__(parent)
         self.member = member
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -132,6 +133,9 @@ class MemberCard(QFrame):
         row.addWidget(self.open_button)
         row.addWidget(self.reveal_button)
         lay.addLayout(row)
+        self.prefer_button = QPushButton("Stop preferring this folder" if preferred else "Prefer this folder", self)
+        self.prefer_button.setToolTip("Copies inside a preferred folder are suggested as the ones to keep.")
+        lay.addWidget(self.prefer_button)
         lay.addStretch(1)
 
     def set_thumbnail(self, pixmap: Any) -> None:
@@ -156,6 +160,7 @@ class DuplicatesView(QDialog):
         self.confirm = confirm
         self.pool = WorkerPool(max_threads=1, name="duplicates", parent=self)
         self.groups: list[Any] = []
+        self.preferred: list[str] = []
         self.current: Any = None
         self.cards: list[MemberCard] = []
         self._scan: Worker | None = None
@@ -235,13 +240,20 @@ class DuplicatesView(QDialog):
             return
         self.summary.setText("Scanning…")
         self.scan_button.setEnabled(False)
-        worker = Worker(lambda cancel, progress: self.session.find_duplicates(progress=progress, cancel=cancel.is_set),
-                        pass_cancel=True, pass_progress=True)
+        def find(cancel: Any, progress: Any) -> tuple[list[Any], list[str]]:
+            groups = self.session.find_duplicates(progress=progress, cancel=cancel.is_set)
+            return groups, self.session.preferred_folders()
+
+        worker = Worker(find, pass_cancel=True, pass_progress=True)
         worker.signals.progress.connect(lambda line: self.summary.setText(str(line)))
-        worker.signals.result.connect(self.show_groups)
+        worker.signals.result.connect(self._scanned)
         worker.signals.error.connect(lambda exc: self.summary.setText(f"The scan failed: {exc}"))
         worker.signals.finished.connect(self._scan_done)
         self._scan = self.pool.start(worker)
+
+    def _scanned(self, found: tuple[list[Any], list[str]]) -> None:
+        groups, self.preferred = found
+        self.show_groups(groups)
 
     def _scan_done(self) -> None:
         self._scan = None
@@ -296,7 +308,10 @@ class DuplicatesView(QDialog):
             return
         self.rule.setText(f"{TIER_TITLES[group.tier]}. {group.rule}\nSuggested keeper: {group.keeper_why}.")
         for i, m in enumerate(group.members):
-            card = MemberCard(m, group.tier, i == group.keeper, group.keeper_why, self._thumb(m), self.cards_host)
+            folder = os.path.dirname(m.path)
+            card = MemberCard(m, group.tier, i == group.keeper, group.keeper_why, self._thumb(m), self.cards_host,
+                              preferred=folder in self.preferred)
+            card.prefer_button.clicked.connect(lambda _c=False, f=folder: self.toggle_preferred(f))
             card.open_button.clicked.connect(lambda _c=False, p=m.path: self._open(p, reveal=False))
             card.reveal_button.clicked.connect(lambda _c=False, p=m.path: self._open(p, reveal=True))
             card.trash.toggled.connect(lambda _on: self._update_trash_button())
@@ -387,6 +402,15 @@ class DuplicatesView(QDialog):
         self.message.setText(outcome.refused or f"Moved {plural(len(outcome.moved), 'file')} to the trash; "
                                                  f"{human_bytes(outcome.freed)} freed.")
         self._set_actions_enabled(self.current is not None)
+
+    def toggle_preferred(self, folder: str) -> None:
+        """Prefer copies inside ``folder`` as keepers (or stop), then scan again to re-choose."""
+        preferred = [f for f in self.preferred if f != folder]
+        if len(preferred) == len(self.preferred):
+            preferred.append(folder)
+        self.session.set_preferred_folders(preferred)
+        self.preferred = preferred
+        self.scan()
 
     def dismiss_current(self) -> None:
         group = self.current

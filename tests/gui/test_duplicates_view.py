@@ -27,6 +27,7 @@ class FakeDuplicateSession:
         self.trashed: list[list[str]] = []
         self.dismissed: list[DuplicateGroup] = []
         self.scan_threads: list[str] = []
+        self.preferred: list[str] = []
 
     def find_duplicates(self, tiers: Any = None, progress: Any = None, cancel: Any = None) -> list[DuplicateGroup]:
         self.scan_threads.append(threading.current_thread().name)
@@ -39,6 +40,12 @@ class FakeDuplicateSession:
         if self.outcome is not None:
             return self.outcome
         return TrashOutcome(moved=list(paths), freed=sum(m.size for m in group.members if m.path in paths))
+
+    def preferred_folders(self) -> list[str]:
+        return list(self.preferred)
+
+    def set_preferred_folders(self, folders: list[str]) -> None:
+        self.preferred = list(folders)
 
     def not_duplicates(self, group: DuplicateGroup) -> None:
         self.dismissed.append(group)
@@ -112,6 +119,15 @@ def test_not_duplicates_is_remembered_and_the_group_leaves(view: Any) -> None:
     view.dismiss_current()
     assert view.session.dismissed == [group]
     assert group not in view.groups and "Remembered" in view.message.text()
+
+
+def test_a_folder_can_be_preferred_and_the_view_scans_again(view: Any, qtbot: Any) -> None:
+    scans = len(view.session.scan_threads)
+    view.cards[1].prefer_button.click()
+    assert view.session.preferred == ["/photos"]
+    qtbot.waitUntil(lambda: bool(view.cards) and view.cards[0].prefer_button.text() == "Stop preferring this folder",
+                    timeout=5000)
+    assert len(view.session.scan_threads) == scans + 1
 
 
 def test_the_file_menu_opens_the_duplicates_view(window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
