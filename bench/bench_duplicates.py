@@ -72,9 +72,6 @@ def quality(scenes: int, documents: int, image_model: str) -> dict[str, Any]:
     t = time.perf_counter()
     summary = rt.service().index_roots([str(base / "files")])
     index_s = time.perf_counter() - t
-    # A same-bytes file is now and then left out of a run (a pipeline matter, see
-    # tests/integration/test_duplicates.py): the paths are synced again so the set is whole.
-    rt.service().sync_paths([str(p) for p in (base / "files").rglob("*") if p.is_file()])
     scan = DuplicateScan(rt.store, StoreReader(rt.store), rt.paths.data_dir)
     t = time.perf_counter()
     groups = scan.run()

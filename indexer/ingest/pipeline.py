@@ -952,7 +952,10 @@ def _hash_file(source: OpenFile) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # One temporary name per thread: two copies of one picture, read side by side on the
+    # extract pool, write the same thumbnail; a shared name made one rename fail and that
+    # copy was taken for vanished (left out of the index, uncounted).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)

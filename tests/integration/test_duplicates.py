@@ -40,7 +40,6 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> Any:
     summary = rt.service().index_roots([str(base / "files")])
     assert summary.failed == 0
     on_disk = [str(p) for p in (base / "files").rglob("*") if p.is_file()]
-    rt.service().sync_paths(on_disk)  # see small_library: a same-bytes file is now and then left out of a run
     assert len(rt.store.files()) == len(on_disk)
     states = {r.path: (r.state, r.reason) for r in rt.store.files().values()}
     assert all(state == "indexed" for state, _ in states.values()), states
@@ -124,12 +123,8 @@ def small_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     rt = _runtime(tmp_path / "data", folder)
     session = LibrarySession(rt, lock_factory=lambda paths: None, watch_factory=lambda *a, **k: _NoWatch())
     assert session.become_writer(lock=_NoLock()) == ""
-    rt.service().index_roots([str(folder)])
-    # Seen since e012d6c: a run over three same-bytes files now and then records only two
-    # (IndexSummary.new == 3 of 4, no failure); syncing the paths again settles it. A
-    # pipeline matter, not this test's subject: reported with issue 18.
-    rt.service().sync_paths([str(p) for p in folder.iterdir()])
-    assert len(rt.store.files()) == 4
+    summary = rt.service().index_roots([str(folder)])
+    assert summary.new == 4 and len(rt.store.files()) == 4
     yield session, folder
     rt.close()
 
@@ -225,3 +220,22 @@ def test_an_edited_version_shows_its_rewritten_sentences(scanned: Any) -> None:
     assert 1 <= len(changed) <= 4  # one sentence in ten was rewritten
     assert all(s not in Path(keeper.path).read_text() for s in changed)
     assert differing_passages(rt.store, keeper, pdf) == []
+
+
+def test_copies_of_one_picture_read_side_by_side_are_all_indexed(tmp_path: Path) -> None:
+    # Their thumbnails are one file: written under one temporary name, a rename failed and
+    # that copy was taken for vanished, left out of the index (2 or 3 runs in 8 did).
+    from PIL import Image
+
+    for run in range(4):
+        folder = tmp_path / f"run{run}"
+        folder.mkdir()
+        Image.effect_mandelbrot((320, 240), (-2, -1.2, 1, 1.2), 60).convert("RGB").save(folder / "a.jpg")
+        for i in range(5):
+            shutil.copy2(folder / "a.jpg", folder / f"a copy {i}.jpg")
+        rt = _runtime(tmp_path / f"data{run}", folder)
+        try:
+            summary = rt.service().index_roots([str(folder)])
+            assert summary.new == 6 and len(rt.store.files()) == 6
+        finally:
+            rt.close()
