@@ -31,6 +31,8 @@ run: $(STAMP)
 	$(VENV)/bin/lodestar
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 bench: $(STAMP)

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_query import QUERIES, kept_store, sentences  # noqa: E402
+from bench_query import QUERIES, kept_store, sentences
 
 FETCH = 170  # the searcher's vector_k (150) + 20
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table, write_json  # noqa: E402
+from _common import machine, table, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-
     from bench_image_index import make_clip, random_clip_checkpoint
 
     clip = make_clip(random_clip_checkpoint(), args.batch)

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out", help="also write the figures here")
     args = ap.parse_args(argv)
 
-    from indexer.library.settings import Settings, save_settings, open_paths
     from indexer.library.runtime import open_runtime
+    from indexer.library.settings import Settings, open_paths, save_settings
     from indexer.watch.watcher import WatchService
 
     with tempfile.TemporaryDirectory(prefix="lodestar-fresh-") as tmp:

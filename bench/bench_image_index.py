@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SCRATCH, machine, table, write_json  # noqa: E402
+from _common import SCRATCH, machine, table, write_json
 
 BENCH_DIR = SCRATCH
 
@@ -82,11 +82,10 @@ def make_clip(checkpoint: Path, batch_size: int, device: str = "cpu") -> Any:
 
 
 def run_pipeline(folder: Path, clip: Any, threads: int) -> tuple[float, Any]:
-    from tests.support.fakes import HashTextEmbedder
-
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
     from indexer.store.tables import Store
+    from tests.support.fakes import HashTextEmbedder
 
     text = HashTextEmbedder()
     with tempfile.TemporaryDirectory(prefix="lodestar-bench-img-") as tmp:
@@ -105,8 +104,8 @@ def run_pipeline(folder: Path, clip: Any, threads: int) -> tuple[float, Any]:
 
 
 def prepare_tensors(folder: Path, clip: Any) -> list[Any]:
-    from indexer.library.settings import Settings
     from indexer.ingest.extract.image import extract_image
+    from indexer.library.settings import Settings
 
     settings = Settings()
     return [clip.preprocess(extract_image(str(p), settings).image) for p in sorted(folder.glob("*.jpg"))]

@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, SCRATCH, machine, make_text_corpus, table, write_json  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
+from _common import PYFAQ_DOCS, SCRATCH, machine, make_text_corpus, table, write_json
 
 MB = 1024 * 1024
 
@@ -93,8 +92,8 @@ def make_small_photos(folder: Path, n: int) -> Path:
 
 
 def store_sizes(n_docs: int, n_images: int) -> dict[str, Any]:
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
     from indexer.store.tables import Store
 
     docs = make_text_corpus(SCRATCH / "textgen" / f"{n_docs}x6k", n_docs, 6)
@@ -188,7 +187,7 @@ def compare(args: argparse.Namespace) -> int:
     clip_ms = {k: med(r["clip_query_ms"] for r in runs[k]) for k in runs}
     print(table("CLIP text query (ViT-B-32, random weights; median of the children's medians)",
                 ["models path", "ms / query"], [[k, clip_ms[k]] for k in runs]))
-    print(f"modules: " + "; ".join(f"{k}: {runs[k][0]['modules']}" for k in runs))
+    print("modules: " + "; ".join(f"{k}: {runs[k][0]['modules']}" for k in runs))
     write_json(args.json_out, {"benchmark": "memory", "compare": True, "runs": runs, "idle_mb": idle, "peak_mb": peak,
                                "clip_query_ms": clip_ms,
                                "load_avg_1min": loads, "target_idle_mb": 1.2 * 1024,
@@ -253,10 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         split[name] = status()
 
     mark("python + numpy")
+    import lancedb  # noqa: F401
     from bench_image_index import random_clip_checkpoint
     from bench_text_index import pyfaq_sample
-
-    import lancedb  # noqa: F401
 
     mark("lancedb imported")
     if args.path == "torch":
@@ -272,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     _n, corpus = pyfaq_sample(PYFAQ_DOCS, args.files)
     photos = make_small_photos(SCRATCH / f"photos-{args.photos}-1600x1200", args.photos)
 
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
     from indexer.search.ranking import Searcher
     from indexer.store.tables import Store
     from models.clip import ClipEmbedder

@@ -28,17 +28,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, PYFAQ_QUERIES, SCRATCH, machine, table, write_json  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
+from _common import PYFAQ_DOCS, PYFAQ_QUERIES, SCRATCH, machine, table, write_json
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def passages(root: Path) -> list[str]:
     from indexer.ingest.chunk import chunk_text, embedding_input
-    from indexer.library.settings import Settings
     from indexer.ingest.extract import extract_text
+    from indexer.library.settings import Settings
 
     out: list[str] = []
     settings = Settings()

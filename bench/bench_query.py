@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, SCRATCH  # noqa: E402
+from _common import PYFAQ_DOCS, SCRATCH
 
 QUERIES = [
     "how do I read a file line by line", "budget review for the cloud invoices", "socket timeout error",
@@ -194,9 +194,8 @@ def kept_store(n_chunks: int, vectors: str) -> Path:
 
 def measure(n_chunks: int, n_images: int, text: Any, clip: Any, reps: int, reuse: bool = False,
             vectors: str = "real") -> dict[str, Any]:
-    from indexer.store.ann import ensure_indexes, has_vector_index
     from indexer.search.ranking import Searcher
-
+    from indexer.store.ann import ensure_indexes, has_vector_index
     from indexer.store.tables import Store
 
     path = kept_store(n_chunks, vectors)

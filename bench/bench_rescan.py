@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SCRATCH, machine, table, write_json  # noqa: E402
+from _common import SCRATCH, machine, table, write_json
 
 WORDS = ("apple banana cherry delta echo foxtrot garden harbor island jungle kettle lemon meadow "
          "nickel orchard pepper quartz river saddle timber umbrella valley willow yonder zephyr").split()
@@ -64,11 +64,10 @@ def bare_walk(root: str) -> int:
 
 
 def open_service(data: Path, root: Path) -> tuple[Any, Any]:
-    from tests.support.fakes import HashTextEmbedder
-
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
     from indexer.store.tables import Store
+    from tests.support.fakes import HashTextEmbedder
 
     paths = open_paths(data)
     settings = Settings(folders=[str(root)], allow_download=False)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, machine, table, write_json  # noqa: E402
+from _common import PYFAQ_DOCS, machine, table, write_json
 
 BASELINE = r"""
 import sys, time
@@ -58,8 +58,8 @@ app.exec()
 
 
 def prepare(data: Path, corpus: Path, checkpoint: Path | None, onnx_cache: Path) -> None:
-    from indexer.library.settings import Settings, open_paths, save_settings
     from indexer.library.runtime import open_runtime
+    from indexer.library.settings import Settings, open_paths, save_settings
 
     paths = open_paths(data)
     save_settings(paths, Settings(folders=[str(corpus)], allow_download=False, welcome_done=True,

@@ -20,7 +20,6 @@ in the JSON is the time spent inside the model during the pipeline run.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -30,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, SCRATCH, machine, make_text_corpus, table, tree_bytes, write_json  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
+from _common import PYFAQ_DOCS, SCRATCH, machine, make_text_corpus, table, tree_bytes, write_json
 
 
 class RecordingEmbedder:
@@ -60,8 +58,8 @@ class RecordingEmbedder:
 
 
 def run_pipeline(root: Path, embedder: Any, threads: int) -> dict[str, Any]:
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
     from indexer.store.tables import Store
 
     rec = RecordingEmbedder(embedder)

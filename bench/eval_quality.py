@@ -15,15 +15,15 @@ always uses the defaults.
 from __future__ import annotations
 
 import argparse
-import functools
 import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EVAL_DIR, REPO  # noqa: E402
+from _common import EVAL_DIR, REPO
 
 
 class CachedEmbedder:
@@ -46,10 +46,10 @@ class CachedEmbedder:
 
 def run(sets: list[str], overrides: dict[str, float], eval_dir: Path, data_root: Path) -> dict[str, Any]:
     """Each set's queries (``eval_dir/<set>``) against its index (``data_root/eval-<set>``)."""
-    from indexer.store.ann import ensure_indexes
     from indexer.library.settings import load_settings, open_paths
     from indexer.search.eval import evaluate, load_queries
     from indexer.search.ranking import Ranking, Searcher
+    from indexer.store.ann import ensure_indexes
     from indexer.store.tables import Store
     from models.text import TextEmbedder
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, SCRATCH, machine, make_text_corpus, table, write_json  # noqa: E402
+from _common import REPO, SCRATCH, machine, make_text_corpus, table, write_json
 
 BENCH_DIR = SCRATCH
 
@@ -141,8 +141,8 @@ class MemStore:
 
 
 def index_with_memstore(folder: Path, text: Any, clip: Any, threads: int) -> tuple[float, Any, dict[str, int]]:
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
 
     store = MemStore()
     with tempfile.TemporaryDirectory(prefix="lodestar-gpu-") as tmp:
@@ -290,10 +290,10 @@ def text_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list[
 def image_section(args: argparse.Namespace, res: dict[str, Any], rows: list[list[Any]]) -> None:
     import torch
     from bench_image_index import make_clip, random_clip_checkpoint
-    from tests.support.fakes import HashTextEmbedder
 
-    from indexer.library.settings import Settings
     from indexer.ingest.extract.image import extract_image
+    from indexer.library.settings import Settings
+    from tests.support.fakes import HashTextEmbedder
 
     dev = args.device
     t0 = time.perf_counter()

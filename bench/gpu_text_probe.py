@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_text_corpus  # noqa: E402
-from gpu_check import BENCH_DIR, index_with_memstore, random_minilm_dir, sync  # noqa: E402
+from _common import make_text_corpus
+from gpu_check import BENCH_DIR, index_with_memstore, random_minilm_dir, sync
 
 
 def main(argv: list[str] | None = None) -> int:

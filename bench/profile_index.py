@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYFAQ_DOCS, machine  # noqa: E402
+from _common import PYFAQ_DOCS, machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="-")
     args = ap.parse_args(argv)
 
+    from bench_text_index import pyfaq_sample
     from pyinstrument import Profiler
 
-    from bench_text_index import pyfaq_sample
-
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
     from indexer.store.tables import Store
     from models.text import TextEmbedder
 

@@ -27,7 +27,7 @@ class _ShowWatcher(QObject):
         self._on_show = on_show
         self._done = False
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if not self._done and event.type() == QEvent.Type.Show:
             self._done = True
             self._on_show()

@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.ingest.chunk import chunk_text, embedding_input  # noqa: E402
-from indexer.library.settings import Settings  # noqa: E402
-from indexer.ingest.extract import extract_text, has_markup_headings  # noqa: E402
-from models.text import TextEmbedder  # noqa: E402
+from indexer.ingest.chunk import chunk_text, embedding_input
+from indexer.ingest.extract import extract_text, has_markup_headings
+from indexer.library.settings import Settings
+from models.text import TextEmbedder
 
 
 def main() -> int:

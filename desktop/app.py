@@ -43,7 +43,7 @@ class Parts:
     backend: Backend
     thumbnails: ThumbnailCache
     opener: Opener
-    dialogs: dict[str, QWidget] = field(default_factory=dict)
+    dialogs: dict[str, Any] = field(default_factory=dict)  # name -> its open dialog (each its own class)
     _closed: bool = False
     _clean: bool = True
 
@@ -289,7 +289,11 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     restart: list[bool] = []
     window.quitRequested.connect(app.quit)
     restore_signals = _quit_on_signals(app)
-    window.restartRequested.connect(lambda: (restart.append(True), app.quit()))
+    def restart_later() -> None:
+        restart.append(True)
+        app.quit()
+
+    window.restartRequested.connect(restart_later)
     window.show()
     try:
         code = app.exec()

@@ -74,7 +74,7 @@ def qimage_to_png(image: QImage) -> bytes:
     data = QByteArray()
     buf = QBuffer(data)
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buf, "PNG")
+    image.save(buf, b"PNG")
     buf.close()
     return bytes(data.data())
 
@@ -257,12 +257,15 @@ class MainWindow(QMainWindow):
     def set_drop_highlight(self, on: bool) -> None:
         """A dashed frame round the window while an image is dragged over it."""
         central = self.centralWidget()
+        if central is None:
+            return
         central.setProperty("dropTarget", on)
         central.setStyleSheet("#central[dropTarget=\"true\"] { border: 2px dashed palette(highlight);"
                               " border-radius: 6px; }" if on else "")
 
     def drop_highlighted(self) -> bool:
-        return bool(self.centralWidget().property("dropTarget"))
+        central = self.centralWidget()
+        return central is not None and bool(central.property("dropTarget"))
 
     def dropEvent(self, event: QDropEvent) -> None:
         self.set_drop_highlight(False)
@@ -281,7 +284,7 @@ class MainWindow(QMainWindow):
         if query is not None:
             pm = self.thumbnails.pixmap(query.thumbnail) if query.thumbnail else None  # our own PNG
             if query.data:
-                img = QImage.fromData(query.data, "PNG")  # our own re-encoded PNG
+                img = QImage.fromData(query.data, b"PNG")  # our own re-encoded PNG
                 icon = QIcon(QPixmap.fromImage(img)) if not img.isNull() else None
             elif pm is not None:
                 icon = QIcon(pm)

@@ -68,7 +68,7 @@ class Worker(QRunnable):
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
-    def run(self) -> None:  # noqa: D401 - Qt override
+    def run(self) -> None:
         signals = self.signals
         signals.started.emit()
         try:

@@ -237,7 +237,7 @@ def _swap_attention(model: Any) -> None:
 
 
 # -- tokenizer (open_clip.tokenizer.SimpleTokenizer, "lower" cleaning) ------------------
-@lru_cache()
+@lru_cache
 def _bytes_to_unicode() -> dict[int, str]:
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]

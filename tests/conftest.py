@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,8 +142,8 @@ def tiny_clip(tiny_clip_checkpoint: Path) -> Any:
 @pytest.fixture
 def make_runtime(tmp_path: Path, text_embedder: Any, tiny_clip: Any, tiny_clip_checkpoint: Path) -> Any:
     """Build a Runtime on a fresh data dir with the real text model and tiny CLIP."""
-    from indexer.library.settings import open_paths, save_settings
     from indexer.library.runtime import Runtime
+    from indexer.library.settings import open_paths, save_settings
     from tests.support.tiny_clip import TINY_CLIP_NAME
 
     made: list[Any] = []

@@ -94,15 +94,15 @@ def print_json(data: Any) -> None:
 class SafeLogFormatter(logging.Formatter):
     """Log lines on stderr are output too: a path in a message must not drive the terminal."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = safe(record.message)  # one line, whatever the message quotes
         return super().formatMessage(record)
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802
+    def formatException(self, ei: Any) -> str:
         # A traceback keeps its lines; each is neutralised on its own.
         return "\n".join(safe(line) for line in super().formatException(ei).split("\n"))
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+    def formatStack(self, stack_info: str) -> str:
         return "\n".join(safe(line) for line in super().formatStack(stack_info).split("\n"))
 
 

@@ -20,8 +20,8 @@ def register(sub: Any, common: Any) -> None:
 
 
 def run(args: Any) -> int:
-    from indexer.library.settings import default_data_dir, normalise_folder
     from indexer.ingest.scan import check_indexable
+    from indexer.library.settings import default_data_dir, normalise_folder
     from indexer.library.writer_lock import WriterLock
 
     data_dir = args.data_dir or default_data_dir()

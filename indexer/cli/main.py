@@ -90,8 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     from indexer.cli._common import say  # messages quote paths: neutralise them
 
     try:
-        from indexer.library.settings import default_data_dir
         from indexer.library.logs import cli_logging
+        from indexer.library.settings import default_data_dir
 
         # Details (tracebacks, library warnings) go to the data directory's log file.
         with cli_logging(args.data_dir or default_data_dir(), args.verbose):
@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # noqa: BLE001 - known environment problems become one line
+    except Exception as exc:
         from indexer.errors import user_message
 
         message = user_message(exc)

@@ -19,9 +19,8 @@ def register(sub: Any, common: Any) -> None:
 
 
 def collect(rt: Any, problems: int = 10) -> dict[str, Any]:
-    from models.weights import weights_status
-
     from indexer.ingest.scan import Exclusions
+    from models.weights import weights_status
 
     store = rt.store
     counts = store.counts()

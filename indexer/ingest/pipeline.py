@@ -34,7 +34,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from indexer.library.settings import AppPaths, Settings
 from indexer.errors import DiskFull
 from indexer.ingest.safe_open import (
     OpenFile,
@@ -43,6 +42,7 @@ from indexer.ingest.safe_open import (
     open_under_root,
     stat_under_root,
 )
+from indexer.library.settings import AppPaths, Settings
 from indexer.paths import root_of
 from indexer.store.tables import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
 from indexer.types import (
@@ -306,12 +306,12 @@ class IndexService:
                         gone[root].append(fid)
                     gone[root].extend(_under(files, path))  # a folder that went away
                     continue
-                info = stat_file(path, root)
-                if info is None:  # a symlink, FIFO or other non-regular file
+                regular = stat_file(path, root)
+                if regular is None:  # a symlink, FIFO or other non-regular file
                     if file_id(path) in files:
                         gone[root].append(file_id(path))
                     continue
-                by_root[root].append(info)
+                by_root[root].append(regular)
             for root in set(by_root) | set(gone) | set(problems):
                 self._process(
                     by_root.get(root, []), root, summary, cancel, gone=gone.get(root, []), force=force,
@@ -552,7 +552,7 @@ class IndexService:
         assert self.urgent is not None
         try:
             return list(self.urgent())
-        except Exception:  # noqa: BLE001 - a watcher hook must never stop a run
+        except Exception:
             log.exception("could not ask the watcher for changed files")
             return []
 
@@ -633,7 +633,7 @@ class IndexService:
         except NameOnly as exc:
             rec.state = "name_only"
             rec.reason = str(exc)
-        except Exception as exc:  # noqa: BLE001 - one bad file never stops a run (a bug, logged)
+        except Exception as exc:
             log.exception("unexpected error while indexing %r", info.path)
             rec.state = "failed"
             rec.reason = f"internal error: {type(exc).__name__}: {exc}"
@@ -805,7 +805,7 @@ class IndexService:
         try:
             vectors = self.image_embedder.embed_tensors(images)
             self.model_calls += 1
-        except Exception as exc:  # noqa: BLE001 - a model failure fails the batch's files, not the run
+        except Exception as exc:
             log.exception("image embedding failed")
             for w in works:
                 assert w.record is not None
@@ -908,7 +908,7 @@ class IndexService:
             return
         try:
             self._progress_cb(event)
-        except Exception:  # noqa: BLE001 - a broken listener must not stop indexing
+        except Exception:
             log.exception("progress callback failed")
 
 
@@ -1030,7 +1030,7 @@ def _under(files: dict[str, FileRecord], folder: str) -> list[str]:
 def _is_excluded(exclusions: Any, path: str, is_dir: bool) -> bool:
     try:
         return bool(exclusions.is_excluded(path, is_dir))
-    except Exception:  # noqa: BLE001 - a bad pattern must not stop syncing
+    except Exception:
         log.exception("exclusion check failed for %r", path)
         return False
 

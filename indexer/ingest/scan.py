@@ -19,9 +19,9 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from indexer.library.settings import DEFAULT_EXCLUDES, IGNORE_MARKER, Settings
 from indexer.errors import LodestarError
 from indexer.ingest.extract import kind_for_name, kind_for_path
+from indexer.library.settings import DEFAULT_EXCLUDES, IGNORE_MARKER, Settings
 from indexer.paths import is_under, root_of
 from indexer.types import FileInfo
 

@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from indexer.library.settings import AppPaths, Settings, load_settings, open_paths, report
 from indexer.ingest.pipeline import IndexService, ProgressCallback
+from indexer.library.settings import AppPaths, Settings, load_settings, open_paths, report
 from models.base import ImageEmbedder, TextEmbedder
 
 log = logging.getLogger(__name__)

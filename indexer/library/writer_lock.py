@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any
 
-from indexer.library.settings import AppPaths, as_number
 from indexer.errors import WriterBusy
+from indexer.library.settings import AppPaths, as_number
 
 log = logging.getLogger(__name__)
 

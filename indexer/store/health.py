@@ -316,7 +316,7 @@ def check_and_heal(paths: AppPaths, *, repair: bool | None = None) -> HealthRepo
     store = paths.store
     try:
         _check(paths, store, report, repair)
-    except Exception as exc:  # noqa: BLE001 - a failed check must never stop the app; rebuild instead
+    except Exception as exc:
         log.exception("index check failed")
         report.ok = False
         report.problems.append(f"check failed: {_short(exc)}")
@@ -506,7 +506,7 @@ def repair_live(
     resync: list[str] = []
     try:
         resync = _repair_live(store, report, deep, open_indexes)
-    except Exception as exc:  # noqa: BLE001 - logged with its traceback; indexing goes on
+    except Exception as exc:
         log.exception("index check during indexing failed")
         report.ok = False
         report.problems.append(f"check failed: {_short(exc)}")

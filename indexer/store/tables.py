@@ -949,7 +949,7 @@ class Store:
                     continue
                 try:
                     table.optimize(cleanup_older_than=cleanup_older_than)
-                except Exception as exc:  # noqa: BLE001 - optimisation is best-effort; data is intact
+                except Exception as exc:
                     if is_disk_full(exc):
                         raise DiskFull("the disk holding the index is full") from exc
                     log.warning("optimize of %s failed: %s", getattr(table, "name", "?"), _short(exc))

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from indexer.errors import LodestarError
 from indexer.library.settings import (
     AppPaths,
     Settings,
@@ -34,7 +35,6 @@ from indexer.library.settings import (
     read_json,
     write_json_atomic,
 )
-from indexer.errors import LodestarError
 from indexer.paths import is_under, root_of
 from indexer.types import FolderStatus, IndexSummary, WatchMode
 
@@ -202,11 +202,11 @@ class _EnqueueHandler:
             for raw in (event.src_path, getattr(event, "dest_path", "")):
                 if raw:
                     self._on_path(os.fsdecode(raw))
-        except Exception:  # noqa: BLE001 - an exception here would kill the observer thread (W9)
+        except Exception:
             log.exception("watch handler failed on %r; scheduling a reconcile", event)
             try:
                 self._on_error()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("watch handler could not schedule a reconcile")
 
 
@@ -568,7 +568,7 @@ class WatchService:
         while not self._stop.wait(self.supervise_interval_s):
             try:
                 self._supervise_once()
-            except Exception:  # noqa: BLE001 - the supervisor must outlive any one bad check
+            except Exception:
                 log.exception("watch supervisor check failed")
 
     # ----------------------------------------------------------------- worker
@@ -610,7 +610,7 @@ class WatchService:
             return fn()
         except LodestarError as exc:  # known problem (disk full, store): say it, keep watching
             log.warning("%s failed: %s", what, exc)
-        except Exception:  # noqa: BLE001 - a bug: keep the traceback, keep the watcher alive
+        except Exception:
             log.exception("%s failed", what)
         return None
 
@@ -754,7 +754,7 @@ class WatchService:
         if summary is not None and self._on_batch is not None:
             try:
                 self._on_batch(batch, summary)
-            except Exception:  # noqa: BLE001 - a progress printer must not stop the watcher
+            except Exception:
                 log.exception("batch callback failed")
 
     # ----------------------------------------------------------------- status
@@ -771,7 +771,7 @@ class WatchService:
         if self._on_status is not None:
             try:
                 self._on_status(statuses)
-            except Exception:  # noqa: BLE001 - a UI callback must not stop the watcher
+            except Exception:
                 log.exception("status callback failed")
 
 

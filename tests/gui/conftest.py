@@ -10,12 +10,10 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import sys  # noqa: E402
 
-import pytest  # noqa: E402
+import pytest
 
-
-from tests.support.gui_fakes import FakeLock, FakeRuntime, FakeSearcher, FakeWatch, make_docs  # noqa: E402
+from tests.support.gui_fakes import FakeLock, FakeRuntime, FakeSearcher, FakeWatch, make_docs
 
 pytestmark = pytest.mark.gui
 

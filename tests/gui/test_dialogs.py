@@ -147,8 +147,8 @@ def test_clip_missing_empty_state_offers_fix(qtbot: Any, window: Any, docs_dir: 
 
 def test_reader_mode_when_another_process_writes(qtbot: Any, fake_runtime: Any, no_leaks: None) -> None:
     from desktop.app import build_window
-    from indexer.library.session import LibrarySession
     from indexer.errors import WriterBusy
+    from indexer.library.session import LibrarySession
 
     def busy(paths: Any) -> Any:
         exc = WriterBusy("lodestar watch (pid 4242, since today) is already indexing")

@@ -108,9 +108,8 @@ def test_counts_are_plural_correct() -> None:
 
 # -- 9: problems: one count, grouped reasons, Close -------------------------------------
 def test_problems_group_identical_reasons_with_one_count(qtbot: Any, window: Any, docs_dir: Path) -> None:
-    from tests.support.gui_fakes import FakeRecord
-
     from desktop.app import show_problems
+    from tests.support.gui_fakes import FakeRecord
 
     reason = "image model failed: " + "a very long reason that goes on " * 10
     rows = [FakeRecord(str(docs_dir / f"p{i}.jpg"), "pending", reason) for i in range(21)]
@@ -230,9 +229,8 @@ def test_settings_shortcut_includes_ctrl_comma(window: Any) -> None:
 
 
 def test_a_problems_reload_keeps_the_selection(qtbot: Any, window: Any, docs_dir: Path) -> None:
-    from tests.support.gui_fakes import FakeRecord
-
     from desktop.app import show_problems
+    from tests.support.gui_fakes import FakeRecord
 
     window.backend.runtime.store.problem_rows = [FakeRecord(str(docs_dir / "a.pdf"), "failed", "damaged"),
                                                  FakeRecord(str(docs_dir / "b.pdf"), "failed", "damaged")]

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.results_model import PathRole
 
-
 pytestmark = pytest.mark.gui
 
 
@@ -276,8 +275,8 @@ def test_reader_mode_with_real_writer_lock(qtbot: Any, fake_runtime: Any, no_lea
 
     from desktop.app import build_window
     from indexer.library.session import LibrarySession
-    from tests.support.gui_fakes import FakeWatch
     from indexer.library.writer_lock import WriterLock
+    from tests.support.gui_fakes import FakeWatch
 
     held = WriterLock(fake_runtime.paths, command="lodestar watch")
     held.acquire()

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _images() -> list[Image.Image]:
     rng = np.random.default_rng(1)
-    noise = lambda w, h: Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), "RGB")  # noqa: E731
+    noise = lambda w, h: Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), "RGB")
     return [noise(80, 48), noise(31, 97), noise(1600, 1200), noise(7, 5), noise(32, 32),
             Image.new("L", (30, 30), 128), Image.new("RGBA", (50, 40), (10, 200, 30, 90)),
             Image.new("P", (45, 60))]
@@ -190,11 +190,10 @@ def test_light_path_can_be_turned_off(exported: Any, tiny_clip_checkpoint: Path,
 def test_pipeline_indexes_images_on_the_light_path(exported: Any, tiny_clip_checkpoint: Path, tmp_path: Path) -> None:
     """Same folder through the real pipeline and store, light vs torch embedder: the
     same files indexed, the same vectors stored."""
-    from tests.support.fakes import HashTextEmbedder
-
-    from indexer.library.settings import Settings, open_paths
     from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
     from indexer.store.tables import Store
+    from tests.support.fakes import HashTextEmbedder
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
-from indexer.library.settings import Settings, open_paths
 from indexer.ingest.pipeline import IndexService
+from indexer.library.settings import Settings, open_paths
 from indexer.store.tables import Store, file_id
 from indexer.types import Progress
 from indexer.watch.watcher import WatchService
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
 
 class SlowTextEmbedder(HashTextEmbedder):

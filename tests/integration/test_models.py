@@ -16,8 +16,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from tests.support.embedder_checks import assert_concurrent_use_agrees  # noqa: E402
-from models.errors import ModelUnavailable  # noqa: E402
+from models.errors import ModelUnavailable
+from tests.support.embedder_checks import assert_concurrent_use_agrees
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
-from indexer.library.settings import Settings, open_paths
 from indexer.ingest.pipeline import IndexService
+from indexer.library.settings import Settings, open_paths
 from indexer.search.ranking import Searcher
 from indexer.store.tables import Store
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -80,8 +80,8 @@ OLD = time.mktime((2020, 6, 1, 12, 0, 0, 0, 0, -1))
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, text_embedder: Any, tiny_clip: Any, tiny_clip_checkpoint: Path) -> Any:
     """One indexed corpus for the whole module (indexing is the slow part); tests only read it."""
-    from indexer.library.settings import Settings, open_paths, save_settings
     from indexer.library.runtime import Runtime
+    from indexer.library.settings import Settings, open_paths, save_settings
     from tests.support.tiny_clip import TINY_CLIP_NAME
 
     base = tmp_path_factory.mktemp("search")
@@ -141,8 +141,8 @@ def test_paraphrase_is_found_by_meaning_where_keywords_miss(indexed: Any) -> Non
 
 
 def test_one_result_per_file_with_the_right_passage_span(indexed: Any, corpus: Path) -> None:
-    from indexer.library.settings import Settings
     from indexer.ingest.extract import extract_text
+    from indexer.library.settings import Settings
 
     resp = indexed.searcher().search("encrypt the backup disk with a password", kind="text")
     paths = [r.path for r in resp.results]

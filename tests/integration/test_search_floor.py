@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_search import corpus, indexed  # noqa: F401 - module fixtures (one indexed corpus)
-
 from indexer.search.ranking import NO_MATCH, Searcher
+from tests.integration.test_search import corpus, indexed  # noqa: F401 - module fixtures (one indexed corpus)
 
 
 def _floor_for(searcher: Searcher, r: Any, lane: str) -> float:

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
-from indexer.library.settings import Settings, open_paths, save_settings
 from indexer.ingest.pipeline import IndexService
+from indexer.library.settings import Settings, open_paths, save_settings
 from indexer.search.ranking import Searcher
 from indexer.store.tables import Store
 from indexer.watch.watcher import WatchService
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 from tests.unit.test_watch import wait_until
 
 TIMEOUT = 20.0  # a LanceDB commit per batch on a loaded 2-core machine

@@ -16,9 +16,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from indexer.library.settings import Settings  # noqa: E402
-from models import weights  # noqa: E402
-from models.errors import ModelUnavailable  # noqa: E402
+from indexer.library.settings import Settings
+from models import weights
+from models.errors import ModelUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 LAION_REPO = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"

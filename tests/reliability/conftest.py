@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-from tests.support.rel_stack import Stack, make_stack  # noqa: E402
+from tests.support.rel_stack import Stack, make_stack
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.rel_stack import make_stack
 from indexer.ingest import pipeline
 from indexer.store.tables import Store
 from tests.support.rel_checks import committed_intact
+from tests.support.rel_stack import make_stack
 
 CYCLES = 1000
 FILES = 4

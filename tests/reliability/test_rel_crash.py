@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
-from tests.support.health_probe import all_tables_readable
 from indexer.search.ranking import Searcher
 from indexer.store.tables import Store, file_id
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
+from tests.support.health_probe import all_tables_readable
 from tests.support.rel_checks import committed_intact, content_hash, results_whole
 
 HELPER = Path(__file__).resolve().parents[1] / "support" / "helpers_crash.py"

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.rel_stack import make_stack
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 from indexer.store.tables import Store
 from indexer.types import Progress
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 from tests.support.rel_checks import committed_intact
+from tests.support.rel_stack import make_stack
 
 TMPFS_MB = 8
 HEADROOM = 256 * 1024  # free bytes left beside the ballast: enough to start, not to finish
@@ -70,7 +70,7 @@ def test_full_disk_pauses_keeps_store_intact_and_resumes(tmp_path: Path, small_d
     def run() -> None:
         try:
             result["summary"] = s.service.index_roots([str(s.root)])
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:
             result["error"] = exc
 
     worker = threading.Thread(target=run, name="test-indexer", daemon=True)  # never hangs pytest on failure
@@ -110,8 +110,8 @@ def test_cli_full_disk_is_one_line_and_nonzero(tmp_path: Path, small_disk: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import indexer.cli.main as cli
     from indexer.cli import index as index_cmd
-    from indexer.library.settings import open_paths
     from indexer.library.runtime import Runtime
+    from indexer.library.settings import open_paths
 
     root = tmp_path / "root"
     root.mkdir()

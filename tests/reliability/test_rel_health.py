@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.rel_stack import Stack, make_stack
 from indexer.store.health import DAMAGED_PREFIX, check_and_heal, probe_table
 from tests.support.rel_checks import committed_intact
+from tests.support.rel_stack import Stack, make_stack
 
 
 def _fill(s: Stack, n: int, start: int = 0) -> None:
@@ -164,9 +164,9 @@ def test_reader_process_does_not_repair_under_a_writer(stack: Stack) -> None:
 
 
 def test_runtime_heals_on_open_and_status_says_so(stack: Stack, capsys: Any) -> None:
-    from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
     from indexer.cli import status
     from indexer.library.runtime import Runtime
+    from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
     _fill(stack, 3)
     stack.store.close()

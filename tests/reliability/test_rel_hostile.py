@@ -19,10 +19,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.support import nasty
-from indexer.library.settings import Settings
 from indexer.ingest.extract import extract_image, extract_text, kind_for_path
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, ImageExtraction, NameOnly, TextExtraction
+from tests.support import nasty
 
 PER_EXAMPLE_S = 30.0  # documents run in a sandbox with its own 60 s cap; nothing should come close
 MAX_RSS_GROWTH_MB = 400  # the whole run, in this process (documents are parsed in a child)

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from indexer.store.health import check_and_heal, last_report, verify_vectors
+from indexer.store.tables import WriteBatch
 from tests.support.rel_checks import committed_intact
 from tests.support.rel_stack import Stack, make_stack
-from indexer.store.health import check_and_heal, last_report, verify_vectors
-from indexer.store.tables import ImageRow, WriteBatch
 
 N_FILES = 120
 EPS = 1e-4
@@ -128,9 +128,9 @@ def _assert_sane_search(searcher: Any, query: str, damaged: set[str], rows: set[
 
 
 def _status_line(s: Stack) -> str:
-    from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
     from indexer.cli import status
     from indexer.library.runtime import Runtime
+    from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
     rt = Runtime(s.paths, s.settings)
     rt._text, rt._image = HashTextEmbedder(), HashImageEmbedder()
@@ -240,8 +240,7 @@ def _damage_rows(s: Stack, name: str, value: float) -> str:
 def test_nan_and_huge_vectors_written_through_the_store_are_never_ranked(
     stack: Stack, lane: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from indexer.store import ann
-    from indexer.store import read
+    from indexer.store import ann, read
 
     s = stack
     for i in range(40):
@@ -355,8 +354,7 @@ def test_deleted_keyword_index_is_reported_searched_around_and_rebuilt(stack: St
 
 
 def test_deleted_vector_index_is_reported_searched_around_and_rebuilt(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer.store import ann
-    from indexer.store import read
+    from indexer.store import ann, read
 
     s = stack
     for i in range(60):

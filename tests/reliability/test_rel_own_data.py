@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 from indexer.library.settings import Settings, load_settings, open_paths, save_settings
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 from tests.support.rel_stack import make_stack
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.rel_stack import make_stack
 from indexer.ingest import pipeline
 from indexer.search.ranking import Searcher
 from indexer.store.tables import Store
 from tests.support.rel_checks import text_rows
+from tests.support.rel_stack import make_stack
 
 FILES = 1500
 READERS_SAME_STORE = 2
@@ -66,7 +66,7 @@ def test_readers_during_bulk_index(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                         rec = next(f for f in files.values() if f.path == r.path)
                         assert rec.state == "indexed"
                         assert sorted(set(rows[(rec.fid, rec.content_hash)])) == list(range(rec.n_chunks)), r.path
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread's assertion
+        except BaseException as exc:
             errors.append(exc)
 
     def visibility_loop() -> None:
@@ -78,7 +78,7 @@ def test_readers_during_bulk_index(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                     seen.append((time.monotonic(), n))
                     last = n
                 time.sleep(0.005)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=search_loop, args=(s.store,)) for _ in range(READERS_SAME_STORE)]

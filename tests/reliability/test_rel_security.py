@@ -56,8 +56,8 @@ def test_private_permissions_reasserted_on_every_start(tmp_path: Path) -> None:
 
         # The next start goes through the real start-up path: open_runtime tightens what
         # is there, and the Runtime's umask makes what it writes from now on private too.
-        from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
         from indexer.library.runtime import open_runtime
+        from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
         os.umask(0o022)
         rt = open_runtime(data)

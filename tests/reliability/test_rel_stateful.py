@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
-from indexer.library.settings import Settings, open_paths, save_settings
 from indexer.ingest.pipeline import IndexService
+from indexer.library.settings import Settings, open_paths, save_settings
 from indexer.store.tables import Store
 from indexer.watch.watcher import WatchService
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
 WORDS = ["harbor", "lantern", "quartz", "meadow", "violin", "copper", "ember", "glacier"]
 NAMES = ["a.txt", "b.md", "notes.txt", "c.txt"]
@@ -132,7 +132,7 @@ class IndexEqualsDisk(RuleBasedStateMachine):
         if parent not in self.dirs or dst in self.dirs or dst in self.files or dst == src or dst.startswith(src + "/"):
             return
         os.rename(self._abs(src), self._abs(dst))
-        moved = lambda p: dst + p[len(src):] if p == src or p.startswith(src + "/") else p  # noqa: E731
+        moved = lambda p: dst + p[len(src):] if p == src or p.startswith(src + "/") else p
         self.dirs = {moved(d) for d in self.dirs}
         self.files = {moved(p): v for p, v in self.files.items()}
 

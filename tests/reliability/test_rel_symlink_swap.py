@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.support import nasty
 import pytest
-from tests.support.rel_stack import Stack
 
 from indexer.ingest import safe_open
+from tests.support import nasty
+from tests.support.rel_stack import Stack
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
 
@@ -186,7 +186,7 @@ def test_folder_swapped_back_and_forth_while_indexing(stack: Stack, tmp_path: Pa
                 _unswap(s.root, hold)
                 swaps[0] += 1
                 time.sleep(0.003)  # mostly a real folder, so most scans see the files
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     def check() -> int:

@@ -156,8 +156,8 @@ def test_file_vanishing_between_scan_and_read_is_gone_not_failed(
 
 def _fake_runtime(args: Any, **_kw: Any) -> Any:
     """The real Runtime on the hash embedders (the CLI's composition root, minus the models)."""
-    from indexer.library.settings import load_settings, open_paths
     from indexer.library.runtime import Runtime
+    from indexer.library.settings import load_settings, open_paths
 
     paths = open_paths(args.data_dir)
     rt = Runtime(paths, load_settings(paths))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.rel_stack import Stack, make_stack
 from indexer.store.tables import Store
 from tests.support.rel_checks import committed_intact, text_rows
+from tests.support.rel_stack import Stack, make_stack
 
 
 class Killed(BaseException):

@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder  # noqa: E402
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
 
 class CountingTextEmbedder(HashTextEmbedder):
@@ -40,8 +40,8 @@ def _log(fd: int, line: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from indexer.library.settings import Settings, open_paths
     from indexer.library.runtime import Runtime
+    from indexer.library.settings import Settings, open_paths
     from indexer.library.writer_lock import WriterLock
 
     data_dir, root, log_path = argv

@@ -79,7 +79,7 @@ def docx_bytes(paragraphs: list[tuple[str, str]], title: str = "", document_xml:
     xml = document_xml or (
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<w:document xmlns:w="{w}"><w:body>{"".join(body)}</w:body></w:document>'
-    ).encode("utf-8")
+    ).encode()
     core = (
         '<?xml version="1.0" encoding="UTF-8"?><cp:coreProperties '
         'xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" '
@@ -172,8 +172,8 @@ def rotated_photo() -> bytes:
 
 
 def image_cases() -> dict[str, tuple[bytes, Expected]]:
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     full = _pil_bytes(Image.new("RGB", (400, 300), (10, 200, 30)), "JPEG", quality=95)
     pal = Image.new("P", (64, 64), 0)
@@ -217,7 +217,7 @@ def text_cases() -> dict[str, tuple[bytes, Expected]]:
         "utf16_bom.txt": ("\ufeffUTF-16 text with a BOM: ünïcödé".encode("utf-16-le"), Expected("indexed", contains="ünïcödé")),
         "latin1.txt": (lat.encode("latin-1"), Expected("indexed", contains="élèves sont allés à l'école près du château")),
         "cp1252_quotes.txt": (quotes.encode("cp1252"), Expected("indexed", contains=quotes)),
-        "tiny_utf8.txt": ("héllo".encode("utf-8"), Expected("indexed", contains="héllo")),
+        "tiny_utf8.txt": ("héllo".encode(), Expected("indexed", contains="héllo")),
         "cjk_cut.txt": (cjk[:1000], Expected("indexed", contains="日本語の文章です。")),
         "elf.txt": (elf, Expected("name_only", reason="binary")),
         "zip.txt": (zipped.getvalue(), Expected("name_only", reason="binary")),

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 from indexer.library.settings import AppPaths, Settings, open_paths, save_settings
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder
 
 
 @dataclasses.dataclass

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from indexer.library import autostart
-
 import indexer.cli.main as cli
+from indexer.library import autostart
 from indexer.library.settings import load_settings, open_paths
 
 
@@ -96,22 +95,22 @@ class FakeWinreg:
         def __exit__(self, *a: object) -> None:
             pass
 
-    def CreateKey(self, hive: str, path: str) -> Any:  # noqa: N802 - winreg's names
+    def CreateKey(self, hive: str, path: str) -> Any:
         return self._Key(path)
 
-    def OpenKey(self, hive: str, path: str, *a: Any) -> Any:  # noqa: N802
+    def OpenKey(self, hive: str, path: str, *a: Any) -> Any:
         return self._Key(path)
 
-    def SetValueEx(self, key: Any, name: str, _r: int, _t: int, value: str) -> None:  # noqa: N802
+    def SetValueEx(self, key: Any, name: str, _r: int, _t: int, value: str) -> None:
         self.values[(key.path, name)] = value
 
-    def QueryValueEx(self, key: Any, name: str) -> tuple[str, int]:  # noqa: N802
+    def QueryValueEx(self, key: Any, name: str) -> tuple[str, int]:
         try:
             return self.values[(key.path, name)], self.REG_SZ
         except KeyError:
             raise FileNotFoundError(name) from None
 
-    def DeleteValue(self, key: Any, name: str) -> None:  # noqa: N802
+    def DeleteValue(self, key: Any, name: str) -> None:
         if self.values.pop((key.path, name), None) is None:
             raise FileNotFoundError(name)
 

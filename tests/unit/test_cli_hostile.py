@@ -28,8 +28,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from indexer.cli.main import main as cli_main  # noqa: E402
 from indexer.cli._common import SafeLogFormatter, json_text, safe, say  # noqa: E402
+from indexer.cli.main import main as cli_main  # noqa: E402
 from indexer.library.settings import AppPaths, Settings, save_settings  # noqa: E402
 from indexer.types import FolderStatus, IndexSummary, Progress, SearchResponse, SearchResult  # noqa: E402
 
@@ -318,8 +318,8 @@ def test_index_progress_summary_and_failures(monkeypatch: pytest.MonkeyPatch, da
 
 
 def test_eval_misses_autostart_and_watch_lines(monkeypatch: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> None:
-    import indexer.library.autostart
     import indexer.cli.eval as eval_cmd
+    import indexer.library.autostart
     import indexer.search.ranking
     from indexer.cli import watch as watch_cmd
 

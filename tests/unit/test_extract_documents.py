@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.library.settings import Settings
 from indexer.ingest.extract import extract_text, sandbox
 from indexer.ingest.extract.documents import html_to_text
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, NameOnly
 from tests.support import sandbox_tasks
 from tests.support.nasty import docx_bytes, epub_bytes, minimal_pdf

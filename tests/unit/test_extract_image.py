@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.library.settings import Settings
 from indexer.ingest.extract import extract_image
 from indexer.ingest.extract.image import MODEL_SHORT_SIDE, THUMB_LONG_SIDE, to_rgb
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, NameOnly
 from tests.support.nasty import many_frame_gif, png_bomb, rotated_photo
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from indexer.ingest.chunk import chunk_text
-from indexer.library.settings import Settings
 from indexer.ingest.extract import extract_image, extract_text, sandbox
 from indexer.ingest.scan import scan_root
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, NameOnly
 from tests.support.nasty import Expected, make_nasty_corpus
 

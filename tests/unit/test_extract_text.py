@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.library.settings import Settings
 from indexer.ingest.extract import IMAGE_EXTENSIONS, TEXT_EXTENSIONS, extract_text, has_markup_headings, kind_for_path
 from indexer.ingest.extract.text import decode_bytes, guess_title, looks_binary
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, NameOnly
 
 
@@ -163,7 +163,7 @@ def _run_with_timeout(fn, timeout: float = 5.0):  # type: ignore[no-untyped-def]
     def target() -> None:
         try:
             box["result"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        except BaseException as exc:
             box["error"] = exc
 
     t = threading.Thread(target=target, daemon=True)

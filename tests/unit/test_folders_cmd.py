@@ -11,9 +11,9 @@ import pytest
 
 import indexer.cli.main as cli
 from indexer.library.settings import load_settings, open_paths
+from indexer.library.writer_lock import WriterLock
 from indexer.types import FolderStatus
 from indexer.watch.watcher import write_watch_status
-from indexer.library.writer_lock import WriterLock
 
 
 class FakeRuntime:

@@ -12,8 +12,8 @@ import pytest
 
 
 def _runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, allow: bool) -> Any:
-    from indexer.library.settings import Settings, open_paths
     from indexer.library.runtime import Runtime
+    from indexer.library.settings import Settings, open_paths
     from models import weights
 
     monkeypatch.delenv("LODESTAR_CLIP_CHECKPOINT", raising=False)

@@ -12,12 +12,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support import nasty
 import pytest
 
 from indexer.ingest import safe_open
 from indexer.ingest.safe_open import PathUnsafe, open_under_root, reopen, stat_under_root
 from indexer.types import ExtractionError
+from tests.support import nasty
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
 
@@ -162,8 +162,8 @@ def test_document_worker_side_refuses_a_swapped_folder(tree: tuple[Path, Path]) 
 
 def test_extractors_read_the_opened_file_not_the_path(tree: tuple[Path, Path]) -> None:
     """``source`` is what is read; the path only names the file (extension, title)."""
-    from indexer.library.settings import Settings
     from indexer.ingest.extract import extract_image, extract_text
+    from indexer.library.settings import Settings
 
     root, outside = tree
     (root / "sub" / "deep" / "p.png").write_bytes(nasty.rotated_photo())

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.library.settings import IGNORE_MARKER, Settings
 from indexer.ingest.scan import Exclusions, GitIgnore, scan_root, stat_file
+from indexer.library.settings import IGNORE_MARKER, Settings
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:

@@ -279,8 +279,8 @@ GARBAGE = [b"\xff\xfe", b"{", b"[]", b"5", b'"x"', b"null", b"[" * 50_000,
 @pytest.mark.parametrize("content", GARBAGE, ids=range(len(GARBAGE)))
 def test_damaged_data_dir_files_never_stop_a_command(tmp_path: Path, content: bytes,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from indexer.store.health import HEALTH_FILE, last_report
     from indexer.library.runtime import last_download_failure
+    from indexer.store.health import HEALTH_FILE, last_report
     from indexer.watch.watcher import (
         PENDING_REMOVALS_FILE,
         read_pending_removals,

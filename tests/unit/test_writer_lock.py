@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.library.settings import open_paths
 from indexer.errors import WriterBusy
+from indexer.library.settings import open_paths
 from indexer.library.writer_lock import WriterLock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock semantics tested on POSIX")

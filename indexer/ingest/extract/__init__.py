@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 
-from indexer.library.settings import Settings
 from indexer.ingest.safe_open import OpenFile
+from indexer.library.settings import Settings
 from indexer.types import FileKind, ImageExtraction, TextExtraction
 
 # Plain text family: decoded as text, chunked as-is.

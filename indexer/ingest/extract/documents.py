@@ -21,10 +21,10 @@ from typing import IO, Any
 from urllib.parse import unquote
 from xml.parsers import expat
 
-from indexer.library.settings import Settings
 from indexer.ingest.extract import text as textmod
 from indexer.ingest.extract.text import MB, decode_bytes, guess_title, looks_binary, stem_of
 from indexer.ingest.safe_open import Identity, OpenFile, opened, reopen
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, NameOnly, TextExtraction
 
 log = logging.getLogger(__name__)

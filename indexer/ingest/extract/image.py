@@ -15,9 +15,9 @@ import os
 import struct
 import threading
 
-from indexer.library.settings import Settings
 from indexer.ingest.extract.text import MB
 from indexer.ingest.safe_open import OpenFile, opened
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, ImageExtraction, NameOnly
 
 log = logging.getLogger(__name__)

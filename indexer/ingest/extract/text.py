@@ -14,13 +14,13 @@ import logging
 import os
 import re
 
-from indexer.library.settings import Settings
 from indexer.ingest.safe_open import (
     OpenFile,
     is_cloud_placeholder,  # noqa: F401 - re-exported (D7)
     opened,
     os_reason,
 )
+from indexer.library.settings import Settings
 from indexer.types import ExtractionError, NameOnly, TextExtraction
 
 log = logging.getLogger(__name__)
