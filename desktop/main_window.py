@@ -74,7 +74,7 @@ def qimage_to_png(image: QImage) -> bytes:
     data = QByteArray()
     buf = QBuffer(data)
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buf, b"PNG")
+    image.save(buf, "PNG")  # type: ignore[call-overload]  # PySide6 takes the format as str; its stubs say bytes
     buf.close()
     return bytes(data.data())
 
@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
         if query is not None:
             pm = self.thumbnails.pixmap(query.thumbnail) if query.thumbnail else None  # our own PNG
             if query.data:
-                img = QImage.fromData(query.data, b"PNG")  # our own re-encoded PNG
+                img = QImage.fromData(query.data, "PNG")  # type: ignore[arg-type]  # our own PNG; str, as above
                 icon = QIcon(QPixmap.fromImage(img)) if not img.isNull() else None
             elif pm is not None:
                 icon = QIcon(pm)
