@@ -25,7 +25,8 @@ class FakeRuntime:
         self.svc = FakeService(self.settings)
         self.closed = False
 
-    def service(self, progress: Any = None) -> FakeService:
+    def service(self, progress: Any = None, *, wait_when_disk_full: bool = False) -> FakeService:
+        self.waits_when_disk_full = wait_when_disk_full
         return self.svc
 
     def close(self) -> None:
@@ -75,6 +76,8 @@ def test_watch_follows_settings_and_stops_cleanly(
     t.start()
     try:
         assert wait_until(lambda: bool(fake_runtime) and WriterLock(paths).holder() is not None)
+        # `lodestar watch` runs for hours: on a full disk it pauses, it does not stop.
+        assert wait_until(lambda: getattr(fake_runtime[0], "waits_when_disk_full", False))
         rt = fake_runtime[0]
         docs = tmp_path / "docs"
         docs.mkdir()
