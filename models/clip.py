@@ -418,25 +418,11 @@ class ClipEmbedder:
         use) and exports the copy; failures only log a warning."""
         from models.onnx_clip import export_clip, light_spec
 
-        def run() -> None:
-            private: Any = None
-            try:
-                spec = light_spec(backend.model, backend.preprocess, backend.tokenizer)
-                private = backend.private_copy()
-                export_clip(private, spec, out_dir, force=force)
-            except ModelUnavailable as exc:
-                self.export_error = exc
-                log.info("%s", exc.reason)
-            except Exception as exc:  # noqa: BLE001 - only the next start's speed depends on it
-                self.export_error = exc
-                log.warning("could not export CLIP for the light path: %s", exc)
-            finally:
-                private = None
-                self.export_done.set()
+        def work() -> None:
+            spec = light_spec(backend.model, backend.preprocess, backend.tokenizer)
+            export_clip(backend.private_copy(), spec, out_dir, force=force)
 
-        self.export_done.clear()
-        self.export_error = None
-        self.export_thread = exports.start_export("lodestar-clip-export", run)
+        exports.export_in_background(self, "lodestar-clip-export", "CLIP", work)
 
     def wait_export(self, timeout: float | None = None) -> bool:
         """Wait for a background export to end (tests, benchmarks); True if none runs now."""

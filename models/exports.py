@@ -9,9 +9,13 @@ per machine.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 EXIT_WAIT_S = 120.0
 _threads: list[threading.Thread] = []
@@ -31,6 +35,30 @@ def start_export(name: str, run: Callable[[], None]) -> threading.Thread:
         _threads.append(thread)
     thread.start()
     return thread
+
+
+def export_in_background(owner: Any, name: str, what: str, work: Callable[[], None]) -> None:
+    """Run ``work`` on an export thread and keep ``owner`` told: its ``export_done``
+    (an Event) is set when the thread ends, ``export_error`` holds what went wrong and
+    ``export_thread`` the thread. Only the next start's speed depends on an export, so a
+    failure is logged (a missing model quietly) and never raised."""
+    from models.errors import ModelUnavailable
+
+    def run() -> None:
+        try:
+            work()
+        except ModelUnavailable as exc:
+            owner.export_error = exc
+            log.info("%s", exc.reason)
+        except Exception as exc:  # noqa: BLE001 - only the next start's speed depends on it
+            owner.export_error = exc
+            log.warning("could not export %s for the light path: %s", what, exc)
+        finally:
+            owner.export_done.set()
+
+    owner.export_done.clear()
+    owner.export_error = None
+    owner.export_thread = start_export(name, run)
 
 
 def wait_export(thread: threading.Thread | None, timeout: float | None = None) -> bool:

@@ -439,22 +439,12 @@ class TextEmbedder:
 
         known = dict(self._known_sha256)
 
-        def run() -> None:
-            hf: Any = None
-            try:
-                with self._infer_lock:
-                    hf = copy.deepcopy(model[0].auto_model)
-                export_fp32(hf, folder, force=force, known=known)
-            except Exception as exc:  # noqa: BLE001 - only the next start's speed depends on it
-                self.export_error = exc
-                log.warning("could not export the text model for the light path: %s", exc)
-            finally:
-                hf = None
-                self.export_done.set()
+        def work() -> None:
+            with self._infer_lock:
+                hf = copy.deepcopy(model[0].auto_model)
+            export_fp32(hf, folder, force=force, known=known)
 
-        self.export_done.clear()
-        self.export_error = None
-        self.export_thread = exports.start_export("lodestar-text-export", run)
+        exports.export_in_background(self, "lodestar-text-export", "the text model", work)
 
     def wait_export(self, timeout: float | None = None) -> bool:
         """Wait for a background export to end (tests, benchmarks); True if none runs now."""

@@ -730,23 +730,22 @@ class WatchService:
                 return []
             raw = self._queue.pop_due(now, self.debounce_s, self.max_delay_s, self.max_batch)
             roots = dict(self._roots)
+        self._mark_vanished_roots(raw, roots)
+        return self._filter(raw, roots)
+
+    def _mark_vanished_roots(self, raw: list[str], roots: dict[str, _Root]) -> None:
+        """A root's own folder in a batch may mean it vanished: mark it unavailable
+        instead of syncing it (which would delete all of its rows)."""
         for path in raw:
             r = roots.get(path)
             why = self._unavailable_reason(r) if r is not None else ""
             if r is not None and why:
                 self._mark_unavailable(r, why)
-        return self._filter(raw, roots)
 
     def _do_sync(self, raw: list[str]) -> None:
         with self._cond:
             roots = dict(self._roots)
-        for path in raw:
-            # A root's own folder in the batch may mean it vanished: mark it unavailable
-            # instead of syncing it (which would delete all of its rows).
-            r = roots.get(path)
-            why = self._unavailable_reason(r) if r is not None else ""
-            if r is not None and why:
-                self._mark_unavailable(r, why)
+        self._mark_vanished_roots(raw, roots)
         batch = self._filter(raw, roots)
         if not batch:
             return
