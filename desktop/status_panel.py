@@ -47,7 +47,9 @@ def describe(p: Progress) -> str:
     if eta:
         parts.append(eta)
     if p.failed:
-        parts.append(plural(p.failed, "problem"))
+        # Files this run could not read; the Problems button counts every file that
+        # needs attention (waiting ones too), so the words must differ.
+        parts.append(f"{plural(p.failed, 'file')} failed")
     if p.message:
         parts.append(p.message)
     return " · ".join(parts)

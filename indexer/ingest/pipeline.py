@@ -131,21 +131,43 @@ def _priority(work: _Work, now: float) -> tuple[int, int]:
 
 @dataclasses.dataclass
 class _RunProgress:
-    """Files done of a run's total, so every event the run emits says N of M and time left."""
+    """Files done of a run's total, so every event the run emits says N of M and time left.
+
+    Time left follows the work, not the file count: a run goes small files first, so
+    the last files are the long ones. Work is estimated as a text file's size, a fixed
+    amount per image (one forward pass) and next to nothing for a name-only file.
+    """
 
     total: int
+    total_work: int = 0
     started: float = dataclasses.field(default_factory=time.monotonic)
     done: int = 0
+    done_work: int = 0
     failed: int = 0
+
+    def add(self, info: FileInfo) -> None:
+        self.done += 1
+        self.done_work += _work_of(info)
 
     def event(self, phase: Any, message: str = "", current: str = "") -> Progress:
         elapsed = time.monotonic() - self.started
         rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else None
+        if self.total_work and self.done_work and elapsed > 0:
+            eta: float | None = (self.total_work - self.done_work) / (self.done_work / elapsed)
+        else:
+            eta = (self.total - self.done) / rate if rate > 0 else None
         return Progress(
             phase, done=self.done, total=self.total, failed=self.failed, rate=rate, eta_s=eta,
             message=message, current=current,
         )
+
+
+IMAGE_WORK = 8_192
+"""An image's share of a run's work, in text bytes: about one CLIP forward pass."""
+
+
+def _work_of(info: FileInfo) -> int:
+    return info.size if info.kind == "text" else IMAGE_WORK if info.kind == "image" else 256
 
 
 class IndexService:
@@ -426,7 +448,7 @@ class IndexService:
             summary.removed += sum(1 for f in gone if f not in files or files[f].kind != FOLDER_KIND)
         total = len(todo)
         outer = self._run is None and not self._serving_urgent
-        run = _RunProgress(total) if outer else None
+        run = _RunProgress(total, total_work=sum(_work_of(w.info) for w in todo)) if outer else None
         if outer:
             self._run = run
         started = time.monotonic()
@@ -509,7 +531,7 @@ class IndexService:
                         flush(force=True)  # commit what is in hand, then the changes
                         self._serve_urgent(waiting, cancel)
                 if run is not None:
-                    run.done += 1
+                    run.add(work.info)
                 rec = work.record
                 assert rec is not None
                 if work.vanished:

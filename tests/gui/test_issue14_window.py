@@ -102,7 +102,7 @@ def test_a_commit_reruns_the_query_and_keeps_the_selection(qtbot: Any, window: A
 def test_counts_are_plural_correct() -> None:
     from desktop.status_panel import describe
 
-    assert describe(Progress("embedding", done=1, total=1, failed=1)) == "Indexing · 1/1 file · 1 problem"
+    assert describe(Progress("embedding", done=1, total=1, failed=1)) == "Indexing · 1/1 file · 1 file failed"
     assert "1 files" not in describe(Progress("writing", done=1))
 
 

@@ -169,3 +169,22 @@ def test_images_waiting_for_the_image_model_are_found_by_name(tmp_path: Path) ->
         assert not [r for r in searcher.search("a red circle drawn on a white page by hand").results if r.kind == "image"]
     finally:
         searcher.close()
+
+
+def test_time_left_follows_the_work_not_the_file_count() -> None:
+    """Small files go first, so the last files are the long ones: after two small files
+    of three, "1 s left" would be a lie when the third is fifty times larger."""
+    from indexer.ingest.pipeline import _RunProgress
+    from indexer.types import FileInfo
+
+    def text(name: str, size: int) -> FileInfo:
+        return FileInfo(path=f"/r/{name}", root="/r", size=size, mtime_ns=0, kind="text")
+
+    files = [text("a.txt", 1_000), text("b.txt", 1_000), text("big.txt", 100_000)]
+    run = _RunProgress(3, total_work=102_000)
+    run.started -= 2.0  # two seconds in
+    run.add(files[0])
+    run.add(files[1])
+    event = run.event("embedding")
+    assert event.done == 2 and event.total == 3
+    assert event.eta_s is not None and 90 < event.eta_s < 110, event.eta_s
