@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -18,6 +17,7 @@ from indexer.search.query import (
     too_long_message,
     word_spans,
 )
+from tests.support.timing import cpu_seconds
 
 
 def test_operators_are_split_from_the_text() -> None:
@@ -91,9 +91,7 @@ _UNITS = st.text(alphabet="aZé1_.'-\":! \t", min_size=1, max_size=4)
 
 
 def _cpu_seconds(fn: object, *args: object) -> float:
-    t = time.thread_time()  # this thread's CPU: neither other work on the machine nor other threads of the test run count
-    fn(*args)  # type: ignore[operator]
-    return time.thread_time() - t
+    return cpu_seconds(fn, *args)  # type: ignore[arg-type]
 
 
 def _query_helpers(raw: str) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from indexer.ingest.scan import Exclusions, GitIgnore, scan_root, stat_file
 from indexer.library.settings import IGNORE_MARKER, Settings
+from tests.support.timing import cpu_seconds
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:
@@ -295,9 +296,8 @@ def test_hostile_gitignore_patterns_match_in_linear_time() -> None:
     regex, ``a*a*a*a*a*a*b`` against a 255-letter name backtracked for minutes."""
     gi = GitIgnore("/r", ["a*a*a*a*a*a*b", "**/a*a*a*a*a*a*b/**", "x/**/x/**/x/**/y", "*a**a**a**a**b*", "[z-a]"])
     for rel in ("a" * 255, "a/" * 2000 + "a" * 255, "x/" * 2000 + "z", "ab" * 120 + "a/" + "a" * 200):
-        t = time.thread_time()
         assert gi.match("/r/" + rel, False) is None
-        assert time.thread_time() - t < 0.5, rel[:20]
+        assert cpu_seconds(gi.match, "/r/" + rel, False) < 0.5, rel[:20]
     assert gi.match("/r/" + "a" * 250 + "b", False) is True
     assert gi.match("/r/x/q/x/x/w/y", False) is True
 
