@@ -18,6 +18,7 @@ from PySide6.QtGui import QIcon
 from desktop.icons import type_icon
 from desktop.thumbnails import ThumbnailCache
 from indexer.types import SearchResult
+from indexer.wording import human_bytes
 
 ResultRole = Qt.ItemDataRole.UserRole + 1
 PathRole = Qt.ItemDataRole.UserRole + 2
@@ -41,12 +42,8 @@ def format_mtime(mtime: float) -> str:
 
 
 def format_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
+    """As the Duplicates view and the CLI say sizes (decimal units, like file managers)."""
+    return human_bytes(size)
 
 
 class ResultsModel(QAbstractListModel):

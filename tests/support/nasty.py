@@ -56,7 +56,12 @@ def minimal_pdf(lines: list[str], title: str = "") -> bytes:
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         b"<< /Title (%s) >>" % esc(title).encode("latin-1"),
     ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    return pdf_from_objects(objs, header=b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", trailer=b" /Info 6 0 R")
+
+
+def pdf_from_objects(objs: list[bytes], *, header: bytes = b"%PDF-1.4\n", trailer: bytes = b"") -> bytes:
+    """A PDF of these numbered objects (1 is the catalog) with exact xref offsets."""
+    out = bytearray(header)
     offsets = []
     for i, body in enumerate(objs, start=1):
         offsets.append(len(out))
@@ -65,7 +70,7 @@ def minimal_pdf(lines: list[str], title: str = "") -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
     for off in offsets:
         out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, trailer, xref)
     return bytes(out)
 
 
