@@ -157,3 +157,71 @@ class FolderStatus:
     failed: int = 0
     last_reconcile: float | None = None  # unix time
     message: str = ""
+
+
+# ----------------------------------------------------------------------------- the map (issue 17)
+MapLayer = Literal["documents", "images"]
+"""Documents (one text-model vector per file) and images (CLIP vectors) live in different
+vector spaces, so each has a map of its own."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MapPoint:
+    """One indexed file on a map. ``x``, ``y``: the layout's coordinates, scaled so the last
+    full layout fills [0, 1] x [0, 1] (points placed since may sit a little outside)."""
+
+    fid: str
+    path: str
+    name: str
+    kind: FileKind
+    x: float
+    y: float
+    cluster: int  # index into LibraryMap.clusters by MapCluster.id; -1: in no named region
+    folder: str = ""
+    mtime: float = 0.0  # unix time
+    ext: str = ""
+    size: int = 0
+    thumbnail: str = ""  # absolute path of the stored PNG thumbnail (images), "" for documents
+
+
+@dataclasses.dataclass(frozen=True)
+class MapCluster:
+    """A named region of a map: its label sits at (``x``, ``y``), the centre of its points.
+
+    ``level`` is the zoom level from which the label is shown, as on a street map: at level
+    L the map is drawn 2**L times the size at which it fits the view (level 0: the whole
+    map in about 800 px). Labels are placed largest region first; a label takes the first
+    level at which it overlaps no label already shown there (about 7 px a character,
+    18 px high, 6 px apart), so showing every label with ``level <= L`` never overlaps.
+    """
+
+    id: int
+    label: str  # a few distinctive words, e.g. "decorators · functions · wraps"
+    x: float
+    y: float
+    size: int  # number of files in the region
+    level: int = 0
+    words: tuple[str, ...] = ()  # the label's words, most distinctive first
+
+
+@dataclasses.dataclass
+class LibraryMap:
+    """One layer's map as kept with the index (`LibrarySession.load_map`)."""
+
+    layer: MapLayer
+    points: list[MapPoint] = dataclasses.field(default_factory=list)
+    clusters: list[MapCluster] = dataclasses.field(default_factory=list)
+    built_at: float = 0.0  # unix time of the last write (full layout or placement of new files)
+    stale: bool = False  # files were added or removed since: `build_map` brings it up to date
+    model: str = ""  # the vector space it was laid out from (the model id)
+    method: str = ""  # how it was laid out, e.g. "umap" (or "pca" for very few points)
+    message: str = ""  # why there is nothing (or little) to show, one line; "" otherwise
+
+
+@dataclasses.dataclass
+class MapHits:
+    """A query's results to light up on a map: fid → score (higher is better)."""
+
+    query: str
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    message: str = ""  # the searcher's answer when there is nothing to light up

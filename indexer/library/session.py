@@ -29,7 +29,7 @@ from indexer.ingest.extract import IMAGE_EXTENSIONS, kind_for_path
 from indexer.library.settings import AppPaths, ConfigError, Settings, load_settings, normalise_folder, save_settings
 from indexer.paths import is_under
 from indexer.search.query import QUERY_TOO_LONG, parse_query
-from indexer.types import FolderStatus, IndexSummary, Progress
+from indexer.types import FolderStatus, IndexSummary, LibraryMap, MapHits, MapLayer, Progress, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +558,41 @@ class LibrarySession:
         if keeper is None or other is None:
             return []
         return differing_passages(store, keeper, other)
+
+    # -- the map (issue 17) ------------------------------------------------------
+    def load_map(self, layer: MapLayer) -> LibraryMap | None:
+        """The layer's map as last built, read from the data directory (fast: no layout, no
+        model); ``stale`` says files came or went since. None when it was never built, or was
+        built from another model's vectors."""
+        from indexer.map.build import load_library_map
+
+        return load_library_map(self.runtime.store, self.paths, layer)
+
+    def build_map(self, layer: MapLayer, progress: Callable[[str, float], None] | None = None,
+                  cancel: Callable[[], bool] | None = None, *, fresh: bool = False) -> LibraryMap:
+        """Bring the layer's map up to date and keep it with the index: files that arrived are
+        placed without moving the others, removed ones drop, and the whole library is laid out
+        afresh when much of it changed (or ``fresh``). ``progress(line, fraction)`` with fraction
+        in [0, 1]; ``cancel()`` is asked between steps: a cancelled build writes nothing and
+        returns the map as it was. Slow (seconds to minutes): run it on a worker. Reads the
+        index only; the map's files are the only thing written."""
+        from indexer.map.build import build_library_map
+
+        return build_library_map(self.runtime, layer, progress=progress, cancel=cancel, fresh=fresh)
+
+    def map_query(self, query: str, layer: MapLayer = "documents", limit: int = 200) -> MapHits:
+        """The files a query finds, to light up on the layer's map: fid → score. Waits for
+        the search (the text model; CLIP for the images layer)."""
+        from indexer.map.build import query_hits
+
+        return query_hits(self.runtime, query, layer, limit)
+
+    def files_in(self, fids: Sequence[str]) -> list[SearchResult]:
+        """These files as result rows (path, name, folder, thumbnail, ...) for a lasso's list
+        and the preview, in the order given; files no longer indexed are left out."""
+        from indexer.map.build import files_as_results
+
+        return files_as_results(self.runtime, fids)
 
     # -- shutdown ----------------------------------------------------------------
     def cancel_batch(self) -> None:
