@@ -132,6 +132,7 @@ class SearchResult:
     width: int = 0
     height: int = 0
     state: FileState = "indexed"
+    computer: str = ""  # another computer of a shared library holding the file; "" for this one
 
 
 @dataclasses.dataclass
