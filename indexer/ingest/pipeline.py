@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -111,7 +111,28 @@ class _Work:
     touched_only: bool = False  # same bytes, new mtime: no model call, no row rewrite
     vanished: bool = False  # deleted between the scan and the read: gone, not failed
     unsafe: bool = False  # reached through a symlink when read: store nothing (S2)
+    thumb_png: bytes = b""  # read elsewhere (a WorkSource): the thumbnail, written here by settle()
+    image_vector: np.ndarray | None = None  # embedded elsewhere (a WorkSource's model actor)
 
+
+Work = _Work
+"""One file on its way through a run: what a `WorkSource` receives and hands back."""
+
+
+class WorkSource(Protocol):
+    """Where a run's files are scanned, read and embedded when that is not this process:
+    a Ray cluster (indexer/cluster). The service still decides which files need work, takes
+    each file read elsewhere through `IndexService.settle`, and commits as for its own."""
+
+    def scan(self, root: str, settings: Settings, data_dir: Path, unreadable: dict[str, str]) -> Iterable[FileInfo]:
+        """What `indexer.ingest.scan.scan_root` yields for ``root`` (folders it could not list in ``unreadable``)."""
+        ...
+
+    def works(self, service: IndexService, todo: Sequence[_Work], cancel: threading.Event | None) -> Iterator[_Work]:
+        """Each of ``todo`` read as `IndexService._extract` reads it, in any order, passages and
+        pictures already embedded (``reuse`` holds every passage's vector, ``image_vector`` the
+        picture's) and passed through `IndexService.settle`. Stops early when ``cancel`` is set."""
+        ...
 
 RECENT_S = 14 * 24 * 3600.0
 """Files modified within this long go first in a big run: what a person works on now."""
@@ -207,6 +228,9 @@ class IndexService:
         self.urgent: Callable[[], list[str]] | None = None
         self._serving_urgent = False
         self._store_verified = False  # the deep index check runs at the first reconcile (issue 11.6)
+        # Where files are scanned, read and embedded: None is this process (its pool and
+        # models); a cluster sets one (indexer/cluster). Commits stay here either way.
+        self.source: WorkSource | None = None
         paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # ---------------------------------------------------------------- public
@@ -232,7 +256,11 @@ class IndexService:
                 infos: list[FileInfo] = []
                 fids: list[str] = []  # computed once: _process needs the same ids (re-scan profile)
                 unreadable: dict[str, str] = {}  # could not be listed: unknown, never "deleted"
-                for info in scan_root(root, self.settings, self.paths.data_dir, unreadable=unreadable):
+                scanned = (
+                    scan_root(root, self.settings, self.paths.data_dir, unreadable=unreadable) if self.source is None
+                    else self.source.scan(root, self.settings, self.paths.data_dir, unreadable)
+                )
+                for info in scanned:
                     fid = file_id(info.path)
                     seen.add(fid)
                     fids.append(fid)
@@ -520,7 +548,8 @@ class IndexService:
 
         pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="lodestar-extract")
         try:
-            for work in self._prefetch(pool, todo):
+            works = self._prefetch(pool, todo) if self.source is None else self.source.works(self, todo, cancel)
+            for work in works:
                 if cancel is not None and cancel.is_set():
                     break
                 self._wait_if_paused(cancel)
@@ -770,11 +799,16 @@ class IndexService:
         model = self.text_embedder.model_id
         work.chunk_hashes = [hashlib.blake2b(f"{model}\0{t}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() for t in work.inputs]
         old = work.old
-        if old is not None and old.state == "indexed" and old.text_model == model:
-            for row in self.store.chunk_rows(old.fid, old.content_hash, model_id=model):
-                work.reuse[row.chunk_hash] = row.vector
+        work.reuse.update(self._old_chunk_vectors(old, model))
         rec.state = "indexed"
         rec.n_chunks = len(chunks)
+
+    def _old_chunk_vectors(self, old: FileRecord | None, model: str) -> dict[str, np.ndarray]:
+        """The vectors of the passages ``old`` (the file's previous record) has stored, by
+        chunk hash: passages whose text is unchanged reuse them."""
+        if old is None or old.state != "indexed" or old.text_model != model:
+            return {}
+        return {row.chunk_hash: row.vector for row in self.store.chunk_rows(old.fid, old.content_hash, model_id=model)}
 
     def _extract_image(self, work: _Work, rec: FileRecord, source: OpenFile) -> None:
         from indexer.ingest.extract import extract_image
@@ -787,12 +821,41 @@ class IndexService:
             return
         extraction = extract_image(work.info.path, self.settings, source)
         thumb = f"{rec.content_hash}.png"
-        _write_private(self.paths.thumbnails / thumb, extraction.thumbnail_png)
+        self._save_thumbnail(work, thumb, extraction.thumbnail_png)
         work.thumb = thumb
         work.width, work.height = extraction.width, extraction.height
         # Resize/crop/normalise here, on the pool, not serially before each forward pass.
         work.image = self.image_embedder.preprocess(extraction.image)
         rec.state = "indexed"
+
+    def _save_thumbnail(self, work: _Work, name: str, png: bytes) -> None:
+        _write_private(self.paths.thumbnails / name, png)
+
+    def settle(self, work: _Work) -> None:
+        """This process's part of a file a `WorkSource` read elsewhere: a file with the same
+        bytes already indexed gives its vectors (as `_extract_from` does for a file read
+        here; its fresh ones are dropped), else the thumbnail read there is written here."""
+        rec = work.record
+        if rec is None or rec.state != "indexed" or work.touched_only or work.unsafe or work.vanished:
+            return
+        if rec.kind == "text" or (rec.kind == "image" and self.image_embedder is not None):
+            twin = self._twin(rec)
+            if twin is not None:
+                work.twin = twin
+                work.record = dataclasses.replace(
+                    twin, fid=rec.fid, path=rec.path, root=rec.root, size=rec.size,
+                    mtime_ns=rec.mtime_ns, indexed_at=time.time(), available=True, state="indexed",
+                )
+                work.chunks, work.inputs, work.chunk_hashes, work.reuse = [], [], [], {}
+                work.image, work.image_vector, work.thumb_png = None, None, b""
+                return
+        if work.thumb_png:
+            try:
+                _write_private(self.paths.thumbnails / work.thumb, work.thumb_png)
+            except OSError as exc:
+                rec.state, rec.reason = "failed", _reason(exc)
+                work.image, work.image_vector = None, None
+            work.thumb_png = b""
 
     # ----------------------------------------------------------------- embed
     def _embed_text(self, works: list[_Work], cancel: threading.Event | None = None) -> None:
@@ -823,10 +886,13 @@ class IndexService:
 
     def _embed_images(self, works: list[_Work], batch: WriteBatch) -> None:
         assert self.image_embedder is not None  # images are queued only with an image model
+        done = [w for w in works if w.image_vector is not None]  # embedded elsewhere (a WorkSource)
+        works = [w for w in works if w.image_vector is None]
         images = [w.image for w in works]  # preprocessed on the pool (_extract_image)
         try:
-            vectors = self.image_embedder.embed_tensors(images)
-            self.model_calls += 1
+            vectors = list(self.image_embedder.embed_tensors(images)) if works else []
+            if works:
+                self.model_calls += 1
         except Exception as exc:
             log.exception("image embedding failed")
             for w in works:
@@ -834,7 +900,11 @@ class IndexService:
                 w.record.state = "failed"
                 w.record.reason = f"image model failed: {exc}"
                 batch.files.append(w.record)
-            return
+            works, vectors = [], []
+        for w in done:
+            works.append(w)
+            vectors.append(w.image_vector)
+            w.image_vector = None
         for w, vec in zip(works, vectors):
             assert w.record is not None
             batch.files.append(w.record)
