@@ -133,6 +133,45 @@ class SearchResult:
     height: int = 0
     state: FileState = "indexed"
     computer: str = ""  # another computer of a shared library holding the file; "" for this one
+    # Words inside pictures and scans (issue 16). How an image was found: "look" (CLIP, by
+    # what it shows), "words" (its recognised text), "look+words"; "" for a document.
+    matched_by: MatchedBy = ""
+    passage_source: PassageSource = "text"  # "ocr": `passage` is text recognised in the picture/scan
+    passage_page: int = -1  # a scanned PDF's page (0-based) the recognised passage is on; -1 otherwise
+    lines: list[RecognisedLine] = dataclasses.field(default_factory=list)  # the passage's lines, with boxes
+
+
+MatchedBy = Literal["", "look", "words", "look+words"]
+PassageSource = Literal["text", "ocr"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecognisedLine:
+    """One recognised line of a result's passage: ``passage[start:end]`` is its text.
+
+    ``box``: its four corners (x, y), clockwise from the top-left, in pixels of the original
+    upright image (after EXIF orientation); on a scanned PDF page, in PDF points (1/72 inch)
+    from the page's top-left. ``matched``: the line holds a highlighted (matched) word.
+    """
+
+    start: int
+    end: int
+    box: tuple[tuple[float, float], ...]
+    matched: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class OcrProgress:
+    """How far reading the words in pictures and scans has come (`lodestar status`, the window)."""
+
+    enabled: bool = True
+    images_done: int = 0  # images whose words were read (or found to hold none)
+    images_total: int = 0  # indexed images (and images waiting for the image model)
+    pdfs_done: int = 0  # PDFs whose scanned pages were read
+    with_text: int = 0  # files in which words were found
+    failed: int = 0
+    running: bool = False  # the recognition stage is at work now
+    message: str = ""  # one line, e.g. "words read in 120 of 300 images"
 
 
 @dataclasses.dataclass
