@@ -144,8 +144,12 @@ def ensure_indexes(store: Any, *, ann_min_rows: int = ANN_MIN_ROWS) -> IndexRepo
     after that are folded in by ``Store.optimize``; until then searches still see
     them (LanceDB scans unindexed rows), only a little slower.
     """
+    from indexer.store import recognised
+
     report = IndexReport()
-    text_tables = store.chunk_tables()  # every text model's
+    # Every text model's passages, and the text recognised in pictures and scans (issue 16).
+    text_tables = [*store.chunk_tables(),
+                   *(t for t in (recognised.rows_table(store, model_id=m) for m in store.text_models) if t is not None)]
     images = store.images_table()
     with store._write_lock:  # the store's writer lock: never race a commit
         for chunks in text_tables:

@@ -874,11 +874,19 @@ class Store:
             .execute(data)
         )
 
+    def side_tables(self) -> list[Any]:
+        """Tables of recognised text keyed by fid (`indexer.store.recognised`), those that exist:
+        a file's rows there go with it, and are compacted and swept like the others."""
+        from indexer.store import recognised
+
+        return recognised.tables(self)
+
     def _delete_files(self, fids: Sequence[str]) -> None:
+        side = self.side_tables()
         for part in _batches(list(dict.fromkeys(fids)), 500):
             ids = _hex_list(part)
             self._files.delete(f"fid IN ({ids})")
-            for table in (*self.chunk_tables(), self.images_table()):
+            for table in (*self.chunk_tables(), self.images_table(), *side):
                 if table is not None:
                     table.delete(f"fid IN ({ids})")
 
@@ -916,11 +924,14 @@ class Store:
 
     def drop_other_model_tables(self) -> list[str]:
         """Drop vector tables of models that are no longer configured."""
-        keep = {*(self.chunks_table_name(m) for m in self.text_models), self.images_table_name(), FILES}
+        from indexer.store import recognised
+
+        keep = {*(self.chunks_table_name(m) for m in self.text_models), self.images_table_name(), FILES,
+                *recognised.keep_names(self)}
         dropped = []
         with self._write_lock:
             for name in self.table_names():
-                if name not in keep and (name.startswith("chunks__") or name.startswith("images__")):
+                if name not in keep and name.startswith(("chunks__", "images__", recognised.PREFIX)):
                     self._db.drop_table(name)
                     self._tables.pop(name, None)
                     dropped.append(name)
@@ -930,7 +941,7 @@ class Store:
         """Delete vector rows whose file no longer exists (left by a crash)."""
         known = set(self.files()) | set(self.removed())
         removed = 0
-        for table in (*self.chunk_tables(), self.images_table()):
+        for table in (*self.chunk_tables(), self.images_table(), *self.side_tables()):
             if table is None:
                 continue
             fids = set(table.search().select(["fid"]).limit(None).to_arrow().column("fid").to_pylist())
@@ -944,7 +955,7 @@ class Store:
     def optimize(self, cleanup_older_than: timedelta = CLEANUP_OLDER_THAN) -> None:
         """Compact fragments, fold new rows into indexes, prune old versions (L4)."""
         with self._write_lock:
-            for table in (self._files, *self.chunk_tables(), self.images_table()):
+            for table in (self._files, *self.chunk_tables(), self.images_table(), *self.side_tables()):
                 if table is None:
                     continue
                 try:
