@@ -41,7 +41,7 @@ __all__ = [
 # Settings a running watcher follows live; model choices need a restart.
 LIVE_FIELDS = (
     "folders", "excludes", "skip_hidden", "honour_gitignore", "max_text_mb", "max_text_file_mb",
-    "max_document_mb", "max_image_mb", "reconcile_interval_s",
+    "max_document_mb", "max_image_mb", "reconcile_interval_s", "recognise_text",
 )
 _EXCLUSION_FIELDS = ("excludes", "skip_hidden", "honour_gitignore")
 

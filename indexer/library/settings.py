@@ -121,6 +121,9 @@ class Settings:
     start_at_login: bool = False
     keep_running_in_tray: bool = True
     welcome_done: bool = False
+    # Read the words inside pictures and scanned PDF pages (issue 16). Off: no recognition
+    # runs; words read before stay searchable (Clear index removes them).
+    recognise_text: bool = True
 
     def __post_init__(self) -> None:
         # Not fields: never saved, never compared.
@@ -161,7 +164,7 @@ class Settings:
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TEXT_BACKENDS = ("torch", "onnx", "onnx-int8")
 _BOOL_FIELDS = ("allow_download", "skip_hidden", "honour_gitignore", "start_at_login",
-                "keep_running_in_tray", "welcome_done")
+                "keep_running_in_tray", "welcome_done", "recognise_text")
 # (lowest allowed, highest allowed, lowest is allowed itself?)
 _NUMBER_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "max_text_mb": (0.0, 4096.0, False),
