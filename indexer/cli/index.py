@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Any
 
 from indexer.cli._common import ProgressPrinter, add_clip_flag, print_json, runtime_from_args, say
@@ -15,6 +16,14 @@ def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("index", parents=[common], help="index folders now and print a summary")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders (or files) to index")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument(
+        "--ray", metavar="ADDRESS",
+        help="read and embed on a Ray cluster (ray://host:10001, host:6379), or 'auto' for a local Ray "
+        "instance on this machine's CPUs; the files must be at the same paths on every worker "
+        "(shared storage); needs pip install 'lodestar[cluster]' (docs/CLUSTER.md)",
+    )
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="model workers on the cluster (default: one per GPU, or per node without GPUs)")
     add_clip_flag(p)
     p.set_defaults(func=run)
 
@@ -25,6 +34,13 @@ def run(args: Any) -> int:
     from indexer.library.writer_lock import WriterLock
 
     data_dir = args.data_dir or default_data_dir()
+    ray_address = getattr(args, "ray", None)
+    if ray_address is not None:
+        from indexer.cluster.ray_index import import_ray
+
+        import_ray()  # without Ray: one line saying how to get it, before anything is opened
+        if args.ray_workers is not None and args.ray_workers < 1:
+            raise UserError("--ray-workers must be at least 1")
     targets = []
     for raw in args.paths:
         path = normalise_folder(raw)
@@ -36,11 +52,13 @@ def run(args: Any) -> int:
     rt = runtime_from_args(args)
     lock = WriterLock(rt.paths)
     lock.acquire(wait=False)  # WriterBusy says who is writing
+    cluster = None
     try:
         # Indexed folders become known roots (the watcher and status use them).
         roots = [t for t in targets if os.path.isdir(t)]
         files = [t for t in targets if not os.path.isdir(t)]
         service = rt.service(None if args.json else ProgressPrinter())
+        cluster = _start_cluster(rt, service, ray_address, args) if ray_address is not None else None
         for root in roots:
             if root_of(root, rt.settings.folders) is None:
                 rt.settings.folders.append(root)
@@ -57,6 +75,8 @@ def run(args: Any) -> int:
                 setattr(summary, f.name, cur + getattr(more, f.name))
         ok, why = rt.image_ready(load=False)
     finally:
+        if cluster is not None:
+            cluster.close()
         lock.release()
         rt.close()
     data = dataclasses.asdict(summary)
@@ -79,3 +99,38 @@ def run(args: Any) -> int:
         if summary.pending:
             say(f"Image search is off: {why}")
     return 0
+
+
+def _start_cluster(rt: Any, service: Any, address: str, args: Any) -> Any:
+    """Connect to Ray, place the model actors (the library's own models, built there from
+    its settings) and make ``service`` read and embed on them (indexer/cluster)."""
+    import functools
+
+    from indexer.cluster.ray_index import RayCluster
+    from models.clip import ClipEmbedder
+    from models.text import TextEmbedder
+
+    s = rt.settings
+    text = functools.partial(TextEmbedder, s.text_model, device=s.device, backend=s.text_backend)
+    image = service.image_embedder
+    clip = None
+    if image is not None:
+        clip = functools.partial(
+            ClipEmbedder, model_name=s.clip_model, pretrained=s.clip_pretrained, checkpoint=rt.clip_checkpoint,
+            allow_download=s.allow_download, device=s.device,
+        )
+    cluster = RayCluster(address, text, clip, workers=args.ray_workers)
+    try:
+        if not args.json:
+            say("Ray: connecting and loading the models on the workers…", file=sys.stderr)
+        placement = cluster.start(
+            (service.text_embedder.model_id, service.text_embedder.dim),
+            (image.model_id, image.dim) if image is not None else None,
+        )
+    except BaseException:
+        cluster.close()
+        raise
+    if not args.json:
+        say(f"Ray: {placement.line()}", file=sys.stderr)
+    service.source = cluster.source()
+    return cluster
