@@ -60,6 +60,9 @@ class Parts:
         duplicates = self.dialogs.get("duplicates")
         if duplicates is not None:
             duplicates.pool.wait()  # its scan reads the index the backend is about to close
+        map_view = self.dialogs.get("map")
+        if map_view is not None:
+            map_view.wait()  # a layout or a query reads the index the backend is about to close
         self._clean = self.backend.close()
         for dlg in self.dialogs.values():
             dlg.close()
@@ -84,6 +87,7 @@ def build_window(session: LibrarySession, *, open_url: Callable[..., bool] | Non
     window.settingsRequested.connect(lambda: show_settings(parts))
     window.problemsRequested.connect(lambda: show_problems(parts))
     window.duplicatesRequested.connect(lambda: show_duplicates(parts))
+    window.mapRequested.connect(lambda: show_map(parts))
     backend.start()
     return parts
 
@@ -121,6 +125,23 @@ def show_duplicates(parts: Parts) -> None:
         dlg = DuplicatesView(parts.backend.session, parts.opener, parts.thumbnails, parts.window)
         parts.dialogs["duplicates"] = dlg
         dlg.scan()
+    dlg.show()
+    dlg.raise_()
+
+
+def show_map(parts: Parts) -> None:
+    """The Map view; it reads the stored map (or lays one out) on its own worker thread.
+    A search in the window is lit up on the map as it opens."""
+    from desktop.map_view import MapView
+
+    dlg = parts.dialogs.get("map")
+    if dlg is None:
+        dlg = MapView(parts.backend.session, parts.opener, parts.thumbnails, parts.window)
+        parts.dialogs["map"] = dlg
+        words = parts.window.search_bar.text().strip()
+        if words:
+            dlg.query.setText(words)
+    dlg.start()
     dlg.show()
     dlg.raise_()
 

@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
     settingsRequested = Signal()
     problemsRequested = Signal()
     duplicatesRequested = Signal()
+    mapRequested = Signal()
     quitRequested = Signal()
     restartRequested = Signal()
 
@@ -157,6 +158,10 @@ class MainWindow(QMainWindow):
         act = file_menu.addAction("Duplicates…")
         act.setToolTip("Find identical files, pictures saved again, similar shots and documents in another form")
         act.triggered.connect(self.duplicatesRequested)
+        act = file_menu.addAction("Map…")
+        act.setShortcut(QKeySequence("Ctrl+M"))
+        act.setToolTip("Your whole library laid out by meaning: related files side by side, regions named")
+        act.triggered.connect(self.mapRequested)
         file_menu.addSeparator()
         act = file_menu.addAction("Quit")
         act.setShortcut(QKeySequence.StandardKey.Quit)

@@ -192,3 +192,103 @@ def make_docs(root: Path, thumb_dir: Path | None = None) -> list[SearchResult]:
     docs.append(SearchResult(path=str(img), kind="image", score=0.7, name="sunset.jpg", folder=str(root),
                              ext=".jpg", size=17, mtime=1_600_000_000.0, thumbnail=thumb, width=64, height=48))
     return docs
+
+
+# ----------------------------------------------------------------------------- the map (issue 17)
+MAP_TOPICS = [
+    ("taxes · invoice · receipts", "Finance", ".pdf", ["tax-return", "invoice", "receipt", "payslip", "bank-statement"]),
+    ("recipes · baking · bread", "Kitchen", ".md", ["sourdough", "focaccia", "pancakes", "curry", "lasagne"]),
+    ("python · decorators · functions", "Code", ".py", ["decorators", "asyncio-notes", "generators", "typing", "pytest"]),
+    ("hiking · alps · trail", "Travel", ".md", ["alps-trip", "packing-list", "trail-notes", "hut-booking", "itinerary"]),
+    ("meeting · roadmap · project", "Work", ".docx", ["standup", "roadmap-q3", "retro", "budget-review", "kickoff"]),
+    ("garden · tomatoes · compost", "Home", ".txt", ["seed-plan", "compost", "watering", "tomato-log", "pruning"]),
+    ("thesis · chapter · citations", "Study", ".pdf", ["chapter-1", "chapter-2", "literature", "methods", "draft"]),
+    ("car · insurance · repair", "Finance", ".pdf", ["insurance-policy", "mot", "repair-quote", "lease", "claim"]),
+    ("music · chords · lyrics", "Hobbies", ".txt", ["chords", "setlist", "lyrics", "practice-log", "tabs"]),
+    ("health · doctor · prescription", "Home", ".pdf", ["blood-test", "prescription", "vaccination", "dentist", "referral"]),
+    ("sql · schema · migration", "Code", ".sql", ["schema", "migration", "indexes", "backup", "queries"]),
+    ("wedding · guests · venue", "Family", ".xlsx", ["guest-list", "venue", "seating", "speech", "budget"]),
+]
+
+
+def make_map(root: str = "/home/ada/Documents", n: int = 3000, seed: int = 7, layer: str = "documents",
+             thumb: str = "") -> Any:
+    """A realistic map: ``n`` files in a dozen named, clustered regions (deterministic)."""
+    import numpy as np
+
+    from indexer.types import LibraryMap, MapCluster, MapPoint
+
+    rng = np.random.default_rng(seed)
+    k = len(MAP_TOPICS)
+    centres = rng.uniform(0.12, 0.88, (k, 2))
+    weights = rng.dirichlet(np.full(k, 2.0))
+    topic = rng.choice(k, size=n, p=weights)
+    spread = rng.uniform(0.025, 0.06, k)
+    xy = centres[topic] + rng.normal(size=(n, 2)) * spread[topic, None]
+    stray = rng.random(n) < 0.04  # some files belong nowhere in particular
+    xy[stray] = rng.uniform(0, 1, (int(stray.sum()), 2))
+    points = []
+    for i in range(n):
+        label, folder, ext, stems = MAP_TOPICS[topic[i]]
+        name = f"{stems[i % len(stems)]}-{i}{ext if layer == 'documents' else '.jpg'}"
+        sub = f"{root}/{folder}/{2019 + i % 6}"
+        points.append(MapPoint(fid=f"f{i:06d}", path=f"{sub}/{name}", name=name,
+                               kind="text" if layer == "documents" else "image", x=float(xy[i, 0]),
+                               y=float(xy[i, 1]), cluster=-1 if stray[i] else int(topic[i]), folder=sub,
+                               mtime=1_500_000_000.0 + float(rng.uniform(0, 2.5e8)), ext=ext, size=1000 + i,
+                               thumbnail=thumb))
+    order = np.argsort(-np.bincount(topic[~stray], minlength=k))
+    clusters = [MapCluster(id=int(c), label=MAP_TOPICS[c][0], x=float(xy[(topic == c) & ~stray, 0].mean()),
+                           y=float(xy[(topic == c) & ~stray, 1].mean()), size=int(((topic == c) & ~stray).sum()),
+                           level=0 if rank < 8 else 1) for rank, c in enumerate(order)]
+    return LibraryMap(layer=layer, points=points, clusters=clusters, built_at=1_700_000_000.0, model="fake",  # type: ignore[arg-type]
+                      method="umap")
+
+
+class FakeMapSession:
+    """The session's map methods over prepared maps; ``gate`` holds a build back."""
+
+    def __init__(self, maps: dict[str, Any] | None = None, stored: dict[str, Any] | None = None) -> None:
+        self.maps = dict(maps or {})  # what build_map returns, per layer
+        self.stored = dict(stored or {})  # what load_map returns (None: never built)
+        self.builds: list[tuple[str, bool]] = []
+        self.queries: list[tuple[str, str]] = []
+        self.threads: list[str] = []
+        self.gate: threading.Event | None = None
+
+    def load_map(self, layer: str) -> Any:
+        self.threads.append(threading.current_thread().name)
+        return self.stored.get(layer)
+
+    def build_map(self, layer: str, progress: Any = None, cancel: Any = None, *, fresh: bool = False) -> Any:
+        self.threads.append(threading.current_thread().name)
+        self.builds.append((layer, fresh))
+        if progress is not None:
+            progress("Reading the vectors…", 0.2)
+        if self.gate is not None:
+            assert self.gate.wait(10), "build gate never opened"
+        if progress is not None:
+            progress("Naming the regions…", 0.9)
+        m = self.maps[layer]
+        self.stored[layer] = m
+        return m
+
+    def map_query(self, query: str, layer: str = "documents", limit: int = 200) -> Any:
+        from indexer.types import MapHits
+
+        self.queries.append((query, layer))
+        m = self.maps.get(layer) or self.stored.get(layer)
+        words = [w for w in query.lower().split() if w]
+        scores = {p.fid: 0.5 for p in (m.points if m else []) if any(w in p.name.lower() for w in words)}
+        return MapHits(query=query, scores=dict(list(scores.items())[:limit]),
+                       message="" if scores else "No good match.")
+
+    def files_in(self, fids: Any) -> list[SearchResult]:
+        out = []
+        for m in {**self.stored, **self.maps}.values():
+            for p in m.points:
+                if p.fid in fids:
+                    out.append(SearchResult(path=p.path, kind=p.kind, score=0.0, name=p.name, folder=p.folder,
+                                            ext=p.ext, size=p.size, mtime=p.mtime, thumbnail=p.thumbnail,
+                                            passage=f"The passage of {p.name}."))
+        return out
