@@ -18,7 +18,8 @@ from indexer.errors import UserError
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ["index", "search", "similar", "duplicates", "status", "folders", "watch", "eval", "autostart", "models"]
+COMMANDS = ["index", "search", "similar", "duplicates", "status", "folders", "watch", "eval", "autostart", "models",
+            "library"]
 
 
 def build_parser() -> argparse.ArgumentParser:

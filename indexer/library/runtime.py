@@ -224,6 +224,8 @@ class Runtime:
         with self._lock:
             if self._service is None:
                 ok, why = self.image_ready(load=True, download=True)
+                from indexer.ingest.ocr import Recogniser  # light: the engine loads on first use
+
                 self._service = IndexService(
                     self.store,
                     self.paths,
@@ -234,6 +236,7 @@ class Runtime:
                     image_unavailable_reason=why,
                     wait_when_disk_full=wait_when_disk_full,
                     threads=extract_threads(self.text_embedder, self.image_embedder if ok else None),
+                    recogniser=Recogniser(),  # words in pictures and scans (Settings.recognise_text)
                 )
             elif progress is not None:
                 self._service._progress_cb = progress
@@ -245,8 +248,16 @@ class Runtime:
                 from indexer.search.ranking import Searcher
 
                 ok, _why = self.image_ready(load=True)
-                self._searcher = Searcher(self.store, self.text_embedder, self.image_embedder if ok else None, paths=self.paths, settings=self.settings, image_problem=_why)
+                searcher = Searcher(self.store, self.text_embedder, self.image_embedder if ok else None, paths=self.paths, settings=self.settings, image_problem=_why)
+                self._searcher = self.shared_searcher(searcher)
             return self._searcher
+
+    def shared_searcher(self, searcher: Any) -> Any:
+        """``searcher``, also asking the other computers' parts when this data directory shares
+        a library (indexer/shared; docs/SHARED.md)."""
+        from indexer.shared.search import shared_searcher
+
+        return shared_searcher(searcher, self.paths.data_dir)
 
     def close(self) -> None:
         with self._lock:

@@ -29,6 +29,7 @@ from indexer.ingest.extract import IMAGE_EXTENSIONS, kind_for_path
 from indexer.library.settings import AppPaths, ConfigError, Settings, load_settings, normalise_folder, save_settings
 from indexer.paths import is_under
 from indexer.search.query import QUERY_TOO_LONG, parse_query
+from indexer.shared.config import PRIVACY as SHARE_PRIVACY
 from indexer.types import FolderStatus, IndexSummary, LibraryMap, MapHits, MapLayer, Progress, SearchResult
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "IMAGE_EXTENSIONS", "QUERY_TOO_LONG", "ClipState", "ConfigError", "FolderChange", "LibrarySession", "Problem",
     "clip_state_from", "follow_settings", "kind_for_path", "open_session", "parse_query", "plan_folder_add",
+    "SHARE_PRIVACY",
 ]
 
 # Settings a running watcher follows live; model choices need a restart.
@@ -213,6 +215,7 @@ class LibrarySession:
         self.paused = False
         self._closed = False
         self._clean = True
+        self._publisher: Any = None  # indexer.shared.publish.PublishLoop while this writer shares its part
 
     # -- settings -----------------------------------------------------------------
     @property
@@ -345,11 +348,65 @@ class LibrarySession:
             self.lock = lock  # close() releases it even if the service fails to build
         # A long-lived writer (window, `lodestar watch`) pauses on a full disk and goes on
         # once space is back; `lodestar index` stops instead (it cannot promise to wait).
-        service = self.runtime.service(progress=self.on_progress, wait_when_disk_full=True)
+        service = self.runtime.service(progress=self._progress_and_publish, wait_when_disk_full=True)
         with self._state:
             self.service, self.writer_message = service, ""
         self.start_watching()
+        self._start_publishing()
         return ""
+
+    # -- a shared library (issue 19; indexer/shared, docs/SHARED.md) -------------------
+    def _progress_and_publish(self, event: Progress) -> None:
+        publisher = self._publisher
+        if publisher is not None and event.index_changed:
+            publisher.poke()  # a commit landed: this computer's part follows
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    def _start_publishing(self) -> None:
+        """The writer publishes this computer's part in the background while it shares one."""
+        from indexer.shared.config import load_config
+        from indexer.shared.publish import PublishLoop
+
+        with self._state:
+            if self._closed or self.service is None or self._publisher is not None:
+                return
+            if load_config(self.paths.data_dir) is None:
+                return
+            self._publisher = PublishLoop(self.paths.data_dir)
+            self._publisher.start()
+
+    def _stop_publishing(self, timeout: float = 15.0) -> None:
+        with self._state:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.stop(timeout)
+
+    def share_status(self) -> Any:
+        """Where the shared library stands (`indexer.shared.library.SharedStatus`); asks the bucket, waits."""
+        from indexer.shared.library import status
+
+        return status(self.paths.data_dir)
+
+    def share_library(self, uri: str, computer: str | None = None) -> Any:
+        """Make this data directory a part of the library at ``uri`` (new or existing) and publish
+        it; a storage problem raises `indexer.errors.UserError` (one line). Waits."""
+        from indexer.shared.library import share, sync
+
+        share(self.paths.data_dir, uri, computer=computer)
+        self._start_publishing()
+        if self._publisher is not None:
+            self._publisher.poke()
+            return self.share_status()
+        sync(self.paths.data_dir)  # not the writer: one publish now; the writer's loop keeps it up to date
+        return self.share_status()
+
+    def leave_library(self, keep_remote: bool = False) -> int:
+        """Stop sharing; removes this computer's part from the bucket unless ``keep_remote``. Waits."""
+        from indexer.shared.library import leave
+
+        self._stop_publishing()
+        return leave(self.paths.data_dir, keep_remote=keep_remote)
 
     def start_watching(self) -> bool:
         """Start the watcher (its first check reconciles every folder). Waits while it arms
@@ -619,6 +676,7 @@ class LibrarySession:
             if not stopped:
                 log.warning("the indexer did not stop within %.0f s", timeout)
         self._clean = stopped
+        self._stop_publishing()
         if not stopped:
             return False
         with self._state:
