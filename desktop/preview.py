@@ -1,5 +1,9 @@
 """Preview pane: the stored thumbnail, or the passage in context, plus file facts.
 
+A picture found by its words (issue 16) shows how it matched, the boxes of the matched
+lines drawn on it (desktop/picture_view.py) and the recognised passage below, highlighted
+as a document's passage is.
+
 User-controlled text (names, passages, metadata) is always shown as plain text;
 highlights are applied as character formats, never as HTML.
 """
@@ -13,7 +17,8 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QFormLayout, QLabel, QPlainTextEdit, QSizePolicy, QVBoxLayout, QWidget
 
-from desktop.results_model import format_mtime, format_size
+from desktop.picture_view import PictureView
+from desktop.results_model import format_mtime, format_size, match_label
 from desktop.thumbnails import ThumbnailCache
 from indexer.types import SearchResult
 
@@ -65,10 +70,12 @@ class PreviewPane(QWidget):
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.title.setFont(font)
-        self.image = QLabel(self)
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image.setMinimumHeight(PREVIEW_PX // 2)
+        self.image = PictureView(PREVIEW_PX, self)
         self.image.setAccessibleName("Image preview")
+        self.match = _plain_label(self)  # how the file was found: by what it shows, by its words
+        self.match.setAccessibleName("How it matched")
+        self.match.setWordWrap(True)
+        self.match.setForegroundRole(QPalette.ColorRole.Link)
         self.passage = QPlainTextEdit(self)
         self.passage.setReadOnly(True)
         self.passage.setAccessibleName("Passage")
@@ -88,6 +95,7 @@ class PreviewPane(QWidget):
         self.facts.setLayout(form)
         lay.addWidget(self.title)
         lay.addWidget(self.image)
+        lay.addWidget(self.match)
         lay.addWidget(self.passage, 1)
         lay.addWidget(self.facts)
         lay.addStretch()  # keeps things at the top when there is no passage
@@ -97,7 +105,7 @@ class PreviewPane(QWidget):
 
     def show_result(self, result: SearchResult | None) -> None:
         self._result = result
-        for w in (self.title, self.path_label, self.size_label, self.modified_label, self.score_label):
+        for w in (self.title, self.path_label, self.size_label, self.modified_label, self.score_label, self.match):
             w.clear()
         self.passage.clear()
         self.image.clear()
@@ -106,6 +114,7 @@ class PreviewPane(QWidget):
             self.title.setText("Nothing selected")
             self.image.hide()
             self.passage.hide()
+            self.match.hide()
             return
         self.title.setText(result.name or os.path.basename(result.path))
         self.title.setToolTip(result.path)
@@ -115,11 +124,15 @@ class PreviewPane(QWidget):
         self.modified_label.setText(format_mtime(result.mtime))
         self.score_label.setText(f"{result.score:.3f}" if self.show_scores else "—")
         is_image = result.kind == "image"
+        how = match_label(result)
+        self.match.setText(how)
+        self.match.setVisible(bool(how))
         self.image.setVisible(is_image)
-        self.passage.setVisible(not is_image and bool(result.passage))
+        # A picture's passage is the text recognised in it (shown below the picture).
+        self.passage.setVisible(bool(result.passage))
         if is_image:
             self._load_image()
-        elif result.passage:
+        if result.passage:
             self._show_passage(result)
 
     def current(self) -> SearchResult | None:
@@ -134,16 +147,17 @@ class PreviewPane(QWidget):
         if pm is None:
             self.image.setText("Loading preview…")
             return
-        self.image.setPixmap(pm.scaled(QSize(PREVIEW_PX, PREVIEW_PX), Qt.AspectRatioMode.KeepAspectRatio,
-                                       Qt.TransformationMode.SmoothTransformation))
+        # Boxes are in pixels of the original picture: the view scales them with the thumbnail.
+        self.image.set_picture(pm, QSize(r.width, r.height), r.lines if r.passage_source == "ocr" else ())
 
     def _on_thumbnail(self, path: str) -> None:
         if self._result is not None and self._result.thumbnail == path:
             self._load_image()
 
     def _show_passage(self, r: SearchResult) -> None:
-        # Same length as the passage: the highlight spans still apply.
-        self.passage.setPlainText(reflow(r.passage))
+        # Same length as the passage: the highlight spans still apply. Recognised text keeps
+        # its lines: each is a line of the picture (and has a box there).
+        self.passage.setPlainText(r.passage if r.passage_source == "ocr" else reflow(r.passage))
         fmt = QTextCharFormat()
         bg = QColor(self.palette().color(QPalette.ColorRole.Highlight))
         bg.setAlpha(80)

@@ -1,4 +1,4 @@
-"""Paints one document result: icon, name, folder · date, highlighted passage.
+"""Paints one result row: icon, name, how it matched · folder · date, highlighted passage.
 
 Everything is laid out as plain text (QTextLayout with format ranges), so names
 and passages from the person's files are never interpreted as markup.
@@ -12,7 +12,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, Q
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QTextCharFormat, QTextLayout
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from desktop.results_model import ResultRole, format_mtime
+from desktop.results_model import ResultRole, format_mtime, match_label
 from indexer.types import SearchResult
 
 PAD = 8
@@ -127,11 +127,24 @@ class DocumentDelegate(QStyledItemDelegate):
                          bfm.elidedText(name, Qt.TextElideMode.ElideMiddle, width))
         y += line
         painter.setFont(base)
+        meta_left, meta_width = left, width
+        how = match_label(result)
+        if how:
+            # How a picture (or a scanned page) was found comes first, in the link colour,
+            # so "by its words" and "by what it shows" read apart at a glance (issue 16).
+            how = fm.elidedText(how, Qt.TextElideMode.ElideRight, width)
+            painter.setPen(pal.color(text_role if selected else QPalette.ColorRole.Link))
+            painter.drawText(QRect(left, y, width, line), int(Qt.AlignmentFlag.AlignVCenter), how)
+            used = fm.horizontalAdvance(how)
+            meta_left, meta_width = left + used, max(0, width - used)
         painter.setPen(pal.color(dim))
         folder = result.folder or os.path.dirname(result.path)
         meta = "  ·  ".join(p for p in (folder, format_mtime(result.mtime)) if p)
-        painter.drawText(QRect(left, y, width, line), int(Qt.AlignmentFlag.AlignVCenter),
-                         fm.elidedText(meta, Qt.TextElideMode.ElideMiddle, width))
+        if how and meta:
+            meta = "  ·  " + meta
+        if meta_width > fm.horizontalAdvance("  ·  …"):
+            painter.drawText(QRect(meta_left, y, meta_width, line), int(Qt.AlignmentFlag.AlignVCenter),
+                             fm.elidedText(meta, Qt.TextElideMode.ElideMiddle, meta_width))
         y += line + 2
         if result.passage:
             self._paint_passage(painter, result, base, text_color, pal, selected, left, y, width)

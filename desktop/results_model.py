@@ -46,6 +46,23 @@ def format_size(size: int) -> str:
     return human_bytes(size)
 
 
+def match_label(r: SearchResult) -> str:
+    """How a result was found, in words, when that is worth saying (issue 16): a picture by
+    what it shows or by the words in it, a scanned page by its recognised words; "" for a
+    document found by its text."""
+    if r.kind == "image":
+        return {
+            "words": "Matched the words in this picture",
+            "look": "Matched what it shows",
+            "look+words": "Matched what it shows and the words in it",
+        }.get(r.matched_by, "")
+    if r.passage_source == "ocr" and r.passage:
+        if r.passage_page >= 0:
+            return f"Matched the words on scanned page {r.passage_page + 1}"
+        return "Matched the words on a scanned page"
+    return ""
+
+
 class ResultsModel(QAbstractListModel):
     """Read-only list of SearchResults in rank order."""
 
@@ -84,7 +101,8 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return r.name or os.path.basename(r.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return r.path
+            how = match_label(r)
+            return f"{r.path}\n{how}" if how else r.path
         if role == Qt.ItemDataRole.DecorationRole:
             return self._decoration(r)
         if role == Qt.ItemDataRole.AccessibleTextRole:
