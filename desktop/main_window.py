@@ -401,13 +401,26 @@ class MainWindow(QMainWindow):
         if path:
             self.backend.add_folder(path)
 
+    def _elsewhere(self, path: str) -> bool:
+        """A result of another computer (a shared library) opens only there: say so instead."""
+        r = self.results.current_result()
+        if r is None or r.path != path or not r.computer:
+            return False
+        self.show_error(f"{r.name or os.path.basename(path)} is on {r.computer}: open it there. "
+                        "Its passage or picture is shown here.")
+        return True
+
     def open_path(self, path: str) -> None:
+        if self._elsewhere(path):
+            return
         try:
             self.opener.open(path)
         except OpenRefused as exc:
             self.show_error(str(exc))
 
     def reveal_path(self, path: str) -> None:
+        if self._elsewhere(path):
+            return
         try:
             self.opener.reveal(path)
         except OpenRefused as exc:

@@ -113,6 +113,12 @@ class SettingsDialog(QDialog):
         gl.addWidget(self.start_at_login)
         gl.addWidget(self.keep_in_tray)
         gl.addLayout(data_row)
+        share_row = QHBoxLayout()
+        share_row.addWidget(QLabel("Search this library from other computers too (S3 storage)", self), 1)
+        self.share_button = QPushButton("Share between computers…", self)
+        self.share_button.clicked.connect(self.open_sharing)
+        share_row.addWidget(self.share_button)
+        gl.addLayout(share_row)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Close, self)
         buttons.accepted.connect(self.save)
@@ -207,6 +213,13 @@ class SettingsDialog(QDialog):
         if clip_changed:
             self.backend.load_clip()
         self.accept()
+
+    def open_sharing(self) -> None:
+        from desktop.share_dialog import ShareDialog
+
+        dialog = ShareDialog(self.backend, self)
+        dialog.refresh()
+        dialog.exec()
 
     def open_data_dir(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.backend.data_dir()))

@@ -127,7 +127,8 @@ def print_response(resp: Any, as_json: bool) -> None:
         say(resp.message)
     for i, r in enumerate(resp.results, 1):
         when = dt.datetime.fromtimestamp(r.mtime).strftime("%Y-%m-%d") if r.mtime else ""
-        say(f"{i:>2}. {shorten_home(display_path(r.path))}  [{r.kind}, {r.score:.3f}, {when}]")
+        where = f"  (on {r.computer})" if r.computer else ""  # a file of another computer (shared library)
+        say(f"{i:>2}. {shorten_home(display_path(r.path))}  [{r.kind}, {r.score:.3f}, {when}]{where}")
         if r.passage:
             text = " ".join(r.passage.split())
             if len(text) > 300:

@@ -259,6 +259,19 @@ class Runtime:
 
         return shared_searcher(searcher, self.paths.data_dir)
 
+    def reshare_searcher(self) -> Any:
+        """The searcher, wrapped or unwrapped again after this data directory joined or left a
+        shared library; None when none was built yet."""
+        with self._lock:
+            current = self._searcher
+            if current is None:
+                return None
+            local = getattr(current, "local", None) or current
+            if local is not current:
+                current.detach()  # its pool and parts; this computer's searcher lives on
+            self._searcher = self.shared_searcher(local)
+            return self._searcher
+
     def close(self) -> None:
         with self._lock:
             if self._service is not None:

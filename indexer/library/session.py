@@ -394,12 +394,21 @@ class LibrarySession:
         from indexer.shared.library import share, sync
 
         share(self.paths.data_dir, uri, computer=computer)
-        self._start_publishing()
-        if self._publisher is not None:
-            self._publisher.poke()
-            return self.share_status()
-        sync(self.paths.data_dir)  # not the writer: one publish now; the writer's loop keeps it up to date
+        self._start_publishing()  # the writer keeps the part up to date from now on
+        sync(self.paths.data_dir)  # the first publish now (a failure is in the status, and retried)
         return self.share_status()
+
+    def publish_part(self) -> Any:
+        """Publish this computer's part now; returns the status afterwards. Waits."""
+        from indexer.shared.library import sync
+
+        sync(self.paths.data_dir)
+        return self.share_status()
+
+    def shared_searcher(self) -> Any:
+        """The searcher again after joining or leaving a shared library (None before one is loaded)."""
+        rewrap = getattr(self.runtime, "reshare_searcher", None)
+        return rewrap() if callable(rewrap) else None
 
     def leave_library(self, keep_remote: bool = False) -> int:
         """Stop sharing; removes this computer's part from the bucket unless ``keep_remote``. Waits."""

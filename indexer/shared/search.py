@@ -141,6 +141,7 @@ class SharedSearcher:
         bucket = self._bucket_now()
         for r in resp.results:
             r.computer = info.computer
+            r.folder = f"on {info.computer} · {r.folder}"  # what the window's list shows under the name
             if r.thumbnail:
                 self._fetch_thumb(bucket, info, r)
         return resp
@@ -235,13 +236,17 @@ class SharedSearcher:
         out.elapsed_ms = (time.monotonic() - started) * 1000
         return out
 
-    def close(self) -> None:
+    def detach(self) -> None:
+        """Stop asking the other parts (left the library); this computer's searcher stays open."""
         with self._lock:
             self._closed = True
             parts, self._parts = list(self._parts.values()), {}
         self._pool.shutdown(wait=False, cancel_futures=True)
         for part in parts:
             part.searcher.close()
+
+    def close(self) -> None:
+        self.detach()
         self.local.close()
 
 
