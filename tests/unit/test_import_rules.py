@@ -74,3 +74,15 @@ def test_duplicates_read_and_never_index() -> None:
              if _within(m, "indexer.ingest", "indexer.watch", "indexer.search", "indexer.cli",
                         "indexer.library.session", "indexer.library.runtime", "desktop")]
     assert not wrong, wrong
+
+
+def test_the_shared_library_reads_the_store_and_search_and_never_drives_them() -> None:
+    # indexer/shared publishes a part from the local tables and searches other parts with
+    # the Searcher; the session, the runtime and the CLI build and drive it (issue 19).
+    wrong = [(f, m) for f, m in _imports("indexer/shared")
+             if _within(m, "indexer.ingest", "indexer.watch", "indexer.cli", "indexer.duplicates",
+                        "indexer.library.session", "indexer.library.runtime", "desktop", "PySide6")]
+    assert not wrong, wrong
+    for folder in ("indexer/ingest", "indexer/watch", "indexer/store", "indexer/search", "models"):
+        back = [(f, m) for f, m in _imports(folder) if _within(m, "indexer.shared")]
+        assert not back, back
