@@ -349,7 +349,8 @@ class MainWindow(QMainWindow):
                                     [("Add folder…", self.add_folder)])
         elif not self.controller.has_searcher():
             self.results.show_empty("Loading text model…", "You can start typing; results appear when it is ready.")
-        elif self._indexing is not None and self._indexing.phase not in ("idle", "paused"):
+        elif self._indexing is not None and self._indexing.phase not in ("idle", "paused", "reading"):
+            # (while words in pictures are read every file is already searchable)
             p = self._indexing
             self.results.show_empty("Indexing your files…",
                                     "You can already search what has been indexed.")

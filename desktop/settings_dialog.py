@@ -94,6 +94,11 @@ class SettingsDialog(QDialog):
         form.addRow("Text model", self.text_model)
         form.addRow("CLIP weights", ck_row)
         form.addRow("", self.allow_download)
+        self.recognise_text = QCheckBox("Read the words in pictures and scanned PDFs", self)
+        self.recognise_text.setToolTip(
+            "Screenshots, photos of documents and scans are found by the words in them. "
+            "Off: nothing more is read; words read before stay searchable.")
+        form.addRow("", self.recognise_text)
 
         gen_box = QGroupBox("General", self)
         gl = QVBoxLayout(gen_box)
@@ -142,6 +147,7 @@ class SettingsDialog(QDialog):
         self.text_model.setText(s.text_model)
         self.clip_checkpoint.setText(s.clip_checkpoint)
         self.allow_download.setChecked(bool(s.allow_download))
+        self.recognise_text.setChecked(bool(s.recognise_text))
         self.start_at_login.setChecked(bool(s.start_at_login))
         self.keep_in_tray.setChecked(bool(s.keep_running_in_tray))
         self.data_label.setText(f"Index: {self.backend.data_dir()}")
@@ -203,6 +209,7 @@ class SettingsDialog(QDialog):
         s.text_model = self.text_model.text().strip() or s.text_model
         s.clip_checkpoint = self.clip_checkpoint.text().strip()
         s.allow_download = self.allow_download.isChecked()
+        s.recognise_text = self.recognise_text.isChecked()
         s.keep_running_in_tray = self.keep_in_tray.isChecked()
         if self.start_at_login.isChecked() != s.start_at_login:
             s.start_at_login = self.start_at_login.isChecked()

@@ -21,6 +21,8 @@ from indexer.wording import plural
 PHASE_LABELS = {
     "scanning": "Scanning", "extracting": "Reading", "embedding": "Indexing", "writing": "Saving",
     "optimizing": "Tidying the index", "idle": "Up to date", "paused": "Paused",
+    # after the files themselves: their words, so photos and scans are found by what they say (issue 16)
+    "reading": "Reading words in pictures",
 }
 
 
@@ -37,7 +39,9 @@ def format_eta(seconds: float | None) -> str:
 
 def describe(p: Progress) -> str:
     parts = [PHASE_LABELS.get(p.phase, p.phase.capitalize())]
-    if p.total:
+    if p.phase == "reading" and p.total:
+        parts.append(f"{p.done:,} of {p.total:,}")  # pictures and scanned PDFs
+    elif p.total:
         parts.append(f"{p.done:,}/{plural(p.total, 'file')}")
     elif p.done:
         parts.append(plural(p.done, "file"))
@@ -50,7 +54,7 @@ def describe(p: Progress) -> str:
         # Files this run could not read; the Problems button counts every file that
         # needs attention (waiting ones too), so the words must differ.
         parts.append(f"{plural(p.failed, 'file')} failed")
-    if p.message:
+    if p.message and p.phase != "reading":  # the stage's message repeats its label and counts
         parts.append(p.message)
     return " · ".join(parts)
 

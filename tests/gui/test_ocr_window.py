@@ -212,3 +212,50 @@ def test_picture_view_shows_its_text_without_a_picture(qtbot: Any) -> None:
     view.setText("No preview")
     assert not view.has_picture() and view.text() == "No preview"
     view.grab()
+
+
+def test_status_bar_shows_the_reading_stage() -> None:
+    from desktop.status_panel import StatusPanel, describe
+    from indexer.types import Progress
+
+    p = Progress("reading", done=12, total=300, rate=0.5, eta_s=576,
+                 message="reading words in pictures and scans: 12 of 300")
+    assert describe(p) == "Reading words in pictures · 12 of 300 · 0.5/s · 9 min left"
+    panel = StatusPanel()
+    panel.set_progress(p)
+    assert panel.bar.maximum() == 300 and panel.bar.value() == 12
+    assert not panel.pause_button.isHidden(), "the stage can be paused like indexing"
+    panel.set_progress(Progress("idle"))
+    assert panel.bar.isHidden()
+    panel.deleteLater()
+
+
+def test_empty_window_while_words_are_read_invites_a_search(qtbot: Any, window: Any) -> None:
+    from indexer.types import Progress
+
+    window._on_progress(Progress("embedding", done=1, total=5))
+    assert window.results.empty.title.text() == "Indexing your files…"
+    window._on_progress(Progress("reading", done=3, total=40))
+    assert window.results.empty.title.text() == "Type to search", "every file is searchable while words are read"
+    assert "Reading words in pictures · 3 of 40" in window.status.progress_label.toolTip()
+
+
+def test_settings_turn_recognition_off_and_on(qtbot: Any, window: Any) -> None:
+    import json
+
+    from desktop.app import Parts, show_settings
+
+    parts = Parts(window, window.controller, window.backend, window.thumbnails, window.opener)
+    show_settings(parts)
+    dlg = parts.dialogs["settings"]
+    qtbot.addWidget(dlg)
+    assert dlg.recognise_text.isChecked(), "on by default"
+    dlg.recognise_text.setChecked(False)
+    dlg.save()
+    assert window.backend.settings.recognise_text is False
+    assert json.loads(window.backend.runtime.paths.settings.read_text())["recognise_text"] is False
+    show_settings(parts)
+    assert not dlg.recognise_text.isChecked()
+    dlg.recognise_text.setChecked(True)
+    dlg.save()
+    assert json.loads(window.backend.runtime.paths.settings.read_text())["recognise_text"] is True
