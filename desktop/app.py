@@ -269,6 +269,9 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     """Open the window; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
+    from desktop.pyside_none import keep_none_alive
+
+    keep_none_alive()  # a PySide6 abi3 wheel on Python 3.11 would abort a long session
     app.setApplicationName(APP)
     app.setOrganizationName(ORG)
     app.setApplicationDisplayName(APP)

@@ -36,6 +36,10 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QWidget
 
+from desktop.pyside_none import keep_none_alive
+
+keep_none_alive()  # the map makes thousands of void Qt calls a second while it moves
+
 MARGIN = 0.35  # the cached image reaches this share of the view beyond each edge
 SETTLE_MS = 140  # draw afresh this long after the last zoom step
 HOVER_PX = 9.0  # how near the pointer must be to a point to pick it
@@ -221,6 +225,8 @@ class MapCanvas(QWidget):
         self.center = np.zeros(2)
         self.scale = 1.0
         self.fit_scale = 1.0
+        self.fitted = True
+        self._fit_size = QSize()
         self.radius = 2.0
         self.lasso_mode = False
         self.hover = -1
@@ -272,46 +278,67 @@ class MapCanvas(QWidget):
 
     # -- the view -----------------------------------------------------------------------
     def fit(self) -> None:
-        """Show every point, with a little room round the edge."""
+        """Show every point, with a little room round the edge; the map stays fitted to the
+        window as it is resized until the reader pans or zooms."""
         if len(self.xy):
             lo, hi = self.xy.min(axis=0), self.xy.max(axis=0)
         else:
             lo, hi = np.zeros(2), np.ones(2)
-        span = np.maximum(hi - lo, 1e-9)
         self.center = (lo + hi) / 2
-        w, h = max(self.width(), 50), max(self.height(), 50)
-        self.fit_scale = float(min(w * 0.9 / span[0], h * 0.86 / span[1]))
-        if len(self.xy) < 2 or not np.isfinite(self.fit_scale) or np.all(hi - lo < 1e-9):
-            self.fit_scale = 1.0  # one point (or all in one place): it sits in the middle
+        self.fit_scale = self._fit_scale()
         self.scale = self.fit_scale
+        self.fitted = True
+        self._fit_size = self.size()
         self.invalidate()
+
+    def _fit_scale(self) -> float:
+        if len(self.xy) < 2:
+            return 1.0  # one point (or none): it sits in the middle
+        span = self.xy.max(axis=0) - self.xy.min(axis=0)
+        if np.all(span < 1e-9):
+            return 1.0  # all in one place
+        span = np.maximum(span, 1e-9)
+        w, h = max(self.width(), 50), max(self.height(), 50)
+        return float(min(w * 0.9 / span[0], h * 0.86 / span[1]))
+
+    def _sync(self) -> None:
+        """A fitted map whose widget changed size since (a layout not yet announced by a
+        resize event) is fitted again before anything is placed."""
+        if self.fitted and self.size() != self._fit_size:
+            self.fit()
 
     def zoom(self) -> float:
         """How far in from the fitted view (1 = fitted)."""
         return self.scale / self.fit_scale
 
     def to_screen(self, wx: np.ndarray | float, wy: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        self._sync()
         return ((np.asarray(wx) - self.center[0]) * self.scale + self.width() / 2,
                 (np.asarray(wy) - self.center[1]) * self.scale + self.height() / 2)
 
     def to_world(self, sx: float, sy: float) -> tuple[float, float]:
+        self._sync()
         return (float((sx - self.width() / 2) / self.scale + self.center[0]),
                 float((sy - self.height() / 2) / self.scale + self.center[1]))
 
     def pan_by(self, dx: float, dy: float) -> None:
         """Move the map by (dx, dy) pixels."""
+        self._sync()
+        self.fitted = False
         self.center = self.center - np.array([dx, dy]) / self.scale
         self.viewChanged.emit()
         self.update()
 
     def zoom_at(self, factor: float, anchor: QPointF | None = None) -> None:
         """Zoom by ``factor`` keeping the world point under ``anchor`` (default: the middle) still."""
+        self._sync()
         new = min(max(self.scale * factor, self.fit_scale * 0.5), self.fit_scale * MAX_ZOOM)
         if new == self.scale:
             return
         a = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
         wx, wy = self.to_world(a.x(), a.y())
         self.scale = new
+        self.fitted = False
         self.center = np.array([wx - (a.x() - self.width() / 2) / new, wy - (a.y() - self.height() / 2) / new])
         self._settle.start()
         self.viewChanged.emit()
@@ -438,6 +465,7 @@ class MapCanvas(QWidget):
 
     # -- painting -----------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
+        self._sync()
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Base))
         cache = self._cache
@@ -527,10 +555,10 @@ class MapCanvas(QWidget):
 
     # -- input --------------------------------------------------------------------------
     def resizeEvent(self, event: QResizeEvent) -> None:
-        old = event.oldSize()
-        if old.width() <= 0 or self.scale == self.fit_scale:
+        if self.fitted:
             self.fit()
         else:
+            self.fit_scale = self._fit_scale()  # zoom limits and label levels follow the window
             self.invalidate()
         super().resizeEvent(event)
 

@@ -463,7 +463,8 @@ class MapView(QDialog):
                           m.message or f"Once Lodestar has indexed some {many}, they appear here, "
                           f"related {many} side by side.")
             return
-        view = (self.canvas.center.copy(), self.canvas.scale) if keep_view and self.points else None
+        view = (self.canvas.center.copy(), self.canvas.scale) \
+            if keep_view and self.points and not self.canvas.fitted else None
         self.points = list(m.points)
         self.index_of = {p.fid: i for i, p in enumerate(self.points)}
         xy = np.array([(p.x, p.y) for p in self.points], dtype=np.float64)
@@ -472,7 +473,8 @@ class MapView(QDialog):
         self.canvas.set_points(xy, [p.name or p.path for p in self.points], subtitles,
                                [p.thumbnail for p in self.points], labels)
         if view is not None:
-            self.canvas.center, self.canvas.scale = view
+            self.canvas.center, self.canvas.scale = view  # the reader's place, kept
+            self.canvas.fitted = False
         self.stack.setCurrentWidget(self.canvas)
         self.recolor()
         regions = plural(len(m.clusters), "named region")

@@ -23,6 +23,9 @@ def _qt_test_paths(qapp: Any) -> None:
     """QSettings (geometry) go to Qt's test locations, never the real user config."""
     from PySide6.QtCore import QStandardPaths
 
+    from desktop.pyside_none import keep_none_alive
+
+    keep_none_alive()  # every void Qt call of the whole run would otherwise wear None down
     QStandardPaths.setTestModeEnabled(True)
     qapp.setOrganizationName("LodestarTests")
     qapp.setApplicationName("LodestarTests")
