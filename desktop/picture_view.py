@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QPixmap, QPolygonF
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QPixmap, QPolygonF, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from indexer.types import RecognisedLine
@@ -33,9 +33,8 @@ class PictureView(QLabel):
         self._original = QSize()
         self._lines: list[RecognisedLine] = []
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumHeight(side // 2)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(side)
+        self.setFixedHeight(side // 2)  # room for its text; a picture takes what it needs
 
     # -- content -------------------------------------------------------------
     def set_picture(self, pixmap: QPixmap, original: QSize, lines: Sequence[RecognisedLine] = ()) -> None:
@@ -44,6 +43,7 @@ class PictureView(QLabel):
         self._picture = pixmap
         self._original = QSize(original) if original.isValid() and not original.isEmpty() else pixmap.size()
         self._lines = [ln for ln in lines if len(ln.box) >= 3]
+        self._fit_height()
         self.update()
 
     def clear(self) -> None:
@@ -51,6 +51,7 @@ class PictureView(QLabel):
         self._lines = []
         self._original = QSize()
         super().clear()
+        self.setFixedHeight(self._side // 2)
 
     def has_picture(self) -> bool:
         return self._picture is not None
@@ -87,7 +88,21 @@ class PictureView(QLabel):
         return out
 
     def sizeHint(self) -> QSize:
-        return QSize(self._side, self._side)
+        return QSize(self._side, self.height())
+
+    def _fit_height(self) -> None:
+        """As tall as the picture is at this width (a wide screenshot leaves no empty band),
+        at most ``side``."""
+        if self._picture is None or self._picture.isNull() or self._picture.width() <= 0:
+            return
+        pw, ph = self._picture.width(), self._picture.height()
+        scale = min(max(1, self.width()) / pw, MAX_UPSCALE)
+        self.setFixedHeight(max(self._side // 4, min(self._side, round(ph * scale))))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()
 
     # -- painting ---------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
