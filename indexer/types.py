@@ -28,8 +28,9 @@ FileState = Literal["indexed", "name_only", "failed", "pending", "unavailable", 
 - ``removed``: gone from disk, vectors kept a while for the other end of a move (never listed).
 """
 
-ProgressPhase = Literal["scanning", "extracting", "embedding", "writing", "optimizing", "idle", "paused"]
-"""What an indexing run is doing; ``idle`` ends every run, ``paused`` while the person paused it."""
+ProgressPhase = Literal["scanning", "extracting", "embedding", "writing", "optimizing", "reading", "idle", "paused"]
+"""What an indexing run is doing; ``idle`` ends every run, ``paused`` while the person paused it;
+``reading``: the words in pictures and scans (after the files themselves, issue 16)."""
 
 WatchMode = Literal["live", "polling", "unavailable", "stopped"]
 """How a watched folder is followed: OS events, periodic polling, not at all (offline), or not yet."""

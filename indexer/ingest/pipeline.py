@@ -206,7 +206,11 @@ class IndexService:
         image_unavailable_reason: str = "",
         wait_when_disk_full: bool = False,
         threads: int = 2,
+        recogniser: Any = None,
     ) -> None:
+        """``recogniser``: an `indexer.ingest.ocr.Recogniser` to read the words in pictures
+        and scans after each run (`recognise`; `Settings.recognise_text` turns it off);
+        None: no recognition stage (the composition root passes one)."""
         self.store = store
         self.paths = paths
         self.settings = settings
@@ -228,6 +232,8 @@ class IndexService:
         self.urgent: Callable[[], list[str]] | None = None
         self._serving_urgent = False
         self._store_verified = False  # the deep index check runs at the first reconcile (issue 11.6)
+        self.recogniser = recogniser
+        self.recognising = False  # the recognition stage is at work (status, the window)
         # Where files are scanned, read and embedded: None is this process (its pool and
         # models); a cluster sets one (indexer/cluster). Commits stay here either way.
         self.source: WorkSource | None = None
@@ -283,6 +289,7 @@ class IndexService:
                 # Only now: a file moved across folders or roots may be the run's last.
                 self._purge_removed(reconciled, time.time())
                 self._after_run()
+                self.recognise(cancel)  # the words in pictures and scans, after everything else
         release_memory()
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
@@ -370,6 +377,8 @@ class IndexService:
             if not self._serving_urgent:
                 self._purge_removed((), started_at)  # what this sync retired waits for later batches
                 self._maybe_optimize()
+                if self._run is None:
+                    self.recognise(cancel)  # words in the pictures this batch brought
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
         if self._run is None and not self._serving_urgent:
@@ -397,6 +406,63 @@ class IndexService:
         summary.elapsed_s = time.monotonic() - started
         summary.model_calls = self.model_calls
         return summary
+
+    def recognise(self, cancel: threading.Event | None = None) -> Any:
+        """Read the words in pictures and scans that are due (`indexer.ingest.recognise`).
+
+        At a lower priority than files: between two pictures, files changed meanwhile
+        (the watcher's) are indexed first. Returns the stage's summary, or None when there
+        is no recogniser or the setting is off.
+        """
+        if self.recogniser is None or not getattr(self.settings, "recognise_text", True):
+            return None
+        from indexer.ingest.recognise import RecognitionStage
+
+        stage = RecognitionStage(self.store, self.text_embedder, self.recogniser)
+
+        def should_yield() -> None:
+            self._wait_if_paused(cancel)
+            if self.urgent is not None and not self._serving_urgent:
+                waiting = self._take_urgent()
+                if waiting:
+                    self._serve_urgent(waiting, cancel)
+
+        def on_progress(done: int, total: int, path: str) -> None:
+            self._emit(Progress("reading", done=done, total=total, current=path,
+                                message=f"reading words in pictures and scans: {done:,} of {total:,}"))
+
+        with self._lock:
+            self.recognising = True
+            try:
+                summary = stage.run(cancel=cancel, should_yield=should_yield, on_progress=on_progress,
+                                    commit=self._commit_side)
+            finally:
+                self.recognising = False
+        if summary.read or summary.copied or summary.skipped or summary.failed:
+            self._index_changed = True
+            log.info("words read in %d files (%d with words, %d copied, %d without text, %d failed) in %.1f s",
+                     summary.read, summary.with_text, summary.copied, summary.skipped, summary.failed, summary.elapsed_s)
+        return summary
+
+    def _commit_side(self, write: Callable[[], None]) -> None:
+        """Run a write of another table (recognised text) with the pipeline's full-disk rule."""
+        delay = 2.0
+        while True:
+            try:
+                write()
+                self._commits_since_optimize += 1
+                self._index_changed = True
+                return
+            except (DiskFull, OSError, RuntimeError) as exc:
+                from indexer.errors import is_disk_full
+
+                if not isinstance(exc, DiskFull) and not is_disk_full(exc):
+                    raise
+                if not self.wait_when_disk_full:
+                    raise DiskFull("the disk holding the index is full; what was saved is kept: free some space and run again") from exc
+                self._emit(Progress("paused", message="the disk holding the index is full; reading words waits for space"))
+                time.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     def remove_root(self, root: str) -> int:
         root = os.path.abspath(root)

@@ -56,8 +56,9 @@ from indexer.search.query import (
 )
 from indexer.search.query_image import decode_query_image
 from indexer.store.read import FTS_MAX_TOKEN, StoreReader, is_live
+from indexer.store.recognised import decode_lines, ocr_live
 from indexer.store.tables import FileRecord, Store, file_id
-from indexer.types import SearchResponse, SearchResult
+from indexer.types import RecognisedLine, SearchResponse, SearchResult
 from models.base import ImageEmbedder, TextEmbedder
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Ranking:
     """Every ranking constant in one place (calibrated on the real MiniLM model)."""
 
     vector_k: int = 150  # nearest chunks fetched per query
+    recognised_k: int = 60  # nearest passages of recognised text (pictures, scans) per query
     keyword_k: int = 60  # BM25 chunks fetched per query
     keyword_weight: float = 0.15  # bonus for containing all query words (sentences)
     identifier_weight: float = 0.40  # ... when the query has identifier-like words
@@ -98,6 +100,9 @@ class _Candidate:
     sim: float
     keyword: float = 0.0
     score: float = 0.0
+    source: str = "text"  # "ocr": text recognised in a picture or a scanned page
+    page: int = -1
+    lines: str = ""  # recognised passages: their lines' spans and boxes (store.recognised)
 
 
 # ---------------------------------------------------------------- searcher
@@ -123,6 +128,7 @@ class Searcher:
         self.reader = StoreReader(store, text_model=text_embedder.model_id)
         self._names_lock = threading.Lock()
         self._names: tuple[int, NameIndex] | None = None
+        self._ocr_view: tuple[dict[str, FileRecord], dict[str, FileRecord]] | None = None
         self._neutral: np.ndarray | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -169,12 +175,13 @@ class Searcher:
                 elif self.image_problem:
                     # A side note: the image model's state is not the answer to a text query.
                     resp.note = f"Images were not searched: {self.image_problem}"
-            if kind in ("all", "text", "other"):
+            if kind in ("all", "text", "other", "image"):
                 docs = self._search_documents(parsed, files, allowed, limit, kind)
             if pending_images is not None:
                 images = pending_images.result()
             if kind in ("all", "image"):
                 images = self._with_image_names(images, parsed, files, allowed, limit)
+            docs, images = self._fuse(docs, images, limit)
         else:
             # Only operators (e.g. "type:pdf after:2025"): list the matching files, newest first.
             docs, images = self._browse(files, allowed, limit, kind)
@@ -186,8 +193,8 @@ class Searcher:
         resp.results = docs + images
         resp.counts = {
             "text": sum(1 for r in docs if r.kind == "text"),
-            "image": len(images),
-            "other": sum(1 for r in docs if r.kind != "text"),
+            "image": len(images) + sum(1 for r in docs if r.kind == "image"),
+            "other": sum(1 for r in docs if r.kind not in ("text", "image")),
         }
         if not resp.results and not resp.message:
             resp.message = NO_MATCH
@@ -326,6 +333,9 @@ class Searcher:
             for c in self._keyword_candidates(keyword.result(), qvec, files, allowed, rk.keyword_k):
                 if (c.fid, c.start) not in seen:
                     cands.append(c)
+        if kind in ("all", "text", "image"):
+            # Words inside pictures and scans: the same text model, so the same scale (issue 16).
+            cands.extend(self._recognised_candidates(qvec, terms, files, allowed, kind))
         kw_weight = self._keyword_weight(parsed)
         for c in cands:
             c.keyword = _coverage(c.text, terms) if terms else 0.0
@@ -420,6 +430,8 @@ class Searcher:
             else:
                 res = _result(rec, evidence, passage=best.text, start=best.start, end=best.end)
                 res.highlights = word_spans(best.text, terms, phrases)
+                if best.source == "ocr":
+                    _recognised_passage(res, best)
                 out.append(res)
             if len(out) >= limit:
                 break
@@ -453,6 +465,68 @@ class Searcher:
         )
         return [_Candidate(fid=fid, text=txt, start=s, end=e, sim=float(sim)) for fid, txt, s, e, sim in rows][:k]
 
+    def _recognised_candidates(
+        self, qvec: np.ndarray, terms: list[str], files: dict[str, FileRecord], allowed: FileFilter, kind: str
+    ) -> list[_Candidate]:
+        """Passages of text recognised in pictures and scanned pages: nearest by meaning
+        plus keyword hits, as documents' passages are found. ``kind`` "image": pictures only."""
+        view = self._recognised_files(files)
+        if not view:
+            return []
+        k = self.ranking.recognised_k
+        rows = self.reader.nearest_recognised(qvec, view, allowed, k)
+        text = " ".join(w for t in terms for w in re.findall(r"\w+", t))
+        hits = self.reader.keyword_hits(text, view, allowed, k, kind="ocr") if text else None
+        if hits is not None and hits.num_rows:
+            vecs = np.asarray(hits.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
+            sims = vecs.reshape(hits.num_rows, -1) @ qvec
+            seen = {(r["fid"], r["start"]) for r in rows}
+            for row, sim in zip(hits.drop_columns(["vector", "_score"]).to_pylist(), sims):
+                if (row["fid"], row["start"]) not in seen:
+                    row["sim"] = float(sim)
+                    rows.append(row)
+        out = []
+        for r in rows:
+            is_image = files[r["fid"]].kind == "image"
+            if (kind == "image" and not is_image) or (kind == "text" and is_image):
+                continue
+            out.append(_Candidate(fid=r["fid"], text=r["text"], start=r["start"], end=r["end"], sim=r["sim"],
+                                  source="ocr", page=r.get("page", -1), lines=r.get("lines") or ""))
+        return out
+
+    def _recognised_files(self, files: dict[str, FileRecord]) -> dict[str, FileRecord]:
+        """``files`` as the live rule of recognised text sees them (`recognised.ocr_live`):
+        a picture waiting for the image model, a PDF without a text layer count as indexed."""
+        with self._names_lock:
+            cached = self._ocr_view
+        if cached is not None and cached[0] is files:
+            return cached[1]
+        view = {fid: (rec if rec.state == "indexed" else dataclasses.replace(rec, state="indexed"))
+                for fid, rec in files.items() if ocr_live(rec, rec.content_hash) and rec.kind in ("image", "text")}
+        with self._names_lock:
+            self._ocr_view = (files, view)
+        return view
+
+    def _fuse(self, docs: list[SearchResult], images: list[SearchResult], limit: int) -> tuple[list[SearchResult], list[SearchResult]]:
+        """One result per file: a picture found by its words (ranked with the documents, on
+        the text model's scale) and by its look (CLIP) is listed once, with its words."""
+        by_words = {r.path: r for r in docs if r.kind == "image"}
+        kept: list[SearchResult] = []
+        for r in images:
+            words = by_words.get(r.path)
+            if words is None:
+                kept.append(r)
+                continue
+            words.matched_by = "look+words"
+            if r.thumbnail and not words.thumbnail:
+                words.thumbnail, words.width, words.height = r.thumbnail, r.width, r.height
+        missing = [r for r in by_words.values() if not r.thumbnail]
+        if missing:
+            files = self.store.files()
+            recs = [files[file_id(r.path)] for r in missing if file_id(r.path) in files]
+            self._add_thumbnails([r for r in missing if file_id(r.path) in files], recs)
+        return docs, kept[:limit]
+
     def _files_containing(self, phrases: list[str], files: dict[str, FileRecord]) -> set[str]:
         """Files with a live passage that contains any of ``phrases`` (whole words, any case).
 
@@ -466,7 +540,9 @@ class Searcher:
             # Every row with the phrase has each of its words; the keyword index finds a word
             # unless it drops it (a stop word, or a token of 40+ characters).
             indexed = [w for w in words if w not in STOP_WORDS and len(w) < FTS_MAX_TOKEN]
-            rows = self.reader.chunks_mentioning(max(indexed, key=len) if indexed else None, max(words, key=len) if words else "")
+            word = max(indexed, key=len) if indexed else None
+            sub = max(words, key=len) if words else ""
+            rows = self.reader.chunks_mentioning(word, sub)
             if rows is None:
                 return set()
             for fid, fh, text in zip(
@@ -474,6 +550,13 @@ class Searcher:
             ):
                 if fid not in out and is_live(files.get(fid), fh) and contains_phrase(text, phrase):
                     out.add(fid)
+            # ... and words recognised in a picture or a scan count as the file's words too.
+            ocr_rows = self.reader.chunks_mentioning(word, sub, kind="ocr")
+            if ocr_rows is not None and ocr_rows.num_rows:
+                for fid, fh, text in zip(ocr_rows.column("fid").to_pylist(), ocr_rows.column("file_hash").to_pylist(),
+                                         ocr_rows.column("text").to_pylist()):
+                    if fid not in out and ocr_live(files.get(fid), fh) and contains_phrase(text, phrase):
+                        out.add(fid)
         return out
 
     def _name_index(self, files: dict[str, FileRecord]) -> NameIndex:
@@ -493,6 +576,7 @@ class Searcher:
             if r["fid"] in out:
                 continue
             res = _result(files[r["fid"]], r["sim"])
+            res.matched_by = "look"
             res.width, res.height = r["width"], r["height"]
             if self.paths is not None and r["thumb"]:
                 res.thumbnail = str(self.paths.thumbnails / r["thumb"])
@@ -570,6 +654,19 @@ def _coverage(text: str, terms: list[str]) -> float:
                 break
             i = low.find(t, i + 1)
     return found / len(terms)
+
+
+def _recognised_passage(res: SearchResult, best: _Candidate) -> None:
+    """A result whose passage is recognised text: its source, page and lines (boxes)."""
+    res.passage_source = "ocr"
+    res.passage_page = best.page
+    if res.kind == "image":
+        res.matched_by = "words"
+    lines = []
+    for start, end, _page, box in decode_lines(best.lines):
+        matched = any(s < end and e > start for s, e in res.highlights)
+        lines.append(RecognisedLine(start=start, end=end, box=box, matched=matched))
+    res.lines = lines
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -39,9 +39,12 @@ from indexer.store.tables import FileRecord, Store, _checked_hex, sane_rows
 
 log = logging.getLogger(__name__)
 
-VectorKind = Literal["chunks", "images"]
+VectorKind = Literal["chunks", "images", "ocr"]
+"""``ocr``: passages of text recognised in pictures and scans (`indexer.store.recognised`)."""
 CHUNK_COLUMNS = ["fid", "file_hash", "ord", "text", "start", "end"]
 IMAGE_COLUMNS = ["fid", "file_hash", "thumb", "width", "height"]
+OCR_COLUMNS = [*CHUNK_COLUMNS, "page", "lines"]
+_COLUMNS: dict[str, list[str]] = {"chunks": CHUNK_COLUMNS, "images": IMAGE_COLUMNS, "ocr": OCR_COLUMNS}
 PREFILTER_MAX = 2000
 """Allowed sets up to this many files go to LanceDB as an `fid IN (...)` prefilter."""
 _PREFILTERS_KEPT = 16
@@ -127,11 +130,16 @@ class StoreReader:
         self.store = store
         self.text_model = text_model  # whose passages are read (None: the store's default text model)
         self._lock = threading.Lock()  # guards the caches below, held while vectors load
-        self._caches: dict[VectorKind, _VectorCache] = {"chunks": _VectorCache(), "images": _VectorCache()}
-        self._fts_state: tuple[Any, str | None] = (None, None)  # (table version, why the keyword index is unusable)
+        self._caches: dict[VectorKind, _VectorCache] = {"chunks": _VectorCache(), "images": _VectorCache(), "ocr": _VectorCache()}
+        # Per table: (table version, why the keyword index is unusable).
+        self._fts_states: dict[str, tuple[Any, str | None]] = {}
         self._prefilters: dict[tuple[Any, ...], str] = {}
 
     def _table(self, kind: VectorKind) -> Any | None:
+        if kind == "ocr":
+            from indexer.store import recognised
+
+            return recognised.rows_table(self.store, model_id=self.text_model)
         return self.store.chunks_table(model_id=self.text_model) if kind == "chunks" else self.store.images_table()
 
     # ------------------------------------------------------------ nearest
@@ -140,6 +148,13 @@ class StoreReader:
     ) -> list[dict[str, Any]]:
         """The k live passages nearest to a unit ``qvec``, best first, each with its ``sim``."""
         return self._nearest("chunks", qvec, files, scope, k, columns)
+
+    def nearest_recognised(self, qvec: np.ndarray, files: dict[str, FileRecord], scope: FileScope, k: int) -> list[dict[str, Any]]:
+        """The k live passages of recognised text (pictures, scans) nearest to ``qvec``.
+
+        ``files``: as the live rule should see them (`recognised.ocr_live`: the search hands
+        a view where pictures waiting for the image model and scanned PDFs count as indexed)."""
+        return self._nearest("ocr", qvec, files, scope, k, OCR_COLUMNS)
 
     def nearest_images(self, qvec: np.ndarray, files: dict[str, FileRecord], scope: FileScope, k: int) -> list[dict[str, Any]]:
         """The k live images nearest to a unit ``qvec``, best first, each with its ``sim``."""
@@ -168,7 +183,7 @@ class StoreReader:
             _version, indexed, rows, nprobes, bypass = cache.key
             use_memory = not indexed and rows <= EXACT_MAX_ROWS
             if use_memory and cache.meta is None:
-                _load(cache, table, CHUNK_COLUMNS if kind == "chunks" else IMAGE_COLUMNS)
+                _load(cache, table, _COLUMNS[kind])
             if use_memory and cache.valid_key != id(files):
                 live = np.array([live_hash(files.get(f)) for f in cache.fids], dtype=object)
                 hashes = cache.meta.column("file_hash").to_numpy(zero_copy_only=False)
@@ -334,26 +349,29 @@ class StoreReader:
                 yield [row_fids[i] for i in keep], [texts[i] or "" for i in keep]
 
     # ----------------------------------------------------------- keywords
-    def keyword_hits(self, text: str, files: dict[str, FileRecord], scope: FileScope, k: int) -> Any | None:
+    def keyword_hits(self, text: str, files: dict[str, FileRecord], scope: FileScope, k: int,
+                     kind: VectorKind = "chunks") -> Any | None:
         """BM25 passages for plain words, best first: live rows in scope with sane vectors (arrow,
-        with ``vector`` and ``_score``), or None while there is no usable keyword index."""
-        table = self._table("chunks")
+        with ``vector`` and ``_score``), or None while there is no usable keyword index.
+        ``kind`` "ocr": passages of recognised text (with their ``page`` and ``lines``)."""
+        table = self._table(kind)
         if table is None or not text or not self._keyword_lane(table):
             return None
+        extra = ["page", "lines"] if kind == "ocr" else []
         try:
-            q = table.search(text, query_type="fts").select(["fid", "file_hash", "text", "start", "end", "vector", "_score"])
+            q = table.search(text, query_type="fts").select(["fid", "file_hash", "text", "start", "end", *extra, "vector", "_score"])
             where = self.prefilter(scope, files)
             if where:
                 q = q.where(where, prefilter=True)
             arrow = q.limit(k * (1 if where or not scope.active else 3)).to_arrow()
         except Exception as exc:  # noqa: BLE001 - no keyword index/rows yet: meaning alone still works
             with self._lock:
-                state = self._fts_state
+                state = self._fts_states.get(table.name, (None, None))
             if state[1] is None and fts_problem(table) is None and has_fts_index(table):
                 # Listed and present, yet it fails: off for this version (said once, not per query).
                 why = f"it cannot be opened ({str(exc).strip()[:200]})"
                 with self._lock:
-                    self._fts_state = (table.version, why)
+                    self._fts_states[table.name] = (table.version, why)
                 log.warning("keyword index of %s is unusable (%s); keyword matches are off until it is rebuilt", table.name, why)
             else:
                 log.debug("keyword search unavailable: %s", exc)
@@ -372,7 +390,7 @@ class StoreReader:
         """Whether the keyword index can be queried (checked once per table version, issue 11.13)."""
         version = table.version
         with self._lock:
-            state = self._fts_state
+            state = self._fts_states.get(table.name, (None, None))
         if state[0] != version:
             why = fts_problem(table)
             if why and why != state[1]:
@@ -380,10 +398,10 @@ class StoreReader:
                             table.name, why)
             state = (version, why)
             with self._lock:
-                self._fts_state = state
+                self._fts_states[table.name] = state
         return state[1] is None
 
-    def chunks_mentioning(self, indexed_word: str | None, substring: str) -> Any | None:
+    def chunks_mentioning(self, indexed_word: str | None, substring: str, kind: VectorKind = "chunks") -> Any | None:
         """Chunk rows (fid, file_hash, text) that may hold a word: never fewer than do.
 
         ``indexed_word`` is looked up in the keyword index when it has one; otherwise (or
@@ -392,7 +410,7 @@ class StoreReader:
         """
         import pyarrow.compute as pc
 
-        table = self._table("chunks")
+        table = self._table(kind)
         if table is None:
             return None
         if indexed_word:
@@ -401,7 +419,7 @@ class StoreReader:
                 return q.select(["fid", "file_hash", "text", "_score"]).limit(None).to_arrow()
             except Exception as exc:  # noqa: BLE001 - no keyword index yet: read the passages instead
                 log.debug("keyword index unavailable for an exclusion: %s", exc)
-        cache = self._caches["chunks"]
+        cache = self._caches[kind]
         with self._lock:
             rows = cache.meta if cache.current(table.version) else None
         if rows is None:
