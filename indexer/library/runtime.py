@@ -248,7 +248,28 @@ class Runtime:
                 from indexer.search.ranking import Searcher
 
                 ok, _why = self.image_ready(load=True)
-                self._searcher = Searcher(self.store, self.text_embedder, self.image_embedder if ok else None, paths=self.paths, settings=self.settings, image_problem=_why)
+                searcher = Searcher(self.store, self.text_embedder, self.image_embedder if ok else None, paths=self.paths, settings=self.settings, image_problem=_why)
+                self._searcher = self.shared_searcher(searcher)
+            return self._searcher
+
+    def shared_searcher(self, searcher: Any) -> Any:
+        """``searcher``, also asking the other computers' parts when this data directory shares
+        a library (indexer/shared; docs/SHARED.md)."""
+        from indexer.shared.search import shared_searcher
+
+        return shared_searcher(searcher, self.paths.data_dir)
+
+    def reshare_searcher(self) -> Any:
+        """The searcher, wrapped or unwrapped again after this data directory joined or left a
+        shared library; None when none was built yet."""
+        with self._lock:
+            current = self._searcher
+            if current is None:
+                return None
+            local = getattr(current, "local", None) or current
+            if local is not current:
+                current.detach()  # its pool and parts; this computer's searcher lives on
+            self._searcher = self.shared_searcher(local)
             return self._searcher
 
     def close(self) -> None:
