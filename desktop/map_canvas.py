@@ -10,6 +10,7 @@ polygon) without looking at every point.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,6 @@ from PySide6.QtGui import (
     QMouseEvent,
     QNativeGestureEvent,
     QPainter,
-    QPainterPath,
     QPaintEvent,
     QPalette,
     QPen,
@@ -45,6 +45,7 @@ SETTLE_MS = 140  # draw afresh this long after the last zoom step
 HOVER_PX = 9.0  # how near the pointer must be to a point to pick it
 CLICK_SLOP = 4  # a press that moves less than this is a click, not a drag
 ZOOM_STEP = 1.25
+HALO = [(math.cos(a) * r, math.sin(a) * r) for r in (1.0, 2.0) for a in (i * math.pi / 6 for i in range(12))]
 MAX_ZOOM = 2.0 ** 11
 
 
@@ -137,16 +138,17 @@ def polygon_of(xs: np.ndarray, ys: np.ndarray) -> QPolygonF:
     return poly
 
 
-def sprite(radius: float) -> list[tuple[int, int, float]]:
-    """Pixel offsets of an antialiased disc and each one's coverage."""
+@functools.lru_cache(maxsize=64)
+def sprite(radius: float) -> tuple[tuple[float, tuple[tuple[int, int], ...]], ...]:
+    """An antialiased disc as pixel offsets grouped by coverage (one pen per group)."""
     reach = int(math.ceil(radius))
-    out = []
+    groups: dict[float, list[tuple[int, int]]] = {}
     for dy in range(-reach, reach + 1):
         for dx in range(-reach, reach + 1):
-            cover = min(1.0, max(0.0, radius + 0.5 - math.hypot(dx, dy)))
+            cover = round(min(1.0, max(0.0, radius + 0.5 - math.hypot(dx, dy))), 2)
             if cover > 0.06:
-                out.append((dx, dy, cover))
-    return out
+                groups.setdefault(cover, []).append((dx, dy))
+    return tuple((cover, tuple(offsets)) for cover, offsets in sorted(groups.items()))
 
 
 def splat(painter: QPainter, xs: np.ndarray, ys: np.ndarray, color: QColor, radius: float, alpha: float = 1.0) -> None:
@@ -156,15 +158,14 @@ def splat(painter: QPainter, xs: np.ndarray, ys: np.ndarray, color: QColor, radi
     poly = polygon_of(xs, ys)
     painter.save()
     base = painter.transform()
-    for dx, dy, cover in sprite(radius):
+    for cover, offsets in sprite(round(radius, 1)):
         c = QColor(color)
         c.setAlphaF(max(0.0, min(1.0, color.alphaF() * alpha * cover)))
-        pen = QPen(c)
-        pen.setWidthF(1.0)
-        painter.setPen(pen)
-        painter.setTransform(base)
-        painter.translate(dx, dy)
-        painter.drawPoints(poly)
+        painter.setPen(QPen(c, 1.0))
+        for dx, dy in offsets:
+            painter.setTransform(base)
+            painter.translate(dx, dy)
+            painter.drawPoints(poly)
     painter.restore()
 
 
@@ -236,6 +237,7 @@ class MapCanvas(QWidget):
         self._press: QPointF | None = None
         self._dragging = False
         self._lasso: list[QPointF] = []
+        self._outline: np.ndarray | None = None  # the last lasso, in world coordinates
         self._mouse = QPointF(-1, -1)
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
@@ -268,8 +270,10 @@ class MapCanvas(QWidget):
         self.highlight = None if mask is None else np.asarray(mask, dtype=bool)
         self.invalidate()
 
-    def set_selection(self, indices: np.ndarray) -> None:
+    def set_selection(self, indices: np.ndarray, outline: np.ndarray | None = None) -> None:
+        """Mark the lasso's points; ``outline`` (world coordinates) is drawn round them."""
         self.selection = np.asarray(indices, dtype=np.int64)
+        self._outline = outline if outline is not None and len(self.selection) else None
         self.invalidate()
 
     def set_lasso_mode(self, on: bool) -> None:
@@ -389,16 +393,16 @@ class MapCanvas(QWidget):
             sy = ((self.xy[:, 1] - wy0) * self.scale) * dpr
             seen = (sx > -8) & (sx < image.width() + 8) & (sy > -8) & (sy < image.height() + 8)
             r = self.radius * dpr * min(2.2, max(1.0, self.zoom() ** 0.3))
-            dim = 0.16 if self.highlight is not None and len(self.highlight) == len(self.xy) else 1.0
+            lit_up = self.highlight is not None and len(self.highlight) == len(self.xy)
+            dim = 0.16 if lit_up else 0.4 if len(self.selection) else 1.0
             self._draw_points(p, sx, sy, seen, r, dim)
-            if len(self.selection):
+            if len(self.selection):  # the lasso's files: full colour, a fine dark edge
                 sel = self.selection[seen[self.selection]]
-                ring = self.palette().color(QPalette.ColorRole.Text)
-                splat(p, sx[sel], sy[sel], ring, r + 1.6 * dpr, 0.85)
+                splat(p, sx[sel], sy[sel], QColor(30, 30, 30), r + 1.0 * dpr, 0.45 if lit_up else 0.6)
                 chosen = np.zeros(len(sx), dtype=bool)
                 chosen[sel] = True
-                self._draw_points(p, sx, sy, chosen, r, 1.0)
-            if dim < 1.0 and self.highlight is not None:
+                self._draw_points(p, sx, sy, chosen, r, 0.45 if lit_up else 1.0)
+            if lit_up and self.highlight is not None:
                 lit = self.highlight & seen
                 halo = self.palette().color(QPalette.ColorRole.Base)
                 idx = np.flatnonzero(lit)
@@ -435,7 +439,7 @@ class MapCanvas(QWidget):
         zoom_level = math.log2(max(self.zoom(), 1e-9))
         text_color = self.palette().color(QPalette.ColorRole.Text)
         halo = self.palette().color(QPalette.ColorRole.Base)
-        halo.setAlphaF(0.85)
+        halo.setAlphaF(0.5)
         bounds = QRectF(0, 0, size.width(), size.height())
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         for lab in self.labels:
@@ -451,11 +455,13 @@ class MapCanvas(QWidget):
             if not bounds.contains(padded) or any(padded.intersects(r) for _l, r in self.placed):
                 continue
             self.placed.append((lab, padded))
-            path = QPainterPath()
-            path.addText(rect.left(), rect.top() + fm.ascent(), font, text)
-            p.strokePath(path, QPen(halo, 3.2, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                                    Qt.PenJoinStyle.RoundJoin))
-            p.fillPath(path, text_color)
+            at = QPointF(rect.left(), rect.top() + fm.ascent())
+            p.setFont(font)
+            p.setPen(halo)  # a halo: the text drawn round itself in the background colour
+            for dx, dy in HALO:
+                p.drawText(at + QPointF(dx, dy), text)
+            p.setPen(text_color)
+            p.drawText(at, text)
 
     def visible_labels(self) -> list[str]:
         """Texts of the labels the current view shows (placed and on screen)."""
@@ -496,12 +502,16 @@ class MapCanvas(QWidget):
             p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 2.2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawEllipse(QPointF(float(x), float(y)), self.radius + 5, self.radius + 5)
-        if self._lasso:
+        outline = self._lasso
+        if not outline and self._outline is not None:
+            xs, ys = self.to_screen(self._outline[:, 0], self._outline[:, 1])
+            outline = [QPointF(float(x), float(y)) for x, y in zip(xs, ys, strict=True)]
+        if outline:
             p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1.6, Qt.PenStyle.DashLine))
             fill = QColor(pal.color(QPalette.ColorRole.Highlight))
-            fill.setAlphaF(0.10)
+            fill.setAlphaF(0.08)
             p.setBrush(fill)
-            p.drawPolygon(QPolygonF(self._lasso))
+            p.drawPolygon(QPolygonF(outline))
         card = self.hover_card()
         if card is not None:
             x, y = self.to_screen(*self.xy[card.index])
@@ -598,7 +608,7 @@ class MapCanvas(QWidget):
             moved = max(abs(p.x() - press.x()) + abs(p.y() - press.y()) for p in lasso + [event.position()])
             if moved >= CLICK_SLOP and len(lasso) >= 3:
                 chosen = self.points_inside(lasso)
-                self.set_selection(chosen)
+                self.set_selection(chosen, np.array([self.to_world(q.x(), q.y()) for q in lasso]))
                 self.lassoed.emit(chosen)
                 return
         if self._dragging:
