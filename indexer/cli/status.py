@@ -76,6 +76,7 @@ def collect(rt: Any, problems: int = 10) -> dict[str, Any]:
         ],
         "problem_count": len(probs),
         "index_health": _health(rt),
+        "words_in_pictures": _words(rt),
         "settings_problems": list(getattr(rt.settings, "problems", [])),  # what load_settings repaired
     }
 
@@ -121,6 +122,9 @@ def run(args: Any) -> int:
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(c["by_kind"].items())) or "none"
     states = ", ".join(f"{v} {k}" for k, v in sorted(c["by_state"].items())) or "none"
     say(f"Files: {c['files']} ({kinds}); states: {states}; {c['chunks']} passages, {c['images']} image vectors")
+    words = data["words_in_pictures"]
+    say(f"Words in pictures and scans: {words['message']}"
+        + (f"; {words['failed']} could not be read" if words["failed"] else ""))
     if not data["folders"]:
         say("Folders: none yet — add one with `lodestar folders add PATH` or `lodestar index PATH`")
     else:
@@ -146,6 +150,15 @@ def run(args: Any) -> int:
         for p in data["problems"]:
             say(f"  {p['state']}: {shorten_home(p['path'])}: {p['reason']}")
     return 0
+
+
+def _words(rt: Any) -> dict[str, Any]:
+    """How far reading the words in pictures and scans has come (issue 16)."""
+    import dataclasses
+
+    from indexer.ingest.recognise import progress
+
+    return dataclasses.asdict(progress(rt.store, rt.settings))
 
 
 def _health(rt: Any) -> str:

@@ -30,7 +30,16 @@ from indexer.library.settings import AppPaths, ConfigError, Settings, load_setti
 from indexer.paths import is_under
 from indexer.search.query import QUERY_TOO_LONG, parse_query
 from indexer.shared.config import PRIVACY as SHARE_PRIVACY
-from indexer.types import FolderStatus, IndexSummary, LibraryMap, MapHits, MapLayer, Progress, SearchResult
+from indexer.types import (
+    FolderStatus,
+    IndexSummary,
+    LibraryMap,
+    MapHits,
+    MapLayer,
+    OcrProgress,
+    Progress,
+    SearchResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -501,6 +510,14 @@ class LibrarySession:
     def problems(self) -> list[Problem]:
         """Files that failed, wait, or are findable by name only, with the reason (opens the index)."""
         return [Problem(str(r.path), str(r.state), str(r.reason)) for r in self.runtime.store.problems()]
+
+    def words_progress(self) -> OcrProgress:
+        """How far reading the words in pictures and scans has come (issue 16; opens the index).
+        ``running``: this process's recognition stage is at work now."""
+        from indexer.ingest.recognise import progress
+
+        service = self.runtime._service
+        return progress(self.runtime.store, self.settings, running=bool(getattr(service, "recognising", False)))
 
     # -- search and models -------------------------------------------------------------
     def load_search(self, on_early_searcher: Callable[[Any], None] | None = None) -> tuple[Any, ClipState]:
