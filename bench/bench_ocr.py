@@ -48,7 +48,7 @@ from _common import REPO, SCRATCH, machine, write_json
 from ocr_set import make_ocr_set, read_jsonl
 
 LODESTAR = [sys.executable, "-m", "indexer.cli.main"]
-OCR_SETTING = "read_text_in_images"
+OCR_SETTING = "recognise_text"
 """The settings.json key that turns recognition off (Settings field)."""
 
 
@@ -207,7 +207,7 @@ def retrieval(set_dir: Path, work: Path) -> dict[str, Any]:
     shutil.rmtree(data, ignore_errors=True)
     index_s, out = lodestar(["index", str(docs), "--json"], data)
     summary = json.loads(out)
-    eval_s, out = lodestar(["eval", str(set_dir / "queries.jsonl"), "--root", str(docs), "--json"], data)
+    eval_s, out = lodestar(["eval", str(set_dir / "queries.jsonl"), "--root", str(docs), "--json", "--kind", "all"], data)
     report = json.loads(out)
     labelled = read_jsonl(set_dir / "queries.jsonl")
     by: dict[str, list[tuple[int | None, float]]] = {}

@@ -21,6 +21,10 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--root", required=True, metavar="DIR", help="folder the relevant paths are relative to")
     p.add_argument("--json", action="store_true", help="print the figures (and every query) as JSON")
     p.add_argument("--misses", action="store_true", help="list the queries whose relevant file was not first")
+    p.add_argument("--kind", choices=("text", "all"), default="text",
+                   help="what may answer: documents (text, the default) or every file, pictures found by "
+                        "their names and the words recognised in them included (all; the image model is "
+                        "not loaded)")
     p.set_defaults(func=run)
 
 
@@ -44,11 +48,12 @@ def run(args: Any) -> int:
     try:
         if not rt.store.files():
             raise UserError(f"the index is empty; run `lodestar index {args.root}` first")
-        # Documents only: the labelled sets are text, and CLIP need not be loaded for them.
+        # CLIP need not be loaded: the labelled sets are text, or pictures found by their words.
         searcher = Searcher(rt.store, rt.text_embedder, None, paths=rt.paths, settings=rt.settings)
+        kind = args.kind
         try:
-            searcher.search("warm up", kind="text", limit=10)  # load the model and caches first
-            report = evaluate(lambda q: searcher.search(q, kind="text", limit=10), queries, os.path.realpath(args.root))
+            searcher.search("warm up", kind=kind, limit=10)  # load the model and caches first
+            report = evaluate(lambda q: searcher.search(q, kind=kind, limit=10), queries, os.path.realpath(args.root))
         finally:
             searcher.close()  # its side threads
     finally:

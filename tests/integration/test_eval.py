@@ -175,3 +175,30 @@ def test_eval_command_names_the_bad_line_and_the_wrong_arguments(tmp_path: Path,
         assert cli_main([*argv, "--data-dir", str(tmp_path / "d")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err, err
+
+
+def test_eval_kind_all_lets_pictures_answer(make_runtime: Any, tmp_path: Path, capsys: Any) -> None:
+    """--kind all scores every file (pictures found by their names or recognised words);
+    the default keeps to documents, as the labelled text sets want."""
+    from PIL import Image
+
+    from indexer.cli.main import main as cli_main
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "bread.txt").write_text("Knead the dough for ten minutes, let it rise, then bake it hot.", encoding="utf-8")
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(root / "lighthouse-harbour.jpg")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"query": "lighthouse harbour", "relevant": ["lighthouse-harbour.jpg"]}) + "\n"
+                       + json.dumps({"query": "making a loaf at home", "relevant": ["bread.txt"]}) + "\n", encoding="utf-8")
+    rt = make_runtime([str(root)])
+    rt.service().index_roots([str(root)])
+    data_dir = str(rt.paths.data_dir)
+    rt.close()
+    base = ["eval", str(queries), "--root", str(root), "--json", "--data-dir", data_dir]
+    assert cli_main(base) == 0
+    text_only = json.loads(capsys.readouterr().out)
+    assert [q["rank"] for q in text_only["queries"]] == [None, 1]
+    assert cli_main([*base, "--kind", "all"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert [q["rank"] for q in every["queries"]] == [1, 1]
