@@ -41,7 +41,9 @@ class PictureView(QLabel):
         """Show ``pixmap`` (a thumbnail of an image ``original`` pixels large) and ``lines``' boxes."""
         super().clear()
         self._picture = pixmap
-        self._original = QSize(original) if original.isValid() and not original.isEmpty() else pixmap.size()
+        # Without the original's size (a picture still waiting for the image model) the
+        # boxes cannot be placed: the picture is shown without them.
+        self._original = QSize(original) if original.isValid() and not original.isEmpty() else QSize()
         self._lines = [ln for ln in lines if len(ln.box) >= 3]
         self._fit_height()
         self.update()

@@ -176,6 +176,8 @@ def test_passage_matched_by_meaning_outlines_every_line(qtbot: Any) -> None:
     boxes = view.drawn_boxes()
     assert len(boxes) == 4 and not any(m for _p, m in boxes)
     view.grab()  # paints (dashed outlines) without error
+    view.set_picture(pm, QSize(0, 0), unmatched)  # the original's size unknown: no box is guessed
+    assert view.has_picture() and view.drawn_boxes() == []
 
 
 def test_preview_of_a_picture_found_by_what_it_shows(qtbot: Any, thumbs: ThumbnailCache) -> None:
