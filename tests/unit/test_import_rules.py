@@ -86,3 +86,22 @@ def test_the_shared_library_reads_the_store_and_search_and_never_drives_them() -
     for folder in ("indexer/ingest", "indexer/watch", "indexer/store", "indexer/search", "models"):
         back = [(f, m) for f, m in _imports(folder) if _within(m, "indexer.shared")]
         assert not back, back
+
+
+def test_the_map_reads_the_store_and_never_indexes() -> None:
+    # indexer/map reads vectors and passages through the store's read layer and writes only
+    # its own files (<data dir>/map/); the session and the CLI reach it (issue 17).
+    wrong = [(f, m) for f, m in _imports("indexer/map")
+             if _within(m, "indexer.ingest", "indexer.watch", "indexer.cli", "indexer.duplicates", "indexer.shared",
+                        "indexer.library.session", "indexer.library.runtime", "desktop", "PySide6")]
+    assert not wrong, wrong
+    for folder in ("indexer/ingest", "indexer/watch", "indexer/store", "indexer/search", "models"):
+        back = [(f, m) for f, m in _imports(folder) if _within(m, "indexer.map")]
+        assert not back, back
+    # It never calls the store's writing side.
+    writes = [(str(p), node.attr) for p in sorted((ROOT / "indexer/map").rglob("*.py"))
+              for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+              if isinstance(node, ast.Attribute) and node.attr in ("write", "clear", "note_damaged", "retire",
+                                                                   "delete", "add", "merge_insert", "optimize")
+              and isinstance(node.value, ast.Name) and node.value.id in ("store", "table")]
+    assert not writes, writes
