@@ -138,6 +138,7 @@ def show_map(parts: Parts) -> None:
     if dlg is None:
         dlg = MapView(parts.backend.session, parts.opener, parts.thumbnails, parts.window)
         parts.dialogs["map"] = dlg
+        parts.backend.progress.connect(dlg.index_changed)
         words = parts.window.search_bar.text().strip()
         if words:
             dlg.query.setText(words)

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 LAYERS = (("documents", "Documents"), ("images", "Images"))
 NOUNS = {"documents": ("document", "documents"), "images": ("picture", "pictures")}
 QUERY_DEBOUNCE_MS = 250
+FOLLOW_MS = 20_000  # files arrived while the map is open: placed on it this long after the last commit
 LIST_LIMIT = 5_000  # a lasso lists at most this many files (the count says how many it holds)
 PathRole = Qt.ItemDataRole.UserRole + 1
 
@@ -219,6 +220,10 @@ class MapView(QDialog):
         self._query_timer.setSingleShot(True)
         self._query_timer.setInterval(QUERY_DEBOUNCE_MS)
         self._query_timer.timeout.connect(self.run_query)
+        self._follow = QTimer(self)  # the index changed while the map is open
+        self._follow.setSingleShot(True)
+        self._follow.setInterval(FOLLOW_MS)
+        self._follow.timeout.connect(self._catch_up)
         color_label = QLabel("Colour by", self)
         self.color_by = QComboBox(self)
         for key, label in map_colors.SCHEMES:
@@ -363,6 +368,8 @@ class MapView(QDialog):
         m = self.maps.get(layer)
         if m is not None:
             self.display(m)
+            if m.stale and m.points:
+                self.build(layer)  # a placement cancelled by closing the view: again
         elif layer in self.building:
             self._show_building(layer)
         elif layer not in self.loading:
@@ -373,6 +380,19 @@ class MapView(QDialog):
             worker.signals.error.connect(lambda exc, k=layer: self._failed(k, exc))
             worker.signals.finished.connect(lambda k=layer: self.loading.discard(k))
             self.pool.start(worker)
+
+    def index_changed(self, progress: Any) -> None:
+        """Files were added, changed or removed: once the index has been quiet a while, the
+        open map places the new files (and drops the gone) without moving the others."""
+        if getattr(progress, "index_changed", False) and self.isVisible():
+            self._follow.start()
+
+    def _catch_up(self) -> None:
+        if self.isVisible() and self.layer in self.maps:
+            self.build(self.layer)
+        for layer in list(self.maps):
+            if layer != self.layer:
+                del self.maps[layer]  # read afresh when shown again
 
     def _loaded(self, layer: str, m: LibraryMap | None) -> None:
         if m is None:  # never built (or built from another model's vectors): build it now
@@ -602,6 +622,8 @@ class MapView(QDialog):
             self.status.setText(str(exc))
 
     def closeEvent(self, event: Any) -> None:  # Qt override
+        self._follow.stop()
+        self._query_timer.stop()
         self.pool.cancel_all()
         self.query_pool.cancel_all()
         super().closeEvent(event)

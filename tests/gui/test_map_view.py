@@ -253,6 +253,21 @@ def test_a_stale_map_is_shown_and_brought_up_to_date(qtbot: Any, no_leaks: None)
     view.wait()
 
 
+def test_files_arriving_while_the_map_is_open_are_placed_on_it(qtbot: Any, no_leaks: None) -> None:
+    from indexer.types import Progress
+
+    old, new = make_map(n=200, seed=1), make_map(n=230, seed=1)
+    session = FakeMapSession(maps={"documents": new}, stored={"documents": old})
+    view = _open(qtbot, session)
+    _loaded(qtbot, view, 200)
+    view._follow.setInterval(20)
+    view.index_changed(Progress("embedding", done=1, total=2))  # no commit yet: nothing to do
+    view.index_changed(Progress("embedding", done=2, total=2, index_changed=True))
+    _loaded(qtbot, view, 230)
+    assert session.builds == [("documents", False)]
+    view.wait()
+
+
 def test_the_images_layer_is_its_own_map(qtbot: Any, no_leaks: None) -> None:
     docs, images = make_map(n=200, seed=1), make_map(n=90, seed=2, layer="images")
     session = FakeMapSession(stored={"documents": docs, "images": images})
