@@ -208,8 +208,12 @@ def _publish(data_dir: Path, cfg: ShareConfig, state: PublishState, bucket: Buck
     elif versions == state.versions:
         report.unchanged = True
         return report
-    if FILES not in tables:
+    if FILES not in tables:  # nothing indexed yet: an empty part, its files table readable
+        from indexer.store.tables import _files_schema
+
+        remote.create_table(FILES, schema=_files_schema(), exist_ok=True)
         state.versions = versions
+        bucket.put_json(part_key, part_manifest(cfg, state, models))
         return report
     arrow = tables[FILES].to_arrow()
     cols = {name: arrow.column(name).to_pylist() for name in ("fid", "state", *_DIGEST_COLUMNS)}

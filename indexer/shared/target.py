@@ -255,7 +255,7 @@ def describe(exc: BaseException, target: ShareTarget, endpoint: str | None) -> s
     if isinstance(exc, ShareError):
         return str(exc)
     code = _code(exc)
-    where = endpoint or "AWS S3"
+    where = endpoint or endpoint_url() or "AWS S3"
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
                 "InvalidToken", "AuthorizationHeaderMalformed", "403", "AccessDenied", "Forbidden"):
         if code in ("AccessDenied", "403", "Forbidden"):
@@ -267,13 +267,16 @@ def describe(exc: BaseException, target: ShareTarget, endpoint: str | None) -> s
         return f"there is no bucket {target.bucket!r} at {where}: create it first, or check the name"
     name = type(exc).__name__
     text = str(exc)
+    low = text.lower()
+    unreachable = ("tcp connect error", "connectionrefused", "connection refused", "kind: connect", "kind: timeout",
+                   "timed out", "dns error", "error sending request", "connection reset", "broken pipe")
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError") \
-            or isinstance(exc, (ConnectionError, TimeoutError)) or "connect" in text.lower() and "error" in text.lower():
+            or isinstance(exc, (ConnectionError, TimeoutError)) or any(w in low for w in unreachable):
         return f"cannot reach the storage at {where}: check the network (or AWS_ENDPOINT_URL) and try again"
     if name == "NoCredentialsError":
         return ("no credentials for the storage: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(or AWS_PROFILE, or ~/.aws/credentials)")
-    if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+    if "NoSuchBucket" in text or "bucket does not exist" in low:
         return f"there is no bucket {target.bucket!r} at {where}: create it first, or check the name"
     if "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
         return (f"the storage at {where} does not accept these credentials: check AWS_ACCESS_KEY_ID "
