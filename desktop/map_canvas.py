@@ -52,13 +52,15 @@ MAX_ZOOM = 2.0 ** 11
 @dataclass
 class MapLabel:
     """A region's name at its centre; ``level`` 0 shows at any zoom, 1 from twice the
-    fitted zoom, and so on; bigger regions win when two labels would overlap."""
+    fitted zoom, and so on; bigger regions win when two labels would overlap. Regions
+    holding a lit-up search's results (``lit``) are named first, at any zoom."""
 
     text: str
     x: float
     y: float
     size: int
     level: int = 0
+    lit: tuple[float, float] | None = None  # where a lit region's name goes: above its lit files
 
 
 class PointGrid:
@@ -217,6 +219,7 @@ class MapCanvas(QWidget):
         self.color_index = np.zeros(0, np.int32)
         self.colors: list[QColor] = []
         self.labels: list[MapLabel] = []
+        self._given: list[MapLabel] = []
         self.highlight: np.ndarray | None = None  # bool mask of a query's results
         self.selection = np.zeros(0, np.int64)
         self.cards: list[HoverCard | None] = []
@@ -252,7 +255,8 @@ class MapCanvas(QWidget):
         self.xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         self.grid = PointGrid(self.xy)
         self.titles, self.subtitles, self.thumbs = titles, subtitles, thumbs
-        self.labels = sorted(labels, key=lambda lab: (lab.level, -lab.size))
+        self._given = list(labels)
+        self.labels = sorted(self._given, key=lambda lab: (lab.level, -lab.size))
         self.color_index = np.zeros(len(self.xy), np.int32)
         self.colors = [self.palette().color(QPalette.ColorRole.Highlight)]
         self.highlight = None
@@ -266,8 +270,14 @@ class MapCanvas(QWidget):
         self.colors = [QColor(c) for c in colors]
         self.invalidate()
 
-    def set_highlight(self, mask: np.ndarray | None) -> None:
+    def set_highlight(self, mask: np.ndarray | None, lit_labels: dict[int, tuple[float, float]] | None = None) -> None:
+        """Light up the points in ``mask`` (None: all as usual). ``lit_labels``: label index
+        (as given) → the world point its name is set above (the top middle of its lit files);
+        those regions are named first, at any zoom."""
         self.highlight = None if mask is None else np.asarray(mask, dtype=bool)
+        lit = lit_labels if mask is not None and lit_labels else {}
+        for i, lab in enumerate(self._given):
+            lab.lit = lit.get(i)
         self.invalidate()
 
     def set_selection(self, indices: np.ndarray, outline: np.ndarray | None = None) -> None:
@@ -429,7 +439,7 @@ class MapCanvas(QWidget):
         font = QFont(self.font())
         biggest = max((lab.size for lab in self.labels), default=1) or 1
         font.setPointSizeF(font.pointSizeF() * (0.9 + 0.4 * math.sqrt(max(label.size, 0) / biggest)))
-        font.setWeight(QFont.Weight.DemiBold if label.level == 0 else QFont.Weight.Medium)
+        font.setWeight(QFont.Weight.DemiBold if label.level == 0 or label.lit is not None else QFont.Weight.Medium)
         return font
 
     def _draw_labels(self, p: QPainter, wx0: float, wy0: float, size: QSize) -> None:
@@ -442,14 +452,18 @@ class MapCanvas(QWidget):
         halo.setAlphaF(0.5)
         bounds = QRectF(0, 0, size.width(), size.height())
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for lab in self.labels:
-            if lab.level > zoom_level + 0.5 or not lab.text:
+        for lab in sorted(self.labels, key=lambda lab: lab.lit is None):  # stable: lit first, then as given
+            if (lab.level > zoom_level + 0.5 and lab.lit is None) or not lab.text:
                 continue
             font = self.label_font(lab)
             fm = QFontMetricsF(font)
             text = fm.elidedText(lab.text, Qt.TextElideMode.ElideRight, 240)
             w, h = fm.horizontalAdvance(text), fm.height()
-            cx, cy = (lab.x - wx0) * self.scale, (lab.y - wy0) * self.scale
+            if lab.lit is not None:  # above the lit files, not over them
+                cx, top = (lab.lit[0] - wx0) * self.scale, (lab.lit[1] - wy0) * self.scale
+                cy = top - self.radius - 6 - h / 2
+            else:
+                cx, cy = (lab.x - wx0) * self.scale, (lab.y - wy0) * self.scale
             rect = QRectF(cx - w / 2, cy - h / 2, w, h)
             padded = rect.adjusted(-6, -3, 6, 3)
             if not bounds.contains(padded) or any(padded.intersects(r) for _l, r in self.placed):

@@ -202,7 +202,7 @@ class MapView(QDialog):
             b = QToolButton(self)
             b.setText(label)
             b.setCheckable(True)
-            b.setAutoRaise(False)
+            b.setObjectName("mapLayer")
             b.setAccessibleName(f"{label} map")
             b.setToolTip(f"Show the map of your {label.lower()}")
             b.clicked.connect(lambda _c=False, k=key: self.show_layer(k))
@@ -210,6 +210,11 @@ class MapView(QDialog):
             self.layer_buttons[key] = b
             top.addWidget(b)
         self.layer_buttons["documents"].setChecked(True)
+        # A segmented pair in palette colours (light and dark themes alike).
+        self.setStyleSheet("QToolButton#mapLayer { padding: 3px 12px; border: 1px solid palette(mid);"
+                           " background: palette(button); }"
+                           "QToolButton#mapLayer:checked { background: palette(highlight);"
+                           " color: palette(highlighted-text); border-color: palette(highlight); }")
         self.query = QLineEdit(self)
         self.query.setPlaceholderText("Light up a search…")
         self.query.setClearButtonEnabled(True)
@@ -546,7 +551,14 @@ class MapView(QDialog):
         mask = np.zeros(len(self.points), dtype=bool)
         found = [self.index_of[f] for f in hits.scores if f in self.index_of]
         mask[found] = True
-        self.canvas.set_highlight(mask)
+        m = self.maps.get(self.layer)
+        position = {c.id: i for i, c in enumerate(m.clusters)} if m is not None else {}
+        tops: dict[int, tuple[float, float]] = {}
+        for label in {position[self.points[i].cluster] for i in found if self.points[i].cluster in position}:
+            cid = m.clusters[label].id if m is not None else -1
+            xy = np.array([(self.points[i].x, self.points[i].y) for i in found if self.points[i].cluster == cid])
+            tops[label] = (float(xy[:, 0].mean()), float(xy[:, 1].min()))
+        self.canvas.set_highlight(mask, tops)
         if found:
             away = len(hits.scores) - len(found)
             self.status.setText(f"{plural(len(found), 'match', 'matches')} lit up"

@@ -179,6 +179,7 @@ def test_a_query_lights_up_its_results_and_dims_the_rest(qtbot: Any, no_leaks: N
     assert {view.points[i].fid for i in np.flatnonzero(mask)} == hits
     assert session.queries == [("roadmap", "documents")]
     assert "lit up" in view.status.text()
+    assert view.canvas.visible_labels()[0] == "meeting · roadmap · project"  # where the answers live, named first
     after = _pixel(view, far)
     base = view.canvas.palette().color(QPalette.ColorRole.Base)
 
