@@ -1,0 +1,311 @@
+"""Ranking and chunking directions measured offline from cached vectors (issue 15.3, docs/SEARCH.md).
+
+Embedding is the only expensive step, so every text is embedded once per model/backend
+into a `quality_refs.VectorCache`; everything after that is exact and cheap:
+
+1. ``prepare``: list every text the study needs (each set's product passages as the
+   indexer builds them, for each chunking variant; the references' chunks and whole files;
+   the queries) that the cache lacks, as ``texts.jsonl.gz`` for `embed_texts.py` (which
+   may run elsewhere, e.g. on a GPU machine) or ``--embed`` here.
+2. ``run``: for each set and chunking variant, a real store is built by the product's own
+   `IndexService` with a `CachedTextEmbedder` (vectors looked up by text, never
+   approximated), and the product's `Searcher` answers every query (the query vectors
+   from the cache too) under each ranking configuration; the four references are computed
+   beside them from the same cache. Prints MRR@10 / Recall@10 per set and configuration.
+
+    .venv/bin/python bench/quality_study.py prepare SETDIR... --out /tmp/qjob [--embed]
+    .venv/bin/python bench/quality_study.py import /tmp/qjob/vectors.npz
+    .venv/bin/python bench/quality_study.py run SETDIR... [--variants p0,m200] [--json out.json]
+
+The product never reads this file: a configuration that wins here becomes a default in
+`indexer/search/ranking.py` or `indexer/ingest/chunk.py` only with its own test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import json
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO  # noqa: F401 - puts the repository on sys.path
+from quality_refs import (
+    CACHE_ROOT,
+    VectorCache,
+    cache_for,
+    model_embedder,
+    read_set,
+    reference_texts,
+    references,
+    text_key,
+)
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+from indexer.ingest.chunk import chunk_text as _ORIGINAL_CHUNK_TEXT
+
+
+# ------------------------------------------------------------------ chunking variants
+def merge_short(chunks: list[Any], text: str, min_chars: int) -> list[Any]:
+    """Join a passage shorter than ``min_chars`` with its neighbour while the pair still fits the window."""
+    from indexer.ingest.chunk import MAX_CHARS, MAX_TOKENS, estimate_tokens
+    from indexer.types import Chunk
+
+    out: list[Any] = []
+    for c in chunks:
+        if out:
+            prev = out[-1]
+            short = len(prev.text) < min_chars or len(c.text) < min_chars
+            if short and c.start >= prev.start and c.end - prev.start <= MAX_CHARS and estimate_tokens(text[prev.start : c.end]) <= MAX_TOKENS:
+                out[-1] = Chunk(text=text[prev.start : c.end], start=prev.start, end=c.end, heading=prev.heading or c.heading)
+                continue
+        out.append(c)
+    return out
+
+
+def variant_chunks(variant: str, text: str, title: str, headings: bool) -> list[Any]:
+    import indexer.ingest.chunk as chunk_mod
+
+    if variant.startswith("s"):
+        # Smaller passages: MAX_CHARS = the number given, MIN_CHARS scaled with it.
+        saved = chunk_mod.MAX_CHARS, chunk_mod.MIN_CHARS
+        chunk_mod.MAX_CHARS = int(variant[1:])
+        chunk_mod.MIN_CHARS = int(variant[1:]) * 2 // 5
+        try:
+            return _ORIGINAL_CHUNK_TEXT(text, title, headings=headings)
+        finally:
+            chunk_mod.MAX_CHARS, chunk_mod.MIN_CHARS = saved
+    chunks = _ORIGINAL_CHUNK_TEXT(text, title, headings=headings)
+    if variant == "p0":
+        return chunks
+    if variant.startswith("m"):
+        return merge_short(chunks, text, int(variant[1:]))
+    raise ValueError(f"unknown chunking variant {variant!r} (p0, m<chars>, s<max chars>)")
+
+
+def product_inputs(set_dir: Path, variant: str) -> dict[str, list[str]]:
+    """Each file's embedding inputs as the indexer would build them under ``variant``."""
+    from indexer.ingest.chunk import embedding_input
+    from indexer.ingest.extract import extract_text, has_markup_headings
+    from indexer.library.settings import Settings
+
+    settings = Settings()
+    out: dict[str, list[str]] = {}
+    docs_dir = set_dir / "docs"
+    for p in sorted(docs_dir.rglob("*")):
+        if not p.is_file():
+            continue
+        try:
+            ex = extract_text(str(p), settings)
+        except Exception:  # noqa: BLE001 - a file the indexer keeps by name only has no passages
+            continue
+        chunks = variant_chunks(variant, ex.text, ex.title, has_markup_headings(str(p)))
+        out[p.relative_to(docs_dir).as_posix()] = [embedding_input(c, ex.title) for c in chunks]
+    return out
+
+
+# ------------------------------------------------------------------ prepare
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from indexer.search.query import parse_query
+
+    cache = cache_for(args.backend, args.cache)
+    texts: list[str] = []
+    queries: set[str] = set()
+    for s in args.sets:
+        queries.update(q.query for q in read_set(s)[1])
+        queries.update(parse_query(q.query).text for q in read_set(s)[1])  # what Searcher embeds
+        if args.product_only:
+            texts += [q.query for q in read_set(s)[1]]
+            texts += [parse_query(q.query).text for q in read_set(s)[1]]
+        else:
+            texts += reference_texts(s)
+        for v in args.variants.split(","):
+            for inputs in product_inputs(s, v).values():
+                texts += inputs
+    miss = cache.missing(texts)
+    print(f"{len(texts)} texts, {len(miss)} not in {cache.folder} ({sum(map(len, miss)) / 1e6:.1f} MB)")
+    if args.embed:
+        cache.get(miss, model_embedder(args.backend))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    with gzip.open(args.out / "texts.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as fh:
+        for t in miss:
+            fh.write(json.dumps({"key": text_key(t), "text": t, "query": t in queries}, ensure_ascii=False) + "\n")
+    print(f"wrote {args.out / 'texts.jsonl.gz'}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    cache = cache_for(args.backend, args.cache)
+    for f in args.files:
+        print(f"{f}: {cache.import_npz(f)} vectors")
+    return 0
+
+
+# ------------------------------------------------------------------ run
+class CachedTextEmbedder:
+    """The text model's vectors, looked up by text in a `VectorCache`.
+
+    A text the cache lacks (e.g. a query whose operators `parse_query` removed) is embedded
+    here by the real model of the same backend, once, and added to the cache.
+    """
+
+    def __init__(self, cache: VectorCache, backend: str = "torch", model_id: str = MODEL_ID) -> None:
+        self.cache = cache
+        self.backend = backend
+        self.model_id = model_id
+        self.dim = 384
+        self.device: str | None = "cpu"
+        self.misses = 0
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        pass
+
+    @property
+    def loaded(self) -> bool:
+        return True
+
+    def _real(self) -> Any:
+        if self._model is None:
+            from models.text import TextEmbedder
+
+            self._model = TextEmbedder(backend=self.backend)
+            self._model.load()
+        return self._model
+
+    def embed_documents(self, items: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            miss = self.cache.missing(list(items))
+            if miss:
+                self.misses += len(miss)
+                self.cache.add(miss, self._real().embed_documents(miss))
+            return self.cache.get(list(items))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            if text not in self.cache:
+                self.misses += 1
+                self.cache.add([text], self._real().embed_query(text)[None, :])
+            return self.cache.get([text])[0]
+
+
+def build_store(set_dir: Path, variant: str, emb: CachedTextEmbedder, data_dir: Path) -> Any:
+    """Index ``set_dir/docs`` with the product's IndexService (chunking patched to ``variant``)."""
+    import indexer.ingest.chunk as chunk_mod
+    from indexer.ingest.pipeline import IndexService
+    from indexer.library.settings import Settings, open_paths
+    from indexer.store.ann import ensure_indexes
+    from indexer.store.tables import Store
+
+    paths = open_paths(data_dir)
+    store = Store(paths.store, text_model=(emb.model_id, emb.dim))
+    docs = str((set_dir / "docs").resolve())
+    settings = Settings(folders=[docs])
+    original = chunk_mod.chunk_text
+    if variant != "p0":
+        def patched(text: str, title: str = "", *, headings: bool = True, max_chunks: int = chunk_mod.MAX_CHUNKS) -> list[Any]:
+            return variant_chunks(variant, text, title, headings)[:max_chunks]
+
+        chunk_mod.chunk_text = patched  # type: ignore[assignment]
+    try:
+        service = IndexService(store, paths, settings, emb, None)
+        service.index_roots([docs])
+    finally:
+        chunk_mod.chunk_text = original  # type: ignore[assignment]
+    ensure_indexes(store)
+    return store, paths
+
+
+def evaluate_config(store: Any, paths: Any, emb: CachedTextEmbedder, set_dir: Path, ranking: Any) -> dict[str, float]:
+    from indexer.search.eval import evaluate, load_queries
+    from indexer.search.ranking import Searcher
+
+    searcher = Searcher(store, emb, None, paths=paths, ranking=ranking)
+    try:
+        queries = load_queries(set_dir / "queries.jsonl")
+        report = evaluate(lambda q: searcher.search(q, kind="text", limit=10), queries, str((set_dir / "docs").resolve()))
+    finally:
+        searcher.close()
+    return {"mrr": report.mrr, "recall": report.recall, "span": report.span_overlap if report.span_overlap is not None else -1.0}
+
+
+def parse_configs(specs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``name:field=value,field=value`` (or ``default``) → (name, Ranking overrides)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for spec in specs:
+        name, _, rest = spec.partition(":")
+        overrides: dict[str, Any] = {}
+        for item in filter(None, rest.split(",")):
+            k, _, v = item.partition("=")
+            overrides[k] = int(v) if k.endswith("_k") else float(v)
+        out.append((name, overrides))
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from indexer.search.ranking import Ranking
+
+    cache = cache_for(args.backend, args.cache)
+    emb = CachedTextEmbedder(cache, args.backend)  # query vectors: as the Searcher asks for them
+    configs = parse_configs(args.config or ["default"])
+    results: dict[str, Any] = {}
+    for s in args.sets:
+        res: dict[str, Any] = {"refs": references(s, cache, None)}
+        for v in args.variants.split(","):
+            with tempfile.TemporaryDirectory(prefix="lodestar-study-") as tmp:
+                store, paths = build_store(s, v, emb, Path(tmp) / "data")
+                for name, overrides in configs:
+                    ranking = dataclasses.replace(Ranking(), **overrides)
+                    res[f"{v}/{name}"] = evaluate_config(store, paths, emb, s, ranking)
+                    r = res[f"{v}/{name}"]
+                    print(f"{s.name:<11} {v:<6} {name:<24} MRR@10 {r['mrr']:.3f}  R@10 {r['recall']:.3f}", flush=True)
+        for ref, r in res["refs"].items():
+            print(f"{s.name:<11} {'ref':<6} {ref:<24} MRR@10 {r['mrr']:.3f}  R@10 {r['recall']:.3f}", flush=True)
+        results[s.name] = res
+        if emb.misses:
+            print(f"({emb.misses} texts were not in the cache and were embedded here)", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=CACHE_ROOT)
+    ap.add_argument("--backend", default="torch", help="the cache's model backend (torch = fp32, onnx-int8)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("sets", nargs="+", type=Path)
+    p.add_argument("--variants", default="p0")
+    p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "lodestar-qjob")
+    p.add_argument("--embed", action="store_true", help="embed the missing texts here instead of writing them out")
+    p.add_argument("--product-only", action="store_true", help="only the product's passages and the queries (no references)")
+    p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("import")
+    p.add_argument("files", nargs="+", type=Path)
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("run")
+    p.add_argument("sets", nargs="+", type=Path)
+    p.add_argument("--variants", default="p0")
+    p.add_argument("--config", action="append", help="NAME:field=value,... (Ranking overrides); repeatable")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_run)
+    args = ap.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
