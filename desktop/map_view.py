@@ -502,11 +502,15 @@ class MapView(QDialog):
             self.canvas.fitted = False
         self.stack.setCurrentWidget(self.canvas)
         self.recolor()
-        regions = plural(len(m.clusters), "named region")
-        when = ago(m.built_at)
-        self.summary.setText(f"{plural(len(self.points), one, many)} · {regions} · laid out {when}")
+        facts = [plural(len(self.points), one, many)]
+        if m.clusters:
+            facts.append(plural(len(m.clusters), "named region"))
+        if m.built_at > 0:
+            facts.append(f"laid out {ago(m.built_at)}")
+        self.summary.setText(" · ".join(facts))
         if len(self.points) == 1:
             self.status.setText(m.message or f"Only one {one} so far: the map fills in as more are indexed.")
+            self.canvas.choose(0)  # and it is shown beside the map
         elif not self.building:
             self.status.setText(m.message)
         if self.query.text().strip():
