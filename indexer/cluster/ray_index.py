@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +196,10 @@ class RayCluster:
         """Where each actor runs its model ("cpu", "cuda"), text actors first."""
         return [d for _m, _n, d in self.ray.get([a.identity.remote() for a in [*self.text_actors, *self.image_actors]])]
 
-    def source(self) -> RaySource:
+    def source(self, **options: Any) -> RaySource:
         if not self.text_actors:
             raise RuntimeError("RayCluster.start() first")
-        return RaySource(self)
+        return RaySource(self, **options)
 
     def close(self) -> None:
         ray = self.ray
@@ -233,12 +233,14 @@ class _Batch:
 class RaySource:
     """`indexer.ingest.pipeline.WorkSource` on a `RayCluster` (set as ``IndexService.source``)."""
 
-    def __init__(self, cluster: RayCluster) -> None:
+    def __init__(self, cluster: RayCluster, *, reader: Callable[..., Any] = read_batch, retries: int = 2) -> None:
+        """``reader``: the reading task (`worker.read_batch`, or a test's wrapper around it);
+        ``retries``: how often Ray runs a reading task again when its worker dies."""
         self.cluster = cluster
         ray = cluster.ray
         self._ray = ray
-        self._read = ray.remote(read_batch).options(num_cpus=1, num_returns=3, max_retries=2)
-        self._scan = ray.remote(scan).options(num_cpus=1, max_retries=2)
+        self._read = ray.remote(reader).options(num_cpus=1, num_returns=3, max_retries=retries)
+        self._scan = ray.remote(scan).options(num_cpus=1, max_retries=retries)
         self._text_load = [0] * len(cluster.text_actors)
         self._image_load = [0] * len(cluster.image_actors)
 

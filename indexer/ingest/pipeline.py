@@ -591,9 +591,9 @@ class IndexService:
             nonlocal batch, last_commit
             if cancel is not None and cancel.is_set():
                 # Stopping: abandon files not embedded yet (the next run picks them
-                # up); what is finished is still committed below.
-                text_queue.clear()
-                image_queue.clear()
+                # up); what is finished (embedded by a WorkSource too) is still committed below.
+                text_queue[:] = [w for w in text_queue if all(h in w.reuse for h in w.chunk_hashes)]
+                image_queue[:] = [w for w in image_queue if w.image_vector is not None]
             if copy_queue:  # first: a copy whose twin is unusable joins the embedding below
                 copy_twins()
             if text_queue:
@@ -654,7 +654,10 @@ class IndexService:
                 queue(work)
                 if sum(len(w.inputs) - len(w.reuse) for w in text_queue) >= TEXT_BATCH * 4 or len(image_queue) >= IMAGE_BATCH:
                     flush()
-                elif len(batch.files) + len(copy_queue) >= FILES_PER_COMMIT or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
+                elif (
+                    len(batch.files) + len(copy_queue) + len(text_queue) >= FILES_PER_COMMIT
+                    or time.monotonic() - last_commit > COMMIT_INTERVAL_S
+                ):
                     flush()
                 if run is not None:
                     run.failed = summary.failed
