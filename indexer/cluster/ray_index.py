@@ -89,7 +89,7 @@ def plan(resources: dict[str, float], nodes: int, workers: int | None, models: i
     actors = workers * max(1, models)
     actor_cpus = min(1.0, cpus / (2 * actors)) if cpus else 0.0
     actor_gpus = min(1.0, gpus / actors) if gpus else 0.0
-    threads = 0 if gpus else max(1, round(cpus / actors))
+    threads = 0 if gpus else max(1, round(cpus / (2 * actors)))  # half the CPUs for the models
     readers = max(1, int(cpus - actors * actor_cpus))
     return Placement(workers, cpus, gpus, round(actor_cpus, 4), round(actor_gpus, 4), threads, readers)
 

@@ -105,3 +105,21 @@ def test_the_map_reads_the_store_and_never_indexes() -> None:
                                                                    "delete", "add", "merge_insert", "optimize")
               and isinstance(node.value, ast.Name) and node.value.id in ("store", "table")]
     assert not writes, writes
+
+
+def test_the_cluster_plugs_into_the_pipeline_and_nothing_reaches_back() -> None:
+    # indexer/cluster runs the pipeline's reading and the models on Ray behind the
+    # pipeline's WorkSource seam; the writer commits. The CLI builds it (issue 19).
+    wrong = [(f, m) for f, m in _imports("indexer/cluster")
+             if _within(m, "indexer.search", "indexer.watch", "indexer.cli", "indexer.duplicates", "indexer.shared",
+                        "indexer.map", "indexer.library.session", "indexer.library.runtime", "desktop", "PySide6")]
+    assert not wrong, wrong
+    for folder in ("indexer/ingest", "indexer/watch", "indexer/store", "indexer/search", "indexer/library", "models",
+                   "desktop"):
+        back = [(f, m) for f, m in _imports(folder) if _within(m, "indexer.cluster")]
+        assert not back, back
+    # Ray is imported inside functions only (`lodestar --help` stays instant, and Ray stays optional).
+    top = [(str(p), a.name) for p in sorted((ROOT / "indexer/cluster").rglob("*.py"))
+           for node in ast.parse(p.read_text(encoding="utf-8")).body if isinstance(node, ast.Import) for a in node.names
+           if a.name.split(".")[0] == "ray"]
+    assert not top, top
