@@ -110,12 +110,21 @@ def by_folder(folders: Sequence[str]) -> Coloring:
 
 
 def type_name(path: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
+    """'PDF', 'Markdown', 'JPEG'...: by extension (a path, or the extension itself)."""
+    ext = os.path.splitext(path)[1].lower() or (path.lower() if path.startswith(".") else "")
     return TYPE_NAMES.get(ext, ext.lstrip(".").upper() or "No extension")
 
 
 def by_type(paths: Sequence[str]) -> Coloring:
-    return _categorical([type_name(p) for p in paths], "Other types")
+    """``paths``: paths or extensions (``.pdf``); each distinct one is named once."""
+    named: dict[str, str] = {}
+    keys = []
+    for p in paths:
+        name = named.get(p)
+        if name is None:
+            name = named[p] = type_name(p)
+        keys.append(name)
+    return _categorical(keys, "Other types")
 
 
 def by_date(mtimes: np.ndarray) -> Coloring:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
@@ -79,6 +80,27 @@ def as_result(p: MapPoint) -> SearchResult:
     """A map point as a result row, for the preview until `files_in` brings the passage."""
     return SearchResult(path=p.path, kind=p.kind, score=0.0, name=p.name, folder=p.folder, ext=p.ext,
                         size=p.size, mtime=p.mtime, thumbnail=p.thumbnail)
+
+
+class Subtitles(Sequence[str]):
+    """'folder · date' of each point, written only when asked (a hover card)."""
+
+    def __init__(self, points: list[MapPoint]) -> None:
+        self.points = points
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        p = self.points[i]
+        day = _date(p.mtime)
+        return f"{p.folder} · {day}" if p.folder and day else p.folder or day
 
 
 class MapLegend(QWidget):
@@ -493,7 +515,7 @@ class MapView(QDialog):
         self.points = list(m.points)
         self.index_of = {p.fid: i for i, p in enumerate(self.points)}
         xy = np.array([(p.x, p.y) for p in self.points], dtype=np.float64)
-        subtitles = [f"{p.folder} · {_date(p.mtime)}" if p.folder else _date(p.mtime) for p in self.points]
+        subtitles = Subtitles(self.points)  # written when hovered: 100k dates take seconds
         labels = [MapLabel(c.label, c.x, c.y, c.size, c.level) for c in m.clusters]
         self.canvas.set_points(xy, [p.name or p.path for p in self.points], subtitles,
                                [p.thumbnail for p in self.points], labels)
@@ -523,10 +545,13 @@ class MapView(QDialog):
         if not self.points:
             return
         names = {c.id: c.label for c in self.maps[self.layer].clusters} if self.layer in self.maps else {}
-        c = map_colors.coloring(self.color_by.currentData() or "region",
-                                clusters=[p.cluster for p in self.points], labels=names,
-                                folders=[p.folder for p in self.points], paths=[p.path for p in self.points],
-                                mtimes=np.array([p.mtime for p in self.points]))
+        scheme = self.color_by.currentData() or "region"
+        pts = self.points
+        c = map_colors.coloring(scheme, clusters=[p.cluster for p in pts] if scheme == "region" else [],
+                                labels=names, folders=[p.folder for p in pts] if scheme == "folder" else [],
+                                paths=[p.ext or p.path for p in pts] if scheme == "type" else [],
+                                mtimes=np.fromiter((p.mtime for p in pts), np.float64, len(pts))
+                                if scheme == "date" else np.zeros(0))
         self.canvas.set_colors(c.index, c.colors)
         self.legend.set_coloring(c)
 

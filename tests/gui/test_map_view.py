@@ -353,3 +353,22 @@ def test_the_file_menu_opens_the_map(window: Any, qtbot: Any, monkeypatch: pytes
     dlg = next(w for w in window.findChildren(MapView))
     qtbot.waitUntil(lambda: len(dlg.points) == 150, timeout=5000)
     dlg.close()
+
+
+def test_colour_schemes_name_their_groups() -> None:
+    from desktop import map_colors
+
+    folders = ["/home/ada/Documents/Work/2023", "/home/ada/Documents/Work", "/home/ada/Documents/Taxes", ""]
+    assert map_colors.folder_groups(folders) == ["Work", "Work", "Taxes", ""]
+    assert [map_colors.type_name(p) for p in ("a.PDF", ".md", "notes", ".heic", "x.weird")] == \
+        ["PDF", "Markdown", "No extension", "HEIC", "WEIRD"]
+    t = map_colors.by_type([".pdf", ".pdf", ".md", ".py"] + [f".x{i}" for i in range(12)])
+    assert t.legend[0] == (map_colors.QUALITATIVE[0], "PDF", 2)
+    # ten named groups (PDF, Markdown, Code and seven of the odd ones) hold 11 files; 5 are "other"
+    assert len(t.legend) == map_colors.MAX_GROUPS + 1 and t.legend[-1][1:] == ("Other types", 5)
+    regions = map_colors.by_region([3, 3, 3, 1, -1], {3: "taxes · invoice", 1: "bread"})
+    assert [row[1:] for row in regions.legend] == [("taxes · invoice", 3), ("bread", 1), ("In no region", 1)]
+    assert regions.index.tolist() == [0, 0, 0, 1, 2] and regions.colors[2] == map_colors.OTHER
+    days = map_colors.by_date(np.array([0.0] + [1.6e9 + i * 86400 for i in range(100)]))
+    assert days.index[0] == 0 and days.index[-1] == len(map_colors.RAMP) - 1  # one odd date does not squash the rest
+    assert len(set(days.index[1:].tolist())) == len(map_colors.RAMP)
