@@ -40,7 +40,7 @@ from desktop.pyside_none import keep_none_alive
 
 keep_none_alive()  # the map makes thousands of void Qt calls a second while it moves
 
-MARGIN = 0.35  # the cached image reaches this share of the view beyond each edge
+MARGIN = 0.6  # the cached image reaches this share of the view beyond each edge (fewer fresh drawings in a drag)
 SETTLE_MS = 140  # draw afresh this long after the last zoom step
 HOVER_PX = 9.0  # how near the pointer must be to a point to pick it
 CLICK_SLOP = 4  # a press that moves less than this is a click, not a drag
