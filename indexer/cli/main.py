@@ -19,7 +19,7 @@ from indexer.errors import UserError
 log = logging.getLogger(__name__)
 
 COMMANDS = ["index", "search", "similar", "duplicates", "status", "folders", "watch", "eval", "autostart", "models",
-            "library"]
+            "library", "map"]
 
 
 def build_parser() -> argparse.ArgumentParser:
