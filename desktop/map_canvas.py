@@ -45,6 +45,9 @@ SETTLE_MS = 140  # draw afresh this long after the last zoom step
 HOVER_PX = 9.0  # how near the pointer must be to a point to pick it
 CLICK_SLOP = 4  # a press that moves less than this is a click, not a drag
 ZOOM_STEP = 1.25
+CROSS_REACH = 40.0  # Space picks the file nearest the middle within this many pixels
+KEYS_HELP = ("Arrow keys move the map, plus and minus zoom, 0 shows the whole map; Space picks the file "
+             "nearest the middle, Enter opens it; shift-drag draws a lasso round files.")
 HALO = [(math.cos(a) * r, math.sin(a) * r) for r in (1.0, 2.0) for a in (i * math.pi / 6 for i in range(12))]
 MAX_ZOOM = 2.0 ** 11
 
@@ -202,6 +205,7 @@ class MapCanvas(QWidget):
     clicked = Signal(int)  # point index, -1 on empty space
     activated = Signal(int)  # double click or Enter on the chosen point: open it
     lassoed = Signal(object)  # np.ndarray of point indices (empty: selection cleared)
+    menuRequested = Signal(int, object)  # point index, global QPoint: a right click on a file
     viewChanged = Signal()
 
     def __init__(self, thumbnails: object = None, parent: QWidget | None = None) -> None:
@@ -212,8 +216,7 @@ class MapCanvas(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
         self.setMinimumSize(320, 240)
         self.setAccessibleName("Map of your files")
-        self.setAccessibleDescription("Arrow keys move, plus and minus zoom, 0 fits the whole map; "
-                                      "shift-drag draws a lasso around files.")
+        self.setAccessibleDescription(KEYS_HELP)
         self.xy = np.zeros((0, 2))
         self.grid = PointGrid(self.xy)
         self.color_index = np.zeros(0, np.int32)
@@ -383,8 +386,7 @@ class MapCanvas(QWidget):
         if index != self.hover:
             self.hover = index
             card = self.hover_card()
-            self.setToolTip("")
-            self.setAccessibleDescription(f"{card.title}, {card.subtitle}" if card else "")
+            self.setAccessibleDescription(f"{card.title}, {card.subtitle}" if card else KEYS_HELP)
             self.hovered.emit(index)
             self.update()
 
@@ -533,10 +535,14 @@ class MapCanvas(QWidget):
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawEllipse(QPointF(float(x), float(y)), self.radius + 3, self.radius + 3)
             self._paint_card(p, card, QPointF(float(x), float(y)))
-        if self.hasFocus():
+        if self.hasFocus():  # a frame, and the cross Space picks the nearest file to
             p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
+            mid = QPointF(self.width() / 2, self.height() / 2)
+            p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1.4))
+            for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                p.drawLine(mid + QPointF(dx * 4, dy * 4), mid + QPointF(dx * 11, dy * 11))
 
     def _paint_card(self, p: QPainter, card: HoverCard, at: QPointF) -> None:
         pal = self.palette()
@@ -587,6 +593,12 @@ class MapCanvas(QWidget):
         super().resizeEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.RightButton:
+            i = self.point_at(event.position())
+            if i >= 0:
+                self.choose(i)
+                self.menuRequested.emit(i, event.globalPosition().toPoint())
+            return None
         if event.button() != Qt.MouseButton.LeftButton:
             return super().mousePressEvent(event)
         self._press = event.position()
@@ -683,6 +695,11 @@ class MapCanvas(QWidget):
         elif key in (Qt.Key.Key_0, Qt.Key.Key_Home):
             self.fit()
             self.viewChanged.emit()
+        elif key == Qt.Key.Key_Space:  # the file nearest the cross in the middle
+            wx, wy = self.to_world(self.width() / 2, self.height() / 2)
+            i = self.grid.nearest(wx, wy, CROSS_REACH / self.scale)
+            self.set_hover(i)
+            self.choose(i)
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.current >= 0:
             self.activated.emit(self.current)
         elif key == Qt.Key.Key_Escape and (self._lasso or len(self.selection)):

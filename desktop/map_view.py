@@ -21,8 +21,18 @@ from collections.abc import Sequence
 from typing import Any, overload
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QLinearGradient, QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QBrush,
+    QColor,
+    QFontMetricsF,
+    QGuiApplication,
+    QLinearGradient,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -32,6 +42,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -299,6 +310,7 @@ class MapView(QDialog):
         self.canvas.clicked.connect(self.point_clicked)
         self.canvas.activated.connect(lambda i: self.open_path(self.points[i].path) if 0 <= i < len(self.points) else None)
         self.canvas.lassoed.connect(self.show_lassoed)
+        self.canvas.menuRequested.connect(self._menu)
 
         # -- the side: preview, the lasso's list ----------------------------------------
         side = QSplitter(Qt.Orientation.Vertical, self)
@@ -647,6 +659,24 @@ class MapView(QDialog):
             self.show_details(self.points[i])
 
     # -- opening ----------------------------------------------------------------------------
+    def menu_actions(self, path: str) -> list[QAction]:
+        out = []
+        for label, fn in (("Open", lambda: self.open_path(path)), ("Show in folder", lambda: self.open_path(path, reveal=True)),
+                          ("Copy path", lambda: QGuiApplication.clipboard().setText(path))):
+            act = QAction(label, self)
+            act.triggered.connect(fn)
+            out.append(act)
+        return out
+
+    def _menu(self, index: int, at: QPoint) -> None:
+        if not 0 <= index < len(self.points):
+            return
+        menu = QMenu(self)
+        for act in self.menu_actions(self.points[index].path):
+            menu.addAction(act)
+        menu.exec(at)
+        menu.deleteLater()
+
     def _set_file_actions(self, path: str | None) -> None:
         self._current_path = path
         self.open_button.setEnabled(path is not None)

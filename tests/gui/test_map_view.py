@@ -114,6 +114,22 @@ def test_clicking_a_point_shows_the_search_preview_and_double_click_opens(qtbot:
     view.wait()
 
 
+def test_a_right_click_offers_open_show_in_folder_and_copy(grid_view: Any, qtbot: Any) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    canvas = grid_view.canvas
+    canvas.menuRequested.disconnect(grid_view._menu)  # the menu itself would wait for a person
+    i = grid_view.index_of["g5-5"]
+    with qtbot.waitSignal(canvas.menuRequested, timeout=2000) as got:
+        _mouse(canvas, QEvent.Type.MouseButtonPress, _screen(grid_view, i), button=Qt.MouseButton.RightButton,
+               held=False)
+    assert got.args[0] == i and canvas.current == i
+    actions = {a.text(): a for a in grid_view.menu_actions(grid_view.points[i].path)}
+    assert list(actions) == ["Open", "Show in folder", "Copy path"]
+    actions["Copy path"].trigger()
+    assert QGuiApplication.clipboard().text() == "/lib/g5-5.txt"
+
+
 def test_the_lasso_lists_exactly_the_points_inside(grid_view: Any) -> None:
     canvas = grid_view.canvas
     # A concave polygon (an arrowhead) over the grid, at no point's exact coordinates.
@@ -297,6 +313,14 @@ def test_keys_pan_and_zoom_and_controls_have_names(grid_view: Any, qtbot: Any) -
     assert canvas.scale == pytest.approx(scale / 1.25)
     QTest.keyClick(canvas, Qt.Key.Key_0)
     assert canvas.scale == pytest.approx(scale) and np.allclose(canvas.center, center)
+    # Space picks the file nearest the cross in the middle, shows its card and preview; Enter opens it
+    QTest.keyClick(canvas, Qt.Key.Key_Up)
+    QTest.keyClick(canvas, Qt.Key.Key_Space)
+    d = np.hypot(*(canvas.xy - canvas.center).T)
+    assert canvas.current >= 0 and d[canvas.current] == pytest.approx(d.min())
+    name = grid_view.points[canvas.current].name
+    assert canvas.hover_card().title == name and grid_view.preview.title.text() == name
+    assert name in canvas.accessibleDescription()
     for w in (grid_view.layer_buttons["documents"], grid_view.layer_buttons["images"], grid_view.query,
               grid_view.color_by, grid_view.lasso_button, grid_view.fit_button, grid_view.relayout_button, canvas,
               grid_view.file_list, grid_view.legend):
