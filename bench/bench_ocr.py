@@ -268,32 +268,8 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=150, help="pictures with words in the labelled set")
-    ap.add_argument("--photos", type=int, default=50, help="photos without words in the labelled set")
-    ap.add_argument("--seed", type=int, default=16)
-    ap.add_argument("--cores", type=int, default=2, help="CPUs this process (and its children) may use")
-    ap.add_argument("--library", type=int, default=200, help="photos in the little-text library run (0: skip)")
-    ap.add_argument("--skip-retrieval", action="store_true")
-    ap.add_argument("--json", help="write every figure (and each image's reading) here")
-    args = ap.parse_args(argv)
-
-    if args.cores and hasattr(os, "sched_setaffinity"):
-        cpus = sorted(os.sched_getaffinity(0))[: args.cores]
-        os.sched_setaffinity(0, cpus)  # before the engine is built: it sizes its threads from this
-    print(f"uptime before: {uptime()}")
-    info = machine()
-    print(f"machine: {info['cpu']}, {info.get('affinity')} cores used, {info['ram_gb']} GB")
-    set_dir = SCRATCH / f"ocr-set-{args.n}-{args.photos}-{args.seed}"
-    if not (set_dir / ".complete").exists():
-        summary = make_ocr_set(set_dir, args.n, args.photos, args.seed)
-        (set_dir / ".complete").touch()
-        print(f"set: {summary['images']} images, {summary['queries']} queries in {set_dir}")
-    work = SCRATCH / "ocr-work"
-    work.mkdir(parents=True, exist_ok=True)
-    payload: dict[str, Any] = {"set": str(set_dir), "args": vars(args)}
-
+def report_recognition(set_dir: Path, info: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Parts 1 and 2: recognition quality per condition and throughput, printed and kept in ``payload``."""
     rec = recognition(set_dir)
     groups = summarise(rec["rows"])
     payload["recognition"] = {"load_s": rec["load_s"], "groups": groups, "rows": rec["rows"]}
@@ -316,6 +292,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload["throughput"] = {"with_words_per_s": len(pictures) / pic_s if pic_s else None,
                              "no_text_per_s": none.get("per_s"), "pdf_per_s": pdf.get("per_s"),
                              "word_recall_all": with_words.get("word_recall"), "cer_all": with_words.get("cer")}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=150, help="pictures with words in the labelled set")
+    ap.add_argument("--photos", type=int, default=50, help="photos without words in the labelled set")
+    ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--cores", type=int, default=2, help="CPUs this process (and its children) may use")
+    ap.add_argument("--library", type=int, default=200, help="photos in the little-text library run (0: skip)")
+    ap.add_argument("--skip-recognition", action="store_true", help="leave out parts 1 and 2")
+    ap.add_argument("--skip-retrieval", action="store_true", help="leave out part 3")
+    ap.add_argument("--json", help="write every figure (and each image's reading) here")
+    args = ap.parse_args(argv)
+
+    if args.cores and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))[: args.cores]
+        os.sched_setaffinity(0, cpus)  # before the engine is built: it sizes its threads from this
+    print(f"uptime before: {uptime()}")
+    info = machine()
+    print(f"machine: {info['cpu']}, {info.get('affinity')} cores used, {info['ram_gb']} GB")
+    set_dir = SCRATCH / f"ocr-set-{args.n}-{args.photos}-{args.seed}"
+    if not (set_dir / ".complete").exists():
+        summary = make_ocr_set(set_dir, args.n, args.photos, args.seed)
+        (set_dir / ".complete").touch()
+        print(f"set: {summary['images']} images, {summary['queries']} queries in {set_dir}")
+    work = SCRATCH / "ocr-work"
+    work.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {"set": str(set_dir), "args": vars(args)}
+
+    if not args.skip_recognition:
+        report_recognition(set_dir, info, payload)
 
     if not args.skip_retrieval:
         r = retrieval(set_dir, work)
