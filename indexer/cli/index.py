@@ -98,7 +98,28 @@ def run(args: Any) -> int:
             say(f"  … and {len(summary.failures) - 20} more (see `lodestar status`)")
         if summary.pending:
             say(f"Image search is off: {why}")
+    _publish_shared(rt.paths.data_dir, quiet=bool(args.json))
     return 0
+
+
+def _publish_shared(data_dir: Any, *, quiet: bool) -> None:
+    """A data folder that is part of a shared library publishes what this run indexed (docs/SHARED.md)."""
+    import sys
+
+    from indexer.shared.config import load_config
+
+    if load_config(data_dir) is None:
+        return
+    from indexer.shared.library import sync
+
+    report = sync(data_dir)
+    if quiet or report.busy:
+        return
+    if report.problem:
+        say(f"Not published to the shared library yet: {report.problem} (retried by `lodestar library sync`, "
+            "`lodestar watch` or the window)", file=sys.stderr)
+    else:
+        say(f"Shared library: this computer's {report.files} files are published.")
 
 
 def _start_cluster(rt: Any, service: Any, address: str, args: Any) -> Any:

@@ -19,7 +19,9 @@ from indexer.library.settings import read_json, write_json_atomic
 
 CONFIG_FILE = "shared.json"
 STATE_FILE = "shared-state.json"
-CACHE_DIR = "shared-cache"  # other parts' thumbnails, fetched for results shown here
+CACHE_DIR = "thumbnails/shared"
+"""Other parts' thumbnails, fetched for results shown here: inside the thumbnails folder, the
+only place the window decodes thumbnails from (the index's own clean-up reads its top level only)."""
 PRIVACY = ("Sharing sends this computer's passages (pieces of your documents' text), their vectors and "
            "picture thumbnails to that storage, where anyone who can read the bucket can read them. "
            "Files themselves stay on this computer.")

@@ -283,14 +283,19 @@ def _publish(data_dir: Path, cfg: ShareConfig, state: PublishState, bucket: Buck
         report.removed += len(batch)
     if changed or gone or report.whole:
         remote_table(FILES)  # an empty library still has its files table
+        from indexer.store.ann import ensure_vector_index
         from indexer.store.fts import ensure_fts_index
 
         for name in data_names:
-            if name.startswith("chunks__") and name in remote_tables:
-                try:
+            if name not in remote_tables:
+                continue
+            try:
+                if name.startswith("chunks__"):
                     ensure_fts_index(remote_tables[name])
-                except Exception as exc:  # noqa: BLE001 - meaning alone still finds passages
-                    log.info("keyword index of the shared part not built: %s", exc)
+                # Past the local store's size for exact ranking, readers query the part's ANN index.
+                ensure_vector_index(remote_tables[name])
+            except Exception as exc:  # noqa: BLE001 - readers scan the part flat meanwhile
+                log.info("an index of the shared part was not built: %s", exc)
     state.versions = versions
     state.files = len(state.rows)
     bucket.put_json(part_key, part_manifest(cfg, state, models))

@@ -7,7 +7,7 @@ does not answer within `PART_TIMEOUT_S`, cannot be reached, or was indexed with 
 models is left out with a note; one that failed is not asked again for `DOWN_FOR_S`, so
 typing is never held up by a bucket that is away. Results of another computer carry its
 name (`SearchResult.computer`); their thumbnails are fetched into the data directory's
-``shared-cache`` for the window to paint.
+``thumbnails/shared/<part>/`` for the window to paint.
 """
 
 from __future__ import annotations
@@ -59,12 +59,35 @@ class SharedSearcher:
         self.part_timeout_s = part_timeout_s
         self._bucket = bucket
         self._lock = threading.Lock()
+        self._opening = threading.Lock()  # one part opened at a time: never two searchers of one part
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lodestar-shared")
         self._parts: dict[str, _Part] = {}
         self._listing: tuple[float, list[PartInfo]] | None = None
         self._listing_job: Future[list[PartInfo]] | None = None
         self._down: dict[str, tuple[float, str]] = {}  # part id ("" = the bucket) -> (until, why)
         self._closed = False
+
+    def warm(self) -> None:
+        """List the parts and open each (its files and vectors) in the background, so the first
+        query a person types does not pay for it."""
+
+        def open_all() -> None:
+            try:
+                parts = self._list()
+            except Exception as exc:  # noqa: BLE001 - said by the first search that asks
+                log.info("shared library not reachable at start: %s", exc)
+                return
+            for info in parts:
+                if info.models.get("text") not in (None, "", self.local.text_embedder.model_id):
+                    continue
+                try:
+                    self._searcher_of(info).search("lodestar warm up", limit=1)
+                except Exception as exc:  # noqa: BLE001 - that part is tried again by the queries
+                    log.info("part of %s not opened: %s", info.computer, exc)
+
+        with self._lock:
+            if not self._closed:
+                self._pool.submit(open_all)
 
     def __getattr__(self, name: str) -> Any:
         # store, reader, text_embedder, image_embedder, similar_to ...: this computer's.
@@ -113,6 +136,10 @@ class SharedSearcher:
             return []
 
     def _searcher_of(self, info: PartInfo) -> Any:
+        with self._opening:
+            return self._open_part(info)
+
+    def _open_part(self, info: PartInfo) -> Any:
         with self._lock:
             part = self._parts.get(info.part_id)
         if part is not None and part.info.generation == info.generation:
@@ -281,7 +308,9 @@ def shared_searcher(local: Any, data_dir: str | os.PathLike[str]) -> Any:
     except ShareError as exc:
         log.warning("shared library not searched: %s", exc)
         return local
-    return SharedSearcher(local, cfg, data_dir)
+    searcher = SharedSearcher(local, cfg, data_dir)
+    searcher.warm()
+    return searcher
 
 
 __all__ = ["SharedSearcher", "describe", "shared_searcher"]

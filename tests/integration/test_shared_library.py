@@ -58,9 +58,16 @@ def _share(rt: Any, name: str) -> None:
     share(rt.paths.data_dir, f"s3://{BUCKET}/home", computer=name)
 
 
-def _search(rt: Any, query: str, **kw: Any) -> Any:
+def _searcher(rt: Any) -> Any:
+    """The runtime's searcher, waiting as long as a loaded CI machine needs for the other parts
+    (the 4 s a person waits is about latency, which bench/bench_shared.py measures)."""
     searcher = rt.searcher()
-    return searcher.search(query, **kw)
+    searcher.part_timeout_s = 60.0
+    return searcher
+
+
+def _search(rt: Any, query: str, **kw: Any) -> Any:
+    return _searcher(rt).search(query, **kw)
 
 
 def test_two_computers_publish_at_once_and_a_third_finds_both_by_computer(make_runtime: Any, tmp_path: Path,
@@ -125,7 +132,7 @@ def test_two_computers_publish_at_once_and_a_third_finds_both_by_computer(make_r
     pictures = [r for r in resp.results if r.kind == "image"]
     assert pictures and pictures[0].computer == "beta" and Path(pictures[0].path).name == "sunset.png"
     assert pictures[0].thumbnail and Path(pictures[0].thumbnail).read_bytes().startswith(b"\x89PNG")
-    assert str(gamma.paths.data_dir) in pictures[0].thumbnail
+    assert Path(pictures[0].thumbnail).is_relative_to(gamma.paths.thumbnails)  # where the window decodes thumbnails
 
     st = status(gamma.paths.data_dir)
     assert st.reachable and {(p.computer, p.files, p.reachable) for p in st.parts} == {
@@ -165,7 +172,7 @@ def test_the_bucket_gone_mid_write_leaves_the_local_index_working_and_it_catches
     assert time.monotonic() - started < 60
 
     # Locally all is well: a search answers with this computer's files, and says why the others are missing.
-    searcher = alpha.searcher()
+    searcher = _searcher(alpha)
     assert isinstance(searcher, SharedSearcher)
     t0 = time.monotonic()
     resp = searcher.search("sourdough bread")
@@ -194,7 +201,7 @@ def test_the_bucket_gone_mid_write_leaves_the_local_index_working_and_it_catches
     again = publish(alpha.paths.data_dir)
     assert again.whole and not again.problem and again.files == len(ALPHA) + len(many)
     assert not publish(beta.paths.data_dir).problem
-    beta_searcher = beta.searcher()
+    beta_searcher = _searcher(beta)
     resp = beta_searcher.search("lighthouse keeper storm log")
     assert resp.results and resp.results[0].computer == "alpha"
 
@@ -267,6 +274,14 @@ def test_cli_share_status_json_and_leave_remove_only_this_part(make_runtime: Any
     assert main(["--data-dir", a, "library", "status"]) == 0
     text = capsys.readouterr().out
     assert "alpha (this computer): 2 files" in text and "beta: 2 files" in text
+
+    # `lodestar index` on a data folder that shares publishes what it indexed.
+    folder = tmp_path / "alpha-files"
+    (folder / "bread-2.txt").write_text("A second loaf: rye flour, caraway and a long cold proof.", encoding="utf-8")
+    assert main(["--data-dir", a, "index", str(folder)]) == 0
+    assert "Shared library: this computer's 3 files are published." in capsys.readouterr().out
+    assert main(["--data-dir", b, "library", "status", "--json"]) == 0
+    assert {p["computer"]: p["files"] for p in json.loads(capsys.readouterr().out)["parts"]} == {"alpha": 3, "beta": 2}
 
     alpha_part = f"home/parts/{data['part_id']}/"
     assert s3.keys(alpha_part)
