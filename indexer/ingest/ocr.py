@@ -42,7 +42,9 @@ READ_MAX_SIDE = 2000
 GATE_MAX_SIDE = 640
 """The long side of the downscale the gate's detector looks at."""
 GATE_MIN_BOXES = 1
-"""Text regions the gate must find on the downscale to call an image worth reading."""
+"""Text-shaped regions the gate must find on the downscale to call an image worth reading."""
+GATE_MAX_AREA = 0.5
+"""A region covering more of the picture than this is texture (grain, foliage), not a line."""
 TIME_LIMIT_S = 20.0
 """Per image (or PDF page): recognition stops taking new lines past this, keeps what it read."""
 MAX_LINES = 400
@@ -205,7 +207,7 @@ class Recogniser:
                 return False
             preds = det.session(batch)
             boxes, _scores = det.postprocess_op(preds, arr.shape[:2])
-        return int(np.asarray(boxes).shape[0]) >= GATE_MIN_BOXES if len(boxes) else False
+        return sum(1 for box in boxes if _text_like(np.asarray(box, np.float32), arr.shape[:2])) >= GATE_MIN_BOXES
 
     # -- read
     def read(self, image: Any) -> list[TextLine]:
@@ -264,6 +266,18 @@ class Recogniser:
             corners = tuple((round(float(x) / scale, 1), round(float(y) / scale, 1)) for x, y in box[:4])
             out.append(TextLine(text=text, box=corners, score=round(score, 4)))  # type: ignore[arg-type]
         return reading_order(out)
+
+
+def _text_like(box: Any, shape: tuple[int, int]) -> bool:
+    """Whether a detected region is shaped like a line of text: wider than tall, at least a
+    few pixels high, and not most of the picture (grain or foliage is detected as one
+    region covering everything)."""
+    import numpy as np
+
+    w = float(np.linalg.norm(box[1] - box[0]))
+    h = float(np.linalg.norm(box[3] - box[0]))
+    height, width = shape
+    return h >= 5 and w >= 1.3 * h and w * h <= GATE_MAX_AREA * height * width
 
 
 def _pil(image: Any) -> Any:
@@ -347,9 +361,14 @@ def scale_lines(lines: Sequence[TextLine], sx: float, sy: float) -> list[TextLin
 
 def read_image_file(recogniser: Recogniser, fh: io.BufferedReader, *, gate: bool = True) -> tuple[bool, list[TextLine]]:
     """Gate, then read an opened image file. Returns (looked like text, lines in original pixels)."""
-    img, w, h = decode_for_ocr(fh, recogniser.max_side)
-    if gate and not recogniser.has_text(img):
-        return False, []
+    # The gate looks at a small decode (a JPEG decodes at 1/4 or 1/8 scale: a phone photo in
+    # tens of milliseconds); only a picture that passes is decoded again at reading size.
+    img, w, h = decode_for_ocr(fh, 2 * recogniser.gate_side if gate else recogniser.max_side)
+    if gate:
+        if not recogniser.has_text(img):
+            return False, []
+        if max(img.size) < min(max(w, h), recogniser.max_side):
+            img, w, h = decode_for_ocr(fh, recogniser.max_side)
     lines = recogniser.read(img)
     return True, scale_lines(lines, w / img.size[0], h / img.size[1])
 

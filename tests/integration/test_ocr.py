@@ -105,14 +105,28 @@ def test_reads_a_rendered_sticker_with_boxes_in_image_pixels(reader: Recogniser)
     assert took < 10, took  # well under a second on an idle 2-core machine
 
 
-def test_gate_skips_a_photo_without_text_quickly_and_passes_text(reader: Recogniser) -> None:
+def grainy_photo(w: int = 1600, h: int = 1200, seed: int = 3) -> Image.Image:
+    """Colour fields with sensor grain, as a phone photo: the detector sees one region
+    covering it all, which is texture, not a line of text."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+    arr = np.asarray(Image.fromarray(small, "RGB").resize((w, h), Image.Resampling.BICUBIC), np.int16)
+    arr[::4, ::4] += rng.integers(-12, 13, size=(h // 4, w // 4, 1), dtype=np.int16)
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+
+
+def test_gate_skips_a_photo_without_text_quickly_and_passes_text(reader: Recogniser, tmp_path: Path) -> None:
     photo = photo_like(1024, 768)
     reader.has_text(photo)  # warm
     started = time.perf_counter()
     assert not reader.has_text(photo)
     took = time.perf_counter() - started
     assert took < 2.0, took  # the detector alone on a 640 px downscale (tens of ms idle)
+    assert not reader.has_text(grainy_photo())
     assert reader.has_text(text_image(["Invoice 4711"]))
+    jpeg = save(grainy_photo(), tmp_path / "IMG_0001.jpg", quality=90)
+    with open(jpeg, "rb") as fh:
+        assert ocr.read_image_file(reader, fh) == (False, [])
 
 
 def test_huge_image_is_read_downscaled_and_boxes_map_back(reader: Recogniser) -> None:
