@@ -212,7 +212,7 @@ class MapView(QDialog):
         self.session = session
         self.opener = opener
         self.thumbnails = thumbnails
-        self.pool = WorkerPool(max_threads=1, name="map-build", parent=self)  # reading and laying out
+        self.pool = WorkerPool(max_threads=2, name="map-build", parent=self)  # reading and laying out (a layer each)
         self.query_pool = WorkerPool(max_threads=1, name="map-query", parent=self)  # queries, details
         self.layer = "documents"
         self.maps: dict[str, LibraryMap] = {}

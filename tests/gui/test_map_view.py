@@ -298,6 +298,22 @@ def test_the_images_layer_is_its_own_map(qtbot: Any, no_leaks: None) -> None:
     view.wait()
 
 
+def test_the_other_layer_opens_while_one_is_being_laid_out(qtbot: Any, no_leaks: None) -> None:
+    docs, images = make_map(n=120, seed=1), make_map(n=70, seed=2, layer="images")
+    session = FakeMapSession(maps={"documents": docs}, stored={"images": images})
+    session.gate = threading.Event()
+    view = _open(qtbot, session)
+    qtbot.waitUntil(lambda: view.empty.title.text() == "Laying out your documents…", timeout=5000)
+    view.layer_buttons["images"].click()
+    _loaded(qtbot, view, 70)  # not queued behind the layout
+    session.gate.set()
+    qtbot.waitUntil(lambda: "documents" in view.maps, timeout=5000)
+    assert len(view.points) == 70  # the finished layout does not take the screen from the other layer
+    view.layer_buttons["documents"].click()
+    _loaded(qtbot, view, 120)
+    view.wait()
+
+
 def test_keys_pan_and_zoom_and_controls_have_names(grid_view: Any, qtbot: Any) -> None:
     from PySide6.QtTest import QTest
 
