@@ -48,6 +48,7 @@ ways we well were weren what whatever when where whether which while who whom wh
 without won would wouldn yet you your yours yourself yourselves also e.g i.e example examples following
 note see section chapter page true false none null yes
 def self return elif print args kwargs str int len cls init foo bar baz spam eggs
+http https www com org net html htm pdf txt
 """.split())
 
 # Words of file names that say nothing about what a picture shows.
