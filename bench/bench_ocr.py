@@ -205,6 +205,7 @@ def _settings(data_dir: Path, **values: Any) -> None:
 def retrieval(set_dir: Path, work: Path) -> dict[str, Any]:
     docs, data = set_dir / "docs", work / "data-retrieval"
     shutil.rmtree(data, ignore_errors=True)
+    _settings(data, allow_download=False)  # the words alone: no image model, and never a download attempt
     index_s, out = lodestar(["index", str(docs), "--json"], data)
     summary = json.loads(out)
     eval_s, out = lodestar(["eval", str(set_dir / "queries.jsonl"), "--root", str(docs), "--json", "--kind", "all"], data)
@@ -235,13 +236,14 @@ def library(n_photos: int, seed: int, work: Path) -> dict[str, Any]:
     # A first run outside the timing: the light CLIP path exports its ONNX model once.
     warm = work / "data-warm"
     shutil.rmtree(warm, ignore_errors=True)
+    _settings(warm, allow_download=False)
     lodestar(["index", str(docs / "clean"), "--json"], warm, env)
     results: dict[str, list[float]] = {"off": [], "on": []}
     for _round in range(2):
         for mode in ("off", "on"):
             data = work / f"data-library-{mode}"
             shutil.rmtree(data, ignore_errors=True)
-            _settings(data, **{OCR_SETTING: mode == "on"})
+            _settings(data, allow_download=False, **{OCR_SETTING: mode == "on"})
             seconds, _ = lodestar(["index", str(docs), "--json"], data, env)
             results[mode].append(seconds)
     off, on = min(results["off"]), min(results["on"])
