@@ -202,6 +202,11 @@ class SharedSearcher:
                 notes.append(f"{info.computer} was not searched: it was indexed with another text model "
                              f"({info.models.get('text')}).")
                 continue
+            image = self.local.image_embedder
+            theirs = info.models.get("image")
+            if image is not None and theirs and theirs != image.model_id and call != "similar_to":
+                notes.append(f"{info.computer}'s pictures were not searched: they were indexed with another "
+                             f"image model ({theirs}).")
             jobs.append((info, self._pool.submit(self._ask, info, call, args, kwargs)))
         return jobs, notes, deadline
 
