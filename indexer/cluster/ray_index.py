@@ -142,8 +142,8 @@ class RayCluster:
             return
         quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
         try:
-            if self.address == "auto":
-                ray.init(num_cpus=self.num_cpus, **quiet)
+            if self.address == "auto":  # a private instance: its notices (token auth) are not the person's concern
+                ray.init(num_cpus=self.num_cpus, **{**quiet, "logging_level": logging.ERROR})
             else:
                 ray.init(address=self.address, **quiet)
         except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
