@@ -40,6 +40,7 @@ import json
 import random
 import shutil
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -609,7 +610,8 @@ def _save(img: Image.Image, path: Path, fmt: str, quality: int = 90) -> None:
     if fmt == "JPEG":
         img.convert("RGB").save(buf, "JPEG", quality=quality)
     elif fmt == "PDF":
-        img.save(buf, "PDF", resolution=150.0)
+        when = time.gmtime(1_740_821_400)  # a fixed date (2025-03-01): the same bytes each run
+        img.save(buf, "PDF", resolution=150.0, creationDate=when, modDate=when)
     else:
         img.save(buf, "PNG", optimize=False)
     path.write_bytes(buf.getvalue())
