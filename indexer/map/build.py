@@ -83,9 +83,13 @@ def read_vectors(store: Any, layer: MapLayer, want: dict[str, FileRecord], progr
         if not rows:
             continue
         if sums is None:
-            sums = np.zeros((len(want), batch.vectors.shape[1]), np.float64)
+            sums = np.zeros((len(want), batch.vectors.shape[1]), np.float32)
         codes = np.fromiter((pos.setdefault(batch.fids[i], len(pos)) for i in rows), np.int64, count=len(rows))
-        np.add.at(sums, codes, batch.vectors[rows])
+        # Sum each file's rows of this batch at once (np.add.at is slow on a million rows).
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        sums[sorted_codes[starts]] += np.add.reduceat(batch.vectors[rows][order], starts, axis=0)
         _say(progress, f"Reading vectors: {len(pos):,} of {len(want):,} files", 0.3 * len(pos) / total)
     if sums is None or not pos:
         return [], np.zeros((0, 1), np.float32)
@@ -366,9 +370,16 @@ def query_hits(runtime: Any, query: str, layer: MapLayer, limit: int = 200) -> M
     return MapHits(query=query, scores=scores, message=message)
 
 
+PASSAGES_FOR = 20
+"""`files_as_results` reads the opening passage of this many documents (a click asks for
+one; a lasso's long list needs names, not passages)."""
+
+
 def files_as_results(runtime: Any, fids: Sequence[str]) -> list[SearchResult]:
-    """Indexed files as result rows (score 0), in the order given; others left out."""
-    files = runtime.store.files()
+    """Indexed files as result rows (score 0), in the order given; others left out. The
+    first `PASSAGES_FOR` documents carry their opening passage, for the preview."""
+    store = runtime.store
+    files = store.files()
     thumb_dir = Path(runtime.paths.data_dir) / "thumbnails"
     out: list[SearchResult] = []
     for fid in fids:
@@ -376,11 +387,17 @@ def files_as_results(runtime: Any, fids: Sequence[str]) -> list[SearchResult]:
         if rec is None or rec.kind not in ("text", "image", "other") or not rec.available:
             continue
         thumb = thumb_dir / f"{rec.content_hash}.png" if rec.kind == "image" and rec.content_hash else None
-        out.append(SearchResult(
+        res = SearchResult(
             path=rec.path, kind="image" if rec.kind == "image" else "text" if rec.kind == "text" else "other",
             score=0.0, name=rec.name, folder=rec.folder, ext=rec.ext, size=rec.size, mtime=rec.mtime_ns / 1e9,
             thumbnail=str(thumb) if thumb is not None and thumb.is_file() else "", state=rec.state,
-        ))
+        )
+        if rec.kind == "text" and live_hash(rec) is not None and len(out) < PASSAGES_FOR:
+            rows = store.chunk_rows(rec.fid, rec.content_hash)
+            if rows:
+                first = min(rows, key=lambda r: r.ord)
+                res.passage, res.passage_start, res.passage_end = first.text, first.start, first.end
+        out.append(res)
     return out
 
 
