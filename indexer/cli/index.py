@@ -119,7 +119,9 @@ def _publish_shared(data_dir: Any, *, quiet: bool) -> None:
         say(f"Not published to the shared library yet: {report.problem} (retried by `lodestar library sync`, "
             "`lodestar watch` or the window)", file=sys.stderr)
     else:
-        say(f"Shared library: this computer's {report.files} files are published.")
+        from indexer.wording import plural
+
+        say(f"Shared library: {plural(report.files, 'file')} of this computer published.")
 
 
 def _start_cluster(rt: Any, service: Any, address: str, args: Any) -> Any:

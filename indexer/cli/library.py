@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from indexer.cli._common import print_json, say
+from indexer.wording import plural
 
 
 def register(sub: Any, common: Any) -> None:
@@ -54,7 +55,11 @@ def run_share(args: Any) -> int:
         say(f"lodestar: not published yet: {report.problem}; it is retried by `lodestar library sync`, "
             "`lodestar watch` or the window", file=sys.stderr)
         return 1
-    say(f"Published {report.files} files. `lodestar search` on any computer of the library now finds them.")
+    if report.files:
+        say(f"Published {plural(report.files, 'file')}. `lodestar search` on any computer of the library now finds them.")
+    else:
+        say("Nothing is indexed here yet: what `lodestar index`, `lodestar watch` or the window index from now "
+            "on is published.")
     return 0
 
 
@@ -69,9 +74,10 @@ def run_sync(args: Any) -> int:
         say(f"lodestar: {report.problem}", file=sys.stderr)
         return 2
     if report.unchanged:
-        say(f"Up to date: {report.files} files published.")
+        say(f"Up to date: {plural(report.files, 'file')} published.")
     else:
-        say(f"Published: {report.published} files sent, {report.removed} removed, {report.files} files in this part.")
+        say(f"Published: {plural(report.published, 'file')} sent, {report.removed} removed, "
+            f"{plural(report.files, 'file')} in this part.")
     return 0
 
 
@@ -97,7 +103,7 @@ def run_status(args: Any) -> int:
         mark = " (this computer)" if p.this_computer else ""
         reach = "reachable" if p.reachable else "not reachable"
         extra = f" — {p.problem}" if p.problem else ""
-        say(f"  {p.computer}{mark}: {p.files} files, updated {when}, {reach}{extra}")
+        say(f"  {p.computer}{mark}: {plural(p.files, 'file')}, updated {when}, {reach}{extra}")
     return 0
 
 

@@ -11,6 +11,9 @@ from indexer.cli._common import add_clip_flag, print_json, runtime_from_args, sa
 from indexer.errors import UserError
 from indexer.paths import display_path
 
+CLI_PART_TIMEOUT_S = 30.0
+"""How long `lodestar search` waits for each other computer of a shared library (docs/SHARED.md)."""
+
 
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("search", parents=[common], help="search the index")
@@ -86,7 +89,12 @@ def run(args: Any) -> int:
     _refuse_empty(query, filters)
     rt = runtime_from_args(args, create=False)  # reads only: never makes a data directory
     try:
-        resp = rt.searcher().search(query, kind=args.kind, limit=args.limit, filters=filters or None)
+        searcher = rt.searcher()
+        if getattr(searcher, "part_timeout_s", None) is not None:
+            # One answer, no typing to keep up with: wait for the other computers of a shared
+            # library (their parts open cold in a new process); an unreachable one still fails fast.
+            searcher.part_timeout_s = CLI_PART_TIMEOUT_S
+        resp = searcher.search(query, kind=args.kind, limit=args.limit, filters=filters or None)
     finally:
         rt.close()
     print_response(resp, args.json)

@@ -275,11 +275,16 @@ def test_cli_share_status_json_and_leave_remove_only_this_part(make_runtime: Any
     text = capsys.readouterr().out
     assert "alpha (this computer): 2 files" in text and "beta: 2 files" in text
 
+    # `lodestar search` on one computer finds the other's files, saying where they are.
+    assert main(["--data-dir", b, "search", "sourdough bread"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "sourdough.txt" in first and first.endswith("(on alpha)"), first
+
     # `lodestar index` on a data folder that shares publishes what it indexed.
     folder = tmp_path / "alpha-files"
     (folder / "bread-2.txt").write_text("A second loaf: rye flour, caraway and a long cold proof.", encoding="utf-8")
     assert main(["--data-dir", a, "index", str(folder)]) == 0
-    assert "Shared library: this computer's 3 files are published." in capsys.readouterr().out
+    assert "Shared library: 3 files of this computer published." in capsys.readouterr().out
     assert main(["--data-dir", b, "library", "status", "--json"]) == 0
     assert {p["computer"]: p["files"] for p in json.loads(capsys.readouterr().out)["parts"]} == {"alpha": 3, "beta": 2}
 
@@ -295,5 +300,6 @@ def test_cli_share_status_json_and_leave_remove_only_this_part(make_runtime: Any
     # Beta lists only itself now; alpha's own index is untouched.
     assert main(["--data-dir", b, "library", "status", "--json"]) == 0
     assert [p["computer"] for p in json.loads(capsys.readouterr().out)["parts"]] == ["beta"]
-    assert main(["--data-dir", a, "search", "sourdough bread", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["results"][0]["path"].endswith("sourdough.txt")
+    again = make_runtime([str(folder)], data_dir=Path(a))
+    resp = again.searcher().search("sourdough bread")
+    assert Path(resp.results[0].path).name == "sourdough.txt" and not resp.note
