@@ -39,6 +39,7 @@ class Backend(QObject):
     clipDownloaded = Signal()  # the weights arrived: the window offers to use them
     problemCount = Signal(int)  # files needing attention: len(session.problems()), the one count
     notice = Signal(str)  # one line the person must see now (announced download, repaired settings)
+    wordsProgress = Signal(object)  # indexer.types.OcrProgress: words read in pictures and scans
 
     def __init__(self, session: LibrarySession, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -283,6 +284,13 @@ class Backend(QObject):
         worker = Worker(self.session.counted_folder_status)
         worker.signals.result.connect(self.folderStatus)
         worker.signals.error.connect(lambda exc: log.info("folder counts unavailable: %s", exc))
+        self.pool.start(worker)
+
+    def load_words_progress(self) -> None:
+        """How far reading the words in pictures and scans has come (off-thread: it opens the index)."""
+        worker = Worker(self.session.words_progress)
+        worker.signals.result.connect(self.wordsProgress)
+        worker.signals.error.connect(lambda exc: log.info("words-in-pictures counts unavailable: %s", exc))
         self.pool.start(worker)
 
     # -- problems ----------------------------------------------------------------

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from desktop.backend import Backend
 from desktop.folder_dialog import choose_folder
-from indexer.types import FolderStatus
+from indexer.types import FolderStatus, OcrProgress
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,12 @@ class SettingsDialog(QDialog):
             "Screenshots, photos of documents and scans are found by the words in them. "
             "Off: nothing more is read; words read before stay searchable.")
         form.addRow("", self.recognise_text)
+        self.words_label = QLabel(self)  # "words read in 120 of 300 pictures; 14 files with words"
+        self.words_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.words_label.setWordWrap(True)
+        self.words_label.setEnabled(False)  # drawn muted: a count, not a control
+        self.words_label.setAccessibleName("Words in pictures read so far")
+        form.addRow("", self.words_label)
 
         gen_box = QGroupBox("General", self)
         gl = QVBoxLayout(gen_box)
@@ -131,6 +137,7 @@ class SettingsDialog(QDialog):
         for w in (folders_box, ex_box, model_box, gen_box, buttons):
             lay.addWidget(w)
         backend.folderStatus.connect(self._show_status)
+        backend.wordsProgress.connect(self._show_words)
         backend.foldersChanged.connect(lambda _f: self.refresh())
         self.resize(720, 640)
         qs = QSettings()
@@ -148,9 +155,17 @@ class SettingsDialog(QDialog):
         self.clip_checkpoint.setText(s.clip_checkpoint)
         self.allow_download.setChecked(bool(s.allow_download))
         self.recognise_text.setChecked(bool(s.recognise_text))
+        self.backend.load_words_progress()
         self.start_at_login.setChecked(bool(s.start_at_login))
         self.keep_in_tray.setChecked(bool(s.keep_running_in_tray))
         self.data_label.setText(f"Index: {self.backend.data_dir()}")
+
+    def _show_words(self, progress: OcrProgress) -> None:
+        text = progress.message
+        if progress.running:
+            text += " (reading now)"
+        self.words_label.setText(text[:1].upper() + text[1:])
+        self.words_label.setVisible(bool(text))
 
     def _show_status(self, statuses: list[FolderStatus]) -> None:
         by_path = {st.path: st for st in statuses}

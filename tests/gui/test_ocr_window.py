@@ -248,12 +248,18 @@ def test_settings_turn_recognition_off_and_on(qtbot: Any, window: Any) -> None:
     import json
 
     from desktop.app import Parts, show_settings
+    from indexer.types import OcrProgress
 
+    counts = OcrProgress(images_done=3, images_total=5, with_text=2, running=True,
+                         message="words read in 3 of 5 pictures; 2 files with words")
+    window.backend.session.words_progress = lambda: counts  # the fake runtime has no recognised-text tables
     parts = Parts(window, window.controller, window.backend, window.thumbnails, window.opener)
     show_settings(parts)
     dlg = parts.dialogs["settings"]
     qtbot.addWidget(dlg)
     assert dlg.recognise_text.isChecked(), "on by default"
+    qtbot.waitUntil(lambda: dlg.words_label.text() != "", timeout=5000)  # read off the GUI thread
+    assert dlg.words_label.text() == "Words read in 3 of 5 pictures; 2 files with words (reading now)"
     dlg.recognise_text.setChecked(False)
     dlg.save()
     assert window.backend.settings.recognise_text is False
