@@ -256,10 +256,13 @@ class RaySource:
     # -------------------------------------------------------------- works
     def works(self, service: IndexService, todo: Sequence[Work], cancel: threading.Event | None) -> Iterator[Work]:
         ray = self._ray
-        image = service.image_embedder
+        # Pictures go to a CLIP actor; a cluster started without one leaves them waiting
+        # (state pending, retried by the next run with one), as a library without CLIP does.
+        image = service.image_embedder if self.cluster.image_actors else None
+        reason = service.image_unavailable_reason or ("" if image is not None or service.image_embedder is None
+                                                      else "the cluster was started without the image model")
         spec = ray.put(ReadSpec(
-            service.settings, service.text_embedder.model_id, image.model_id if image is not None else "",
-            service.image_unavailable_reason,
+            service.settings, service.text_embedder.model_id, image.model_id if image is not None else "", reason,
         ))
         placement = self.cluster.placement
         readers = placement.readers if placement is not None else 1

@@ -25,7 +25,7 @@ from indexer.library.settings import Settings, open_paths  # noqa: E402
 from indexer.search.ranking import Searcher  # noqa: E402
 from indexer.store.tables import Store  # noqa: E402
 from tests.support import ray_models  # noqa: E402
-from tests.support.fakes import HashTextEmbedder  # noqa: E402
+from tests.support.fakes import HashImageEmbedder, HashTextEmbedder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,18 +184,23 @@ def test_a_file_that_kills_its_worker_is_recorded_failed_and_the_rest_of_its_bat
     for i in range(5):
         (root / f"doc{i}.txt").write_text(f"document {i} about rivers and bridges", encoding="utf-8")
     (root / f"{ray_models.POISON}.txt").write_text("this one crashes the reader", encoding="utf-8")
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(root / "red.png")
     text = HashTextEmbedder()
-    svc = _service(tmp_path / "data", root, text, None)
-    with RayCluster("auto", HashTextEmbedder) as cluster:
+    svc = _service(tmp_path / "data", root, text, HashImageEmbedder())
+    with RayCluster("auto", HashTextEmbedder) as cluster:  # started without an image model
         cluster.start((text.model_id, text.dim), None)
         svc.source = cluster.source(reader=ray_models.read_or_die, retries=0)
         summary = svc.index_roots([str(root)])
-    assert summary.new == 6 and summary.failed == 1
+    assert summary.new == 7 and summary.failed == 1 and summary.pending == 1
+    red = svc.store.get_file(str(root / "red.png"))
+    assert red is not None and red.state == "pending" and "without the image model" in red.reason
     (path, reason), = summary.failures
     assert path.endswith("poison.txt") and "cluster worker failed while reading it" in reason
     rec = svc.store.get_file(path)
     assert rec is not None and rec.state == "failed" and rec.reason == reason  # kept, with why, not lost
-    others = [r for r in svc.store.files().values() if r.path != path]
+    others = [r for r in svc.store.files().values() if r.kind == "text" and r.path != path]
     assert len(others) == 5 and all(r.state == "indexed" for r in others)
 
 
