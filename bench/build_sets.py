@@ -25,6 +25,7 @@ deterministic for a given machine (sorted inputs, no randomness). Run from the r
 
     .venv/bin/python bench/build_sets.py /tmp/lodestar-sets            # all three sets
     .venv/bin/python bench/build_sets.py /tmp/lodestar-sets --sets stdlib
+    .venv/bin/python bench/build_sets.py tests/data/quality_pyfaq --pyfaq-subset ../shared/eval/pyfaq   # the CI slice
 
 The sets are not committed (they depend on what is installed); the commands above rebuild
 them, and ``bench/eval_quality.py --extra-sets DIR`` scores them beside pyfaq.
@@ -215,6 +216,29 @@ def write_set(out: Path, name: str, pairs: Iterator[tuple[str, str]], ext: str) 
     return {"queries": len(lines), "skipped": skipped, "bytes": sum(p.stat().st_size for p in (root / "docs").iterdir())}
 
 
+# ------------------------------------------------------------------ pyfaq subset (the CI floor)
+def pyfaq_subset(src: Path, out: Path, n_queries: int = 40, n_distractors: int = 40, max_bytes: int = 2_500) -> dict[str, int]:
+    """A fixed slice of pyfaq for tests/integration/test_quality_floor.py: every
+    (108 / n)-th query with its answer, and ``n_distractors`` reference pages of at most
+    ``max_bytes`` spread evenly over the sorted list (small enough to index in CI)."""
+    queries = [json.loads(line) for line in (src / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    picked = [queries[i * len(queries) // n_queries] for i in range(n_queries)]
+    answers = {p for q in picked for p in q["relevant"]}
+    pages = sorted(
+        p.relative_to(src / "docs").as_posix()
+        for p in (src / "docs").rglob("*.txt")
+        if not p.relative_to(src / "docs").as_posix().startswith("faq/") and p.stat().st_size <= max_bytes
+    )
+    distractors = [pages[i * len(pages) // n_distractors] for i in range(n_distractors)]
+    if out.exists():
+        shutil.rmtree(out)
+    for rel in sorted(answers) + distractors:
+        (out / "docs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / "docs" / rel, out / "docs" / rel)
+    (out / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in picked), encoding="utf-8")
+    return {"queries": len(picked), "skipped": 0, "bytes": sum(p.stat().st_size for p in (out / "docs").rglob("*") if p.is_file())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="folder to write the sets into (each set's folder is replaced)")
@@ -222,7 +246,13 @@ def main() -> int:
     ap.add_argument("--site-packages", type=Path, default=Path(sysconfig.get_paths()["purelib"]))
     ap.add_argument("--stdlib", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
     ap.add_argument("--doc-root", type=Path, default=Path("/usr/share/doc"))
+    ap.add_argument("--pyfaq-subset", type=Path, metavar="PYFAQ",
+                    help="instead: write the fixed 40-query pyfaq slice of the CI floor test from PYFAQ into OUT")
     args = ap.parse_args()
+    if args.pyfaq_subset:
+        stats = pyfaq_subset(args.pyfaq_subset, args.out)
+        print(f"pyfaq subset: {stats['queries']} queries, {stats['bytes'] / 1e3:.0f} kB -> {args.out}")
+        return 0
     makers = {
         "pypkg": lambda: write_set(args.out, "pypkg", pypkg_pairs(args.site_packages), "md"),
         "stdlib": lambda: write_set(args.out, "stdlib", stdlib_pairs(args.stdlib), "txt"),

@@ -1,100 +1,199 @@
-"""Retrieval quality of the default ranking on the shared labelled sets (docs/SEARCH.md).
+"""Search quality as a user gets it: a fresh index built by `lodestar index`, scored by `lodestar eval`.
 
-Index each set once, then run this (cheap: query embeddings are computed once); from
-the repository root, with the sets in ``../shared/eval`` (``--eval-dir`` elsewhere)::
+For each labelled set (``docs/`` + ``queries.jsonl``; pyfaq and pyfaq-long from
+``../shared/eval``, plus any built by ``bench/build_sets.py``), in one run:
 
-    .venv/bin/lodestar index ../shared/eval/pyfaq/docs --data-dir bench/out/eval-pyfaq
-    .venv/bin/lodestar index ../shared/eval/pyfaq-long/docs --data-dir bench/out/eval-pyfaq-long
-    .venv/bin/python bench/eval_quality.py            # default Ranking on both sets
-    .venv/bin/python bench/eval_quality.py --set length_prior=0 --set keyword_weight=0.22
+1. a data directory ``WORK/<set>`` is built with the product's own command and default
+   settings (``LODESTAR_DATA_DIR=WORK/<set> lodestar index DOCS``), then stamped with the
+   commit, a digest of uncommitted changes to the product's code, a digest of the settings
+   and of the documents. An existing data directory is reused only when its stamp matches
+   this checkout exactly; one built by another commit, other code, other settings or other
+   files is refused (``--fresh`` rebuilds it);
+2. ``lodestar eval QUERIES --root DOCS --json`` scores it (MRR@10, Recall@10);
+3. the four references of ../shared/eval/README.md (whole document, best 1000/200 chunk,
+   keyword BM25 over those chunks, RRF k=60 of the two; `bench/quality_refs.py`, outside the
+   product) are measured beside it with the same model. Their vectors go through the
+   text-keyed cache of quality_refs (a vector depends only on the model and the text);
+   ``--no-cache`` embeds them again.
 
-``--set`` changes one `indexer.search.ranking.Ranking` field for an ablation; the product
-always uses the defaults.
+One command for every set, from the repository root (the lead runs it alone; a fresh
+pyfaq index takes ~15 min on 2 idle cores, the other sets a few minutes each)::
+
+    .venv/bin/python bench/build_sets.py /tmp/lodestar-sets
+    .venv/bin/python bench/eval_quality.py --extra-sets /tmp/lodestar-sets --fresh
+
+``--text-backend onnx-int8`` indexes and queries with that setting instead (issue 13.2:
+quality of the int8 path against the default's figures).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
+import hashlib
 import json
+import os
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EVAL_DIR, REPO
+from _common import EVAL_DIR, REPO, SCRATCH
+from quality_refs import CACHE_ROOT, VectorCache, cache_for, model_embedder, references
+
+STAMP = "bench-eval-stamp.json"
+PRODUCT_CODE = ("indexer", "models", "pyproject.toml")
 
 
-class CachedEmbedder:
-    """The real text model, memoised: sweeps re-rank without re-embedding queries."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.dim = inner.dim
-        self._memo: dict[str, Any] = {}
-
-    def embed_query(self, text: str) -> Any:
-        if text not in self._memo:
-            self._memo[text] = self.inner.embed_query(text)
-        return self._memo[text]
-
-    def embed_documents(self, items: Any) -> Any:
-        return self.inner.embed_documents(items)
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout
 
 
-def run(sets: list[str], overrides: dict[str, float], eval_dir: Path, data_root: Path) -> dict[str, Any]:
-    """Each set's queries (``eval_dir/<set>``) against its index (``data_root/eval-<set>``)."""
+def code_identity() -> dict[str, str]:
+    """The commit, and a digest of uncommitted changes to the product's code (empty when clean)."""
+    commit = _git("rev-parse", "HEAD").strip()
+    diff = _git("diff", "HEAD", "--", *PRODUCT_CODE)
+    untracked = _git("ls-files", "--others", "--exclude-standard", "--", *PRODUCT_CODE).split()
+    h = hashlib.sha256(diff.encode())
+    for rel in sorted(untracked):
+        if rel.endswith(".py"):
+            h.update(rel.encode() + b"\0" + (REPO / rel).read_bytes())
+    return {"commit": commit, "uncommitted": h.hexdigest()[:16] if diff or untracked else ""}
+
+
+def settings_digest(data_dir: Path) -> str:
+    """Digest of the settings the index was built with (every field but the folder list)."""
     from indexer.library.settings import load_settings, open_paths
-    from indexer.search.eval import evaluate, load_queries
-    from indexer.search.ranking import Ranking, Searcher
-    from indexer.store.ann import ensure_indexes
-    from indexer.store.tables import Store
-    from models.text import TextEmbedder
 
-    text = TextEmbedder()
-    text.load()
-    emb = CachedEmbedder(text)
-    ranking = dataclasses.replace(Ranking(), **overrides)
-    out: dict[str, Any] = {"ranking": dataclasses.asdict(ranking)}
-    for name in sets:
-        root, data_dir = eval_dir / name, data_root / f"eval-{name}"
-        paths = open_paths(data_dir)
-        load_settings(paths)
-        store = Store(paths.store, text_model=(emb.model_id, emb.dim))
-        ensure_indexes(store)  # a no-op when `lodestar index` already built them
-        searcher = Searcher(store, emb, None, paths=paths, ranking=ranking)
-        queries = load_queries(f"{root}/queries.jsonl")
-        search = functools.partial(searcher.search, kind="text", limit=10)
-        evaluate(search, queries[:5], f"{root}/docs")  # warm
-        report = evaluate(search, queries, f"{root}/docs")
-        out[name] = report.summary()
+    s = load_settings(open_paths(data_dir))
+    d = {k: v for k, v in dataclasses.asdict(s).items() if k not in ("folders", "problems", "invalid_fields")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def docs_digest(docs: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(docs.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(docs).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def lodestar(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("lodestar")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "indexer.cli.main"]
+    env = {**os.environ, "LODESTAR_DATA_DIR": str(data_dir)}
+    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True)
+
+
+def build_index(set_dir: Path, data_dir: Path, backend: str | None, fresh: bool) -> tuple[bool, float]:
+    """(reused, seconds): index ``set_dir/docs`` into ``data_dir`` unless a matching stamp is there."""
+    docs = (set_dir / "docs").resolve()
+    want = {**code_identity(), "docs": docs_digest(docs), "text_backend": backend or "default"}
+    stamp_file = data_dir / STAMP
+    if data_dir.exists() and not fresh:
+        try:
+            have = json.loads(stamp_file.read_text())
+        except (OSError, ValueError):
+            have = None
+        if have is not None and have.get("settings") == settings_digest(data_dir) and all(have.get(k) == v for k, v in want.items()):
+            return True, 0.0
+        why = "has no stamp" if have is None else ", ".join(
+            f"{k} {have.get(k) or '-'} (now {v or '-'})" for k, v in {**want, "settings": settings_digest(data_dir)}.items()
+            if have.get(k) != v
+        )
+        raise SystemExit(f"{data_dir} was not built by this checkout ({why}); rerun with --fresh to rebuild it")
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    if backend:
+        (data_dir / "settings.json").write_text(json.dumps({"text_backend": backend}) + "\n")
+    t = time.perf_counter()
+    proc = lodestar("index", str(docs), data_dir=data_dir)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"lodestar index {docs} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-400:]}")
+    stamp = {**want, "settings": settings_digest(data_dir), "built": time.strftime("%Y-%m-%d %H:%M:%S"), "index_s": round(seconds, 1)}
+    stamp_file.write_text(json.dumps(stamp, indent=2) + "\n")
+    return False, seconds
+
+
+def product_figures(set_dir: Path, data_dir: Path) -> dict[str, Any]:
+    docs = (set_dir / "docs").resolve()
+    proc = lodestar("eval", str(set_dir / "queries.jsonl"), "--root", str(docs), "--json", data_dir=data_dir)
+    if proc.returncode != 0:
+        raise SystemExit(f"lodestar eval failed for {set_dir} ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-400:]}")
+    data = json.loads(proc.stdout)
+    data.pop("queries", None)
+    return data
+
+
+def find_sets(names: list[str], eval_dir: Path, extra: Path | None) -> list[tuple[str, Path]]:
+    out = [(n, eval_dir / n) for n in names if n]
+    if extra is not None:
+        out += [(p.name, p) for p in sorted(extra.iterdir()) if (p / "queries.jsonl").is_file() and (p / "docs").is_dir()]
+    for _name, p in out:
+        if not (p / "queries.jsonl").is_file():
+            raise SystemExit(f"no labelled set at {p} (docs/ and queries.jsonl); see ../shared/eval/README.md")
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default="pyfaq,pyfaq-long")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a Ranking field")
-    ap.add_argument("--eval-dir", type=Path, default=EVAL_DIR, help="folder holding the labelled sets")
-    ap.add_argument("--data-root", type=Path, default=REPO / "bench" / "out",
-                    help="folder holding the sets' indexes, one eval-<set> data dir each")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--sets", default="pyfaq,pyfaq-long", help="sets under --eval-dir (comma-separated; '' for none)")
+    ap.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
+    ap.add_argument("--extra-sets", type=Path, help="a folder of more sets (bench/build_sets.py output)")
+    ap.add_argument("--work", type=Path, default=SCRATCH / "eval-quality", help="where the data directories are built")
+    ap.add_argument("--fresh", action="store_true", help="rebuild every data directory")
+    ap.add_argument("--text-backend", choices=("torch", "onnx", "onnx-int8"), help="index and query with this text_backend setting")
+    ap.add_argument("--no-cache", action="store_true", help="embed the references' texts again (a fresh cache)")
+    ap.add_argument("--no-refs", action="store_true", help="skip the references")
+    ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()
-    overrides = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
-    for k in ("vector_k", "keyword_k"):
-        if k in overrides:
-            overrides[k] = int(overrides[k])  # type: ignore[assignment]
-    result = run(args.sets.split(","), overrides, args.eval_dir, args.data_root)
+    sets = find_sets(args.sets.split(","), args.eval_dir, args.extra_sets)
+    ident = code_identity()
+    print(f"commit {ident['commit'][:12]}{' + uncommitted ' + ident['uncommitted'] if ident['uncommitted'] else ''}; "
+          f"text_backend {args.text_backend or 'default'}; load {os.getloadavg()[0]:.2f}", flush=True)
+    embed = None
+    cache: VectorCache | None = None
+    if not args.no_refs:
+        cache = VectorCache(SCRATCH / f"qcache-fresh-{os.getpid()}") if args.no_cache else cache_for("torch", CACHE_ROOT)
+    results: dict[str, Any] = {"code": ident, "text_backend": args.text_backend or "default", "sets": {}}
+    for name, set_dir in sets:
+        suffix = f"-{args.text_backend}" if args.text_backend else ""
+        data_dir = args.work / f"{name}{suffix}"
+        reused, secs = build_index(set_dir, data_dir, args.text_backend, args.fresh)
+        print(f"{name}: {'reused ' + str(data_dir) + ' (same commit, code, settings, files)' if reused else f'indexed in {secs:.0f} s'}", flush=True)
+        row: dict[str, Any] = {"product": product_figures(set_dir, data_dir), "data_dir": str(data_dir)}
+        if cache is not None:
+            try:
+                row["refs"] = references(set_dir, cache, embed)
+            except KeyError:
+                embed = model_embedder("torch")
+                row["refs"] = references(set_dir, cache, embed)
+        results["sets"][name] = row
+    print()
+    head = f"{'set':<12} {'queries':>7}  {'Lodestar':>13}"
+    if cache is not None:
+        head += "".join(f"  {r:>13}" for r in ("whole doc", "best chunk", "keyword", "RRF")) + "  beats all"
+    print(head)
+    print(f"{'':<12} {'':>7}  {'MRR / R@10':>13}" + ("  " + "  ".join(f"{'MRR / R@10':>13}" for _ in range(4)) if cache is not None else ""))
+    for name, row in results["sets"].items():
+        p = row["product"]
+        line = f"{name:<12} {p['n']:>7}  {p['mrr']:.3f} / {p['recall']:.3f}"
+        if "refs" in row:
+            refs = row["refs"]
+            line += "".join(f"  {refs[r]['mrr']:.3f} / {refs[r]['recall']:.3f}" for r in ("whole", "chunk", "keyword", "rrf"))
+            beats = all(p["mrr"] > r["mrr"] and p["recall"] > r["recall"] for r in refs.values())
+            row["beats_all"] = beats
+            line += f"  {'yes' if beats else 'no'}"
+        print(line)
+    print(f"load {os.getloadavg()[0]:.2f}")
     if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{'set':<12} {'MRR@10':>7} {'R@10':>6} {'nDCG@10':>8} {'p50 ms':>7} {'p95 ms':>7} {'passage':>8}")
-    for name in args.sets.split(","):
-        r = result[name]
-        span = f"{r['span_overlap']:.3f}" if r["span_overlap"] is not None else "-"
-        print(f"{name:<12} {r['mrr']:>7.3f} {r['recall']:>6.3f} {r['ndcg']:>8.3f} {r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f} {span:>8}")
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -262,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configs = parse_configs(args.config or ["default"])
     results: dict[str, Any] = {}
     for s in args.sets:
-        res: dict[str, Any] = {"refs": references(s, cache, None)}
+        res: dict[str, Any] = {"refs": {} if args.no_refs else references(s, cache, None)}
         for v in args.variants.split(","):
             with tempfile.TemporaryDirectory(prefix="lodestar-study-") as tmp:
                 store, paths = build_store(s, v, emb, Path(tmp) / "data")
@@ -301,6 +301,7 @@ def main() -> int:
     p.add_argument("--variants", default="p0")
     p.add_argument("--config", action="append", help="NAME:field=value,... (Ranking overrides); repeatable")
     p.add_argument("--json")
+    p.add_argument("--no-refs", action="store_true", help="skip the references (e.g. for the int8 cache, which holds only product texts)")
     p.set_defaults(func=cmd_run)
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
