@@ -338,8 +338,7 @@ class MapView(QDialog):
         self.clear_list_button = QToolButton(list_box)
         self.clear_list_button.setText("Clear")
         self.clear_list_button.setAccessibleName("Clear the lasso")
-        self.clear_list_button.clicked.connect(lambda: self.canvas.set_selection(np.zeros(0, np.int64))
-                                               or self.show_lassoed(np.zeros(0, np.int64)))
+        self.clear_list_button.clicked.connect(self.clear_lasso)
         head.addWidget(self.list_title, 1)
         head.addWidget(self.clear_list_button)
         self.file_list = QListWidget(list_box)
@@ -650,6 +649,10 @@ class MapView(QDialog):
             item.setData(PathRole, p.path)
             self.file_list.addItem(item)
         self.file_list.setCurrentRow(0)
+
+    def clear_lasso(self) -> None:
+        self.canvas.set_selection(np.zeros(0, np.int64))
+        self.show_lassoed(np.zeros(0, np.int64))
 
     def _list_current(self, row: int) -> None:
         if 0 <= row < len(self.listed):

@@ -152,6 +152,14 @@ def test_the_lasso_lists_exactly_the_points_inside(grid_view: Any) -> None:
 
     QTest.keyClick(canvas, Qt.Key.Key_Escape)
     assert grid_view.file_list.count() == 0 and len(canvas.selection) == 0
+    # so does Clear, after another lasso
+    _mouse(canvas, QEvent.Type.MouseButtonPress, screen[0], shift=True)
+    for p in screen[1:3]:
+        _mouse(canvas, QEvent.Type.MouseMove, p, button=Qt.MouseButton.NoButton)
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, screen[0])
+    assert grid_view.file_list.count() > 0 and grid_view.clear_list_button.isEnabled()
+    grid_view.clear_list_button.click()
+    assert grid_view.file_list.count() == 0 and len(canvas.selection) == 0
 
 
 def test_point_grid_inside_agrees_with_qt_on_random_points() -> None:
