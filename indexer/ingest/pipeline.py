@@ -436,6 +436,13 @@ class IndexService:
             try:
                 summary = stage.run(cancel=cancel, should_yield=should_yield, on_progress=on_progress,
                                     commit=self._commit_side)
+            except DiskFull:
+                raise
+            except Exception:
+                # A bug or a damaged words table must not undo the run it follows: the files
+                # are indexed; their words wait for the next run (the traceback is in the log).
+                log.exception("reading the words in pictures and scans stopped")
+                return None
             finally:
                 self.recognising = False
         if summary.read or summary.copied or summary.skipped or summary.failed:

@@ -474,9 +474,13 @@ class Searcher:
         if not view:
             return []
         k = self.ranking.recognised_k
-        rows = self.reader.nearest_recognised(qvec, view, allowed, k)
         text = " ".join(w for t in terms for w in re.findall(r"\w+", t))
-        hits = self.reader.keyword_hits(text, view, allowed, k, kind="ocr") if text else None
+        try:
+            rows = self.reader.nearest_recognised(qvec, view, allowed, k)
+            hits = self.reader.keyword_hits(text, view, allowed, k, kind="ocr") if text else None
+        except Exception as exc:  # noqa: BLE001 - an unreadable words table never breaks a search
+            log.warning("the words recognised in pictures cannot be searched now: %s", str(exc)[:300])
+            return []
         if hits is not None and hits.num_rows:
             vecs = np.asarray(hits.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
             sims = vecs.reshape(hits.num_rows, -1) @ qvec

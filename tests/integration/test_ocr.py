@@ -222,6 +222,19 @@ def test_invoice_number_and_error_screenshot_are_found_first(library: Any) -> No
     assert all(r.kind != "image" for r in docs_only.results)
 
 
+def test_status_says_how_far_reading_words_has_come(library: Any) -> None:
+    from indexer.cli.status import collect
+
+    words = collect(library)["words_in_pictures"]
+    assert words["images_total"] == 4 and words["with_text"] == 5
+    assert words["message"].startswith("words read in 4 of 4 pictures")
+
+
+def test_excluded_word_drops_a_picture_that_holds_it(library: Any) -> None:
+    names = [Path(r.path).name for r in library.searcher().search("wifi password -hunter2").results]
+    assert "IMG_2031.png" not in names
+
+
 def test_one_result_per_file_when_found_by_look_and_words(library: Any) -> None:
     resp = library.searcher().search("wifi password")
     paths = [r.path for r in resp.results]
@@ -286,18 +299,24 @@ def small_library(tmp_path: Path) -> Path:
     return root
 
 
-def test_clip_missing_still_indexes_words_and_corrupt_image_fails_alone(make_runtime: Any, small_library: Path) -> None:
+def test_clip_missing_still_indexes_words_and_hostile_pictures_fail_alone(make_runtime: Any, small_library: Path) -> None:
     good = io.BytesIO()
     text_image(["broken"]).save(good, "PNG")
-    (small_library / "broken.png").write_bytes(good.getvalue()[:200])
+    (small_library / "broken.png").write_bytes(good.getvalue()[:200])  # truncated
+    save(Image.new("RGB", (1, 1), "red"), small_library / "tiny.png")
+    frames = [text_image(["Boarding pass 7C"]), text_image(["second frame"], bg="yellow")]
+    frames[0].save(small_library / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
     rt = make_runtime([str(small_library)], clip=False)
     rt.service().index_roots([str(small_library)])
     files = {r.name: r for r in rt.store.files().values()}
     assert files["a.png"].state == "pending"  # no CLIP weights: waiting for the image model
     states = recognised.states(rt.store)
     assert states[files["broken.png"].fid].state == "failed" and states[files["broken.png"].fid].reason
+    assert states[files["tiny.png"].fid].state == "none"
+    assert states[files["animated.gif"].fid].state == "text"  # its first frame
     res = _first(rt.searcher().search("invoice 4711"))
-    assert Path(res.path).name == "b.png" and res.matched_by == "words"
+    assert Path(res.path).name == "b.png" and res.matched_by == "words" and not res.thumbnail
+    assert Path(_first(rt.searcher().search("boarding pass")).path).name == "animated.gif"
 
 
 def test_setting_off_reads_nothing(make_runtime: Any, small_library: Path) -> None:
