@@ -209,7 +209,8 @@ vector spaces, so each has a map of its own."""
 @dataclasses.dataclass(frozen=True)
 class MapPoint:
     """One indexed file on a map. ``x``, ``y``: the layout's coordinates, scaled so the last
-    full layout fills [0, 1] x [0, 1] (points placed since may sit a little outside)."""
+    full layout fills [0, 1] x [0, 1] (points placed since may sit a little outside); y grows
+    downwards, as on a screen (the window and `lodestar map --png` draw it so)."""
 
     fid: str
     path: str

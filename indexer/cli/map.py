@@ -5,7 +5,7 @@ laid out afresh after a big change: `indexer.map.build`), then ``--png FILE`` dr
 with its region names and ``--json FILE`` (``-``: standard output) writes
 ``{"layer", "model", "built_at", "stale", "files": [{"path", "x", "y", "cluster"}],
 "clusters": [{"id", "label", "x", "y", "size", "level", "words"}]}``; coordinates are in
-[0, 1], y upwards. Without either it lists the regions.
+[0, 1], y downwards (as the window draws it). Without either it lists the regions.
 """
 
 from __future__ import annotations

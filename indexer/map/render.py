@@ -54,7 +54,7 @@ def render_png(m: LibraryMap, out: str | Path, width: int = 1600, height: int = 
     oy = title_h + (height - title_h - side) / 2
 
     def to_px(x: float, y: float) -> tuple[float, float]:
-        return ox + x * side, oy + (1.0 - y) * side  # y grows upwards on the map
+        return ox + x * side, oy + y * side  # y grows downwards, as in the window
 
     n = len(m.points)
     r = 4.0 if n < 500 else 2.5 if n < 5000 else 1.5 if n < 30000 else 0.8
