@@ -406,7 +406,8 @@ class MapCanvas(QWidget):
             seen = (sx > -8) & (sx < image.width() + 8) & (sy > -8) & (sy < image.height() + 8)
             r = self.radius * dpr * min(2.2, max(1.0, self.zoom() ** 0.3))
             lit_up = self.highlight is not None and len(self.highlight) == len(self.xy)
-            dim = 0.16 if lit_up else 0.4 if len(self.selection) else 1.0
+            faint = 0.16 if len(self.xy) > 2_000 else 0.3  # a small map must stay visible round its lit files
+            dim = faint if lit_up else 0.4 if len(self.selection) else 1.0
             self._draw_points(p, sx, sy, seen, r, dim)
             if len(self.selection):  # the lasso's files: full colour, a fine dark edge
                 sel = self.selection[seen[self.selection]]
@@ -459,7 +460,7 @@ class MapCanvas(QWidget):
                 continue
             font = self.label_font(lab)
             fm = QFontMetricsF(font)
-            text = fm.elidedText(lab.text, Qt.TextElideMode.ElideRight, 240)
+            text = fm.elidedText(lab.text, Qt.TextElideMode.ElideRight, 320)
             w, h = fm.horizontalAdvance(text), fm.height()
             if lab.lit is not None:  # above the lit files, not over them
                 cx, top = (lab.lit[0] - wx0) * self.scale, (lab.lit[1] - wy0) * self.scale

@@ -510,6 +510,7 @@ class MapView(QDialog):
         self.stack.setCurrentWidget(self.empty)
         self.legend.set_coloring(None)
         self.summary.setText("")
+        self.status.setText("")
 
     def display(self, m: LibraryMap, keep_view: bool = False) -> None:
         """Show a layer's map (or why there is none)."""
