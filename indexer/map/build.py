@@ -275,7 +275,7 @@ def _as_was(kept: KeptMap | None, files: dict[str, FileRecord], data_dir: str | 
             want: dict[str, FileRecord], layer: MapLayer) -> LibraryMap:
     if kept is not None:
         return assemble(kept, files, data_dir, want)
-    return LibraryMap(layer=layer, stale=bool(want), message="The map was not made (stopped).")
+    return LibraryMap(layer=layer, stale=bool(want), message="The map was not made (stopped); lay it out again to see it.")
 
 
 # ------------------------------------------------------------------------------ reading
@@ -310,9 +310,19 @@ def assemble(kept: KeptMap, files: dict[str, FileRecord], data_dir: str | os.Pat
     stale = stale or any(f not in kept_fids for f in want)
     clusters = [MapCluster(c.id, c.label, (c.x - ox) / span, (c.y - oy) / span, c.size, c.level, tuple(c.words))
                 for c in kept.clusters]
-    message = EMPTY_MESSAGE[layer] if not points else ONE_MESSAGE[layer] if len(points) == 1 else ""
+    message = _empty_message(layer, files) if not points else ONE_MESSAGE[layer] if len(points) == 1 else ""
     return LibraryMap(layer=layer, points=points, clusters=clusters, built_at=kept.built_at, stale=stale,
                       model=kept.model, method=kept.method, message=message)
+
+
+def _empty_message(layer: MapLayer, files: dict[str, FileRecord]) -> str:
+    """Why a layer has nothing to show: nothing indexed, or pictures waiting for the image model."""
+    if layer == "images":
+        waiting = sum(1 for r in files.values() if r.kind == "image" and r.state == "pending")
+        if waiting:
+            many = f"{waiting:,} pictures wait" if waiting != 1 else "1 picture waits"
+            return f"{many} for the image model: they appear here once it is ready and they are read."
+    return EMPTY_MESSAGE[layer]
 
 
 def load_map(store: Any, data_dir: str | os.PathLike[str], layer: MapLayer) -> LibraryMap | None:

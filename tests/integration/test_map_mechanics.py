@@ -201,3 +201,16 @@ def test_the_images_layer_is_named_by_file_names_and_the_vocabulary(lib: Any) ->
     assert all(set(c.words[1:] if c.id in beach else c.words) <= vocabulary for c in m.clusters)
     assert not any("img" in c.words for c in m.clusters)  # camera names say nothing
     assert load_map(lib.store, lib.paths.data_dir, "documents") is None  # the other layer is its own map
+
+
+def test_pictures_waiting_for_the_image_model_are_said_so(tmp_path: Path) -> None:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    rt = _runtime(tmp_path / "data", folder)
+    try:
+        rt.image_ready = lambda *a, **k: (False, "the image model is not downloaded")
+        rt.service().sync_paths([_picture(folder / f"p{i}.png", (200, 10, 10), i) for i in range(3)])
+        m = update_map(rt.store, rt.paths.data_dir, "images")
+        assert m.points == [] and m.message.startswith("3 pictures wait for the image model")
+    finally:
+        rt.close()
