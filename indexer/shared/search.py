@@ -58,6 +58,7 @@ class SharedSearcher:
         self.cache = Path(data_dir) / CACHE_DIR
         self.part_timeout_s = part_timeout_s
         self._bucket = bucket
+        self._owns_bucket = bucket is None
         self._lock = threading.Lock()
         self._opening = threading.Lock()  # one part opened at a time: never two searchers of one part
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lodestar-shared")
@@ -132,6 +133,8 @@ class SharedSearcher:
             why = f"Other computers were not searched: {_first_line(exc)}."
             with self._lock:
                 self._down[""] = (time.monotonic() + DOWN_FOR_S, why)
+                if self._owns_bucket:
+                    self._bucket = None  # credentials read again next time (a renewed session token)
             notes.append(why)
             return []
 
