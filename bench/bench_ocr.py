@@ -18,7 +18,8 @@ folder), three parts, each printed as a markdown table:
 4. **A photo library with little text** (``--library N``): N photos without words and
    N/20 with, indexed by ``lodestar index`` with a random-weight ViT-B-32 CLIP (the
    real model's compute; no weights can be downloaded here) with recognition off, then
-   on: the extra time recognition adds, against the time of the run without it (the
+   on: the extra time recognition adds (the run's own ``elapsed_s``, so the process start
+   and model loading are left out), against the run without it: the CLIP stage (the
    issue's aim: at most half).
 
 One command prints everything, with ``uptime`` before and after (run it on an idle
@@ -239,16 +240,21 @@ def library(n_photos: int, seed: int, work: Path) -> dict[str, Any]:
     _settings(warm, allow_download=False)
     lodestar(["index", str(docs / "clean"), "--json"], warm, env)
     results: dict[str, list[float]] = {"off": [], "on": []}
+    walls: dict[str, list[float]] = {"off": [], "on": []}
     for _round in range(2):
         for mode in ("off", "on"):
             data = work / f"data-library-{mode}"
             shutil.rmtree(data, ignore_errors=True)
             _settings(data, allow_download=False, **{OCR_SETTING: mode == "on"})
-            seconds, _ = lodestar(["index", str(docs), "--json"], data, env)
-            results[mode].append(seconds)
+            wall, out = lodestar(["index", str(docs), "--json"], data, env)
+            # The run's own time (scan, read, CLIP, writes and, when on, the recognition
+            # stage), without the process start and the models' loading.
+            results[mode].append(float(json.loads(out)["elapsed_s"]))
+            walls[mode].append(wall)
     off, on = min(results["off"]), min(results["on"])
     return {"photos": n_photos, "with_words": max(1, n_photos // 20), "off_s": off, "on_s": on,
-            "extra_s": on - off, "extra_share": (on - off) / off if off else None, "runs": results}
+            "extra_s": on - off, "extra_share": (on - off) / off if off else None, "runs": results,
+            "wall_off_s": min(walls["off"]), "wall_on_s": min(walls["on"])}
 
 
 # ------------------------------------------------------------------ output
@@ -340,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload["library"] = lib
         print(f"\n### A photo library with little text ({lib['photos']} photos, {lib['with_words']} with words; "
               "random-weight ViT-B-32)\n")
-        print(md_table(["recognition", "index s (best of 2)"], [["off", lib["off_s"]], ["on", lib["on_s"]]]))
+        print(md_table(["recognition", "run s (best of 2)", "process wall s"],
+                       [["off", lib["off_s"], lib["wall_off_s"]], ["on", lib["on_s"], lib["wall_on_s"]]]))
         print(f"\nextra time: {lib['extra_s']:.1f} s = {100 * (lib['extra_share'] or 0):.0f}% of the run without "
               "recognition (aim: at most 50%)")
     print(f"\nuptime after: {uptime()}")
