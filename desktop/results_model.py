@@ -106,7 +106,9 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._decoration(r)
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{r.name or os.path.basename(r.path)} in {r.folder or os.path.dirname(r.path)}"
+            how = match_label(r)
+            said = f"{r.name or os.path.basename(r.path)} in {r.folder or os.path.dirname(r.path)}"
+            return f"{said}. {how}" if how else said
         if role == ResultRole:
             return r
         if role == PathRole:

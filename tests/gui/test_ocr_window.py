@@ -73,6 +73,8 @@ def test_tooltip_of_a_picture_says_how_it_matched() -> None:
     model.set_results([sticker_result(""), SearchResult(path="/p/a.md", kind="text", score=0.4)])
     assert model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole) == "/photos/IMG_2041.jpg\nMatched the words in this picture"
     assert model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole) == "/p/a.md"
+    assert model.index(0, 0).data(Qt.ItemDataRole.AccessibleTextRole) == (
+        "IMG_2041.jpg in /photos. Matched the words in this picture")  # a screen reader says it too
 
 
 def _paint_row(result: SearchResult, qapp: Any) -> tuple[QImage, int]:
