@@ -42,6 +42,7 @@ keep_none_alive()  # the map makes thousands of void Qt calls a second while it 
 
 MARGIN = 0.6  # the cached image reaches this share of the view beyond each edge (fewer fresh drawings in a drag)
 SETTLE_MS = 140  # draw afresh this long after the last zoom step
+RECENTRE_MS = 250  # and this long after the last pan step, when the margin is half used
 HOVER_PX = 9.0  # how near the pointer must be to a point to pick it
 CLICK_SLOP = 4  # a press that moves less than this is a click, not a drag
 ZOOM_STEP = 1.25
@@ -249,6 +250,10 @@ class MapCanvas(QWidget):
         self._settle.setSingleShot(True)
         self._settle.setInterval(SETTLE_MS)
         self._settle.timeout.connect(self.invalidate)
+        self._recentre = QTimer(self)  # a pause in a drag: centre the cached image again meanwhile
+        self._recentre.setSingleShot(True)
+        self._recentre.setInterval(RECENTRE_MS)
+        self._recentre.timeout.connect(self._recentre_cache)
         if thumbnails is not None:
             thumbnails.loaded.connect(lambda _p: self.update())  # type: ignore[attr-defined]
 
@@ -343,8 +348,21 @@ class MapCanvas(QWidget):
         self._sync()
         self.fitted = False
         self.center = self.center - np.array([dx, dy]) / self.scale
+        self._recentre.start()
         self.viewChanged.emit()
         self.update()
+
+    def _recentre_cache(self) -> None:
+        """Draw the cached image afresh round the view while the reader pauses, when a
+        drag used up more than half its margin: the next drag starts with room to spare."""
+        cache = self._cache
+        if cache is None or cache.scale != self.scale:
+            return
+        target = self._cache_target(cache)
+        used_x = abs(target.center().x() - self.width() / 2) / max(self.width() * MARGIN, 1)
+        used_y = abs(target.center().y() - self.height() / 2) / max(self.height() * MARGIN, 1)
+        if max(used_x, used_y) > 0.5:
+            self.invalidate()
 
     def zoom_at(self, factor: float, anchor: QPointF | None = None) -> None:
         """Zoom by ``factor`` keeping the world point under ``anchor`` (default: the middle) still."""

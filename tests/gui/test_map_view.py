@@ -356,6 +356,22 @@ def test_keys_pan_and_zoom_and_controls_have_names(grid_view: Any, qtbot: Any) -
     qtbot.waitUntil(canvas.hasFocus, timeout=2000)
 
 
+def test_panning_moves_the_cached_image_and_a_pause_centres_it_again(grid_view: Any, qtbot: Any) -> None:
+    canvas = grid_view.canvas
+    canvas.repaint()
+    first = canvas._cache
+    assert first is not None
+    canvas.pan_by(canvas.width() * 0.2, 0)
+    canvas.repaint()
+    assert canvas._cache is first  # a short drag only moves the image
+    canvas.pan_by(canvas.width() * 0.25, 0)  # now more than half the margin is used
+    canvas.repaint()
+    assert canvas._cache is first
+    qtbot.waitUntil(lambda: canvas._cache is not None and canvas._cache is not first, timeout=3000)
+    target = canvas._cache_target(canvas._cache)
+    assert abs(target.center().x() - canvas.width() / 2) < 1  # centred round the view again
+
+
 def test_wheel_zooms_about_the_pointer(grid_view: Any) -> None:
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
