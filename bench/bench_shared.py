@@ -183,7 +183,8 @@ def main() -> None:
     remote.search(queries[0], limit=20)
     cold_ms = (time.perf_counter() - t) * 1000
     remote_ms = latencies(lambda q: remote.search(q, limit=20), queries)
-    same = sum(1 for q in queries[:10] if [r.path for r in local.search(q, limit=10).results]
+    compared = min(10, len(queries))
+    same = sum(1 for q in queries[:compared] if [r.path for r in local.search(q, limit=10).results]
                == [r.path for r in remote.search(q, limit=10).results])
 
     b = runtime(root / "computer-b", None)
@@ -212,7 +213,7 @@ def main() -> None:
     ])
     print()
     print(md)
-    print(f"same top-10 local vs part on S3: {same}/10 queries; merged answers with computer-a's files: {found}/{len(queries)}")
+    print(f"same top-10 local vs part on S3: {same}/{compared} queries; merged answers with computer-a's files: {found}/{len(queries)}")
     print()
     print(md2)
     print(f"\nload before: {before}\nload after:  {after}")
