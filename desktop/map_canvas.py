@@ -135,7 +135,7 @@ def polygon_of(xs: np.ndarray, ys: np.ndarray) -> QPolygonF:
         import shiboken6
 
         poly.resize(n)
-        buf = shiboken6.VoidPtr(poly.data(), n * 16, True)
+        buf = shiboken6.VoidPtr(poly.data(), n * 16, True)  # type: ignore[call-arg, arg-type]  # (object, size, writable)
         view = np.frombuffer(buf, dtype=np.float64).reshape(n, 2)  # type: ignore[call-overload]
         view[:, 0] = xs
         view[:, 1] = ys

@@ -253,11 +253,11 @@ class MapView(QDialog):
         self.query.setClearButtonEnabled(True)
         self.query.setAccessibleName("Search to light up on the map")
         self.query.setMinimumWidth(260)
-        self.query.textChanged.connect(lambda _t: self._query_timer.start())
         self._query_timer = QTimer(self)
         self._query_timer.setSingleShot(True)
         self._query_timer.setInterval(QUERY_DEBOUNCE_MS)
         self._query_timer.timeout.connect(self.run_query)
+        self.query.textChanged.connect(lambda _t: self._query_timer.start())
         self._follow = QTimer(self)  # the index changed while the map is open
         self._follow.setSingleShot(True)
         self._follow.setInterval(FOLLOW_MS)
@@ -379,13 +379,11 @@ class MapView(QDialog):
         lay.addLayout(top)
         lay.addWidget(split, 1)
         lay.addLayout(bottom)
-        for a, b in ((self.layer_buttons["documents"], self.layer_buttons["images"]),
-                     (self.layer_buttons["images"], self.query), (self.query, self.color_by),
-                     (self.color_by, self.lasso_button), (self.lasso_button, self.fit_button),
-                     (self.fit_button, self.relayout_button), (self.relayout_button, self.canvas),
-                     (self.canvas, self.file_list), (self.file_list, self.open_button),
-                     (self.open_button, self.reveal_button)):
-            QWidget.setTabOrder(a, b)
+        chain: list[QWidget] = [self.layer_buttons["documents"], self.layer_buttons["images"], self.query,
+                                self.color_by, self.lasso_button, self.fit_button, self.relayout_button,
+                                self.canvas, self.file_list, self.open_button, self.reveal_button]
+        for before, after in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(before, after)
         self._set_file_actions(None)
 
     # -- layers: read, build, show -----------------------------------------------------------
