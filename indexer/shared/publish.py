@@ -378,7 +378,6 @@ class PublishLoop:
             except Exception:  # a bug: logged with its traceback, and the loop goes on
                 log.exception("publishing the shared part failed")
                 report = PublishReport(problem="publishing failed; see the log")
-            self.last = report
             if report.problem and not self._stop.is_set():
                 self.failures += 1
                 wait, backoff = min(self.max_backoff_s, self.first_backoff_s * 2 ** (self.failures - 1)), True
@@ -389,6 +388,8 @@ class PublishLoop:
                     log.warning("shared library reachable again: this computer's part is caught up")
                 self.failures = 0
                 wait, backoff = self.interval_s, False
-                self._stop.wait(self.min_gap_s)  # a change meanwhile is published after the gap
+            self.last = report  # after the failure count: whoever reads both sees them agree
             if self.on_report is not None:
                 self.on_report(report)
+            if not backoff:
+                self._stop.wait(self.min_gap_s)  # a change meanwhile is published after the gap
