@@ -10,6 +10,7 @@ polygon) without looking at every point.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -37,11 +38,13 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QWidget
 
 from desktop.pyside_none import keep_none_alive
+from desktop.workers import Worker, WorkerPool
 
 keep_none_alive()  # the map makes thousands of void Qt calls a second while it moves
 
 MARGIN = 0.6  # the cached image reaches this share of the view beyond each edge (fewer fresh drawings in a drag)
 SETTLE_MS = 140  # draw afresh this long after the last zoom step
+SYNC_POINTS = 20_000  # maps up to this size are drawn afresh at once; larger ones on the drawing thread
 RECENTRE_MS = 250  # and this long after the last pan step, when the margin is half used
 HOVER_PX = 9.0  # how near the pointer must be to a point to pick it
 CLICK_SLOP = 4  # a press that moves less than this is a click, not a drag
@@ -187,6 +190,121 @@ class _Cache:
     wx0: float  # world position of the image's top-left corner
     wy0: float
     size: QSize  # logical size
+    generation: int  # what the map looked like (colours, lit files, lasso, labels) when drawn
+    placed: list[tuple[MapLabel, QRectF]]  # the labels drawn, where
+
+
+@dataclass
+class _Frame:
+    """Everything one drawing of the map needs, copied on the GUI thread so that a worker
+    thread can draw it (QPainter may paint a QImage off the GUI thread)."""
+
+    generation: int
+    xy: np.ndarray
+    color_index: np.ndarray
+    colors: list[QColor]
+    highlight: np.ndarray | None
+    selection: np.ndarray
+    labels: list[MapLabel]
+    radius: float
+    scale: float
+    zoom: float
+    wx0: float
+    wy0: float
+    size: QSize
+    dpr: float
+    font: QFont
+    text: QColor
+    base: QColor
+
+
+def draw_frame(f: _Frame) -> _Cache:
+    """The map's points and labels drawn into an image (any thread)."""
+    image = QImage(int(f.size.width() * f.dpr), int(f.size.height() * f.dpr), QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.transparent)
+    p = QPainter(image)
+    dpr = f.dpr
+    if len(f.xy):
+        sx = ((f.xy[:, 0] - f.wx0) * f.scale) * dpr
+        sy = ((f.xy[:, 1] - f.wy0) * f.scale) * dpr
+        seen = (sx > -8) & (sx < image.width() + 8) & (sy > -8) & (sy < image.height() + 8)
+        r = f.radius * dpr * min(2.2, max(1.0, f.zoom ** 0.3))
+        lit_up = f.highlight is not None and len(f.highlight) == len(f.xy)
+        faint = 0.16 if len(f.xy) > 2_000 else 0.3  # a small map must stay visible round its lit files
+        dim = faint if lit_up else 0.4 if len(f.selection) else 1.0
+        _draw_points(p, f, sx, sy, seen, r, dim)
+        if len(f.selection):  # the lasso's files: full colour, a fine dark edge
+            sel = f.selection[seen[f.selection]]
+            splat(p, sx[sel], sy[sel], QColor(30, 30, 30), r + 1.0 * dpr, 0.45 if lit_up else 0.6)
+            chosen = np.zeros(len(sx), dtype=bool)
+            chosen[sel] = True
+            _draw_points(p, f, sx, sy, chosen, r, 0.45 if lit_up else 1.0)
+        if lit_up and f.highlight is not None:
+            lit = f.highlight & seen
+            idx = np.flatnonzero(lit)
+            splat(p, sx[idx], sy[idx], QColor(40, 40, 40), r + 2.6 * dpr, 0.55)
+            splat(p, sx[idx], sy[idx], f.base, r + 1.6 * dpr)
+            _draw_points(p, f, sx, sy, lit, r + 0.8 * dpr, 1.0)
+    p.scale(dpr, dpr)
+    placed = _draw_labels(p, f)
+    p.end()
+    image.setDevicePixelRatio(dpr)
+    return _Cache(image, f.scale, f.wx0, f.wy0, f.size, f.generation, placed)
+
+
+def _draw_points(p: QPainter, f: _Frame, sx: np.ndarray, sy: np.ndarray, mask: np.ndarray,
+                 radius: float, alpha: float) -> None:
+    ci = f.color_index if len(f.color_index) == len(sx) else np.zeros(len(sx), np.int32)
+    counts = np.bincount(ci[mask], minlength=len(f.colors))
+    for c in np.argsort(-counts):  # big groups first, so small ones stay visible on top
+        if counts[c] == 0 or c >= len(f.colors):
+            continue
+        idx = np.flatnonzero(mask & (ci == c))
+        splat(p, sx[idx], sy[idx], f.colors[c], radius, alpha)
+
+
+def label_font(base: QFont, label: MapLabel, biggest: int) -> QFont:
+    font = QFont(base)
+    font.setPointSizeF(font.pointSizeF() * (0.9 + 0.4 * math.sqrt(max(label.size, 0) / max(biggest, 1))))
+    font.setWeight(QFont.Weight.DemiBold if label.level == 0 or label.lit is not None else QFont.Weight.Medium)
+    return font
+
+
+def _draw_labels(p: QPainter, f: _Frame) -> list[tuple[MapLabel, QRectF]]:
+    """Greedy placement: bigger regions first; a label that would overlap one already
+    placed, or whose level needs more zoom, waits for the reader to zoom in."""
+    placed: list[tuple[MapLabel, QRectF]] = []
+    zoom_level = math.log2(max(f.zoom, 1e-9))
+    halo = QColor(f.base)
+    halo.setAlphaF(0.5)
+    bounds = QRectF(0, 0, f.size.width(), f.size.height())
+    biggest = max((lab.size for lab in f.labels), default=1)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    for lab in sorted(f.labels, key=lambda lab: lab.lit is None):  # stable: lit first, then as given
+        if (lab.level > zoom_level + 0.5 and lab.lit is None) or not lab.text:
+            continue
+        font = label_font(f.font, lab, biggest)
+        fm = QFontMetricsF(font)
+        text = fm.elidedText(lab.text, Qt.TextElideMode.ElideRight, 320)
+        w, h = fm.horizontalAdvance(text), fm.height()
+        if lab.lit is not None:  # above the lit files, not over them
+            cx, top = (lab.lit[0] - f.wx0) * f.scale, (lab.lit[1] - f.wy0) * f.scale
+            cy = top - f.radius - 6 - h / 2
+        else:
+            cx, cy = (lab.x - f.wx0) * f.scale, (lab.y - f.wy0) * f.scale
+        rect = QRectF(cx - w / 2, cy - h / 2, w, h)
+        padded = rect.adjusted(-6, -3, 6, 3)
+        if not bounds.contains(padded) or any(padded.intersects(r) for _l, r in placed):
+            continue
+        placed.append((lab, padded))
+        at = QPointF(rect.left(), rect.top() + fm.ascent())
+        p.setFont(font)
+        p.setPen(halo)  # a halo: the text drawn round itself in the background colour
+        for dx, dy in HALO:
+            p.drawText(at + QPointF(dx, dy), text)
+        p.setPen(f.text)
+        p.drawText(at, text)
+    return placed
 
 
 @dataclass
@@ -239,8 +357,11 @@ class MapCanvas(QWidget):
         self.lasso_mode = False
         self.hover = -1
         self.current = -1
-        self.placed: list[tuple[MapLabel, QRectF]] = []  # labels drawn in the cache, for tests
         self._cache: _Cache | None = None
+        self._generation = 0
+        self.sync_points = SYNC_POINTS
+        self._pool = WorkerPool(max_threads=1, name="map-draw", parent=self)
+        self._drawing: Worker | None = None
         self._press: QPointF | None = None
         self._dragging = False
         self._lasso: list[QPointF] = []
@@ -380,8 +501,9 @@ class MapCanvas(QWidget):
         self.update()
 
     def invalidate(self) -> None:
-        """Draw the cached image afresh at the next paint."""
-        self._cache = None
+        """Draw the cached image afresh at the next paint (the old one is shown meanwhile
+        when the drawing happens on the drawing thread)."""
+        self._generation += 1
         self.update()
 
     # -- questions ----------------------------------------------------------------------
@@ -409,98 +531,62 @@ class MapCanvas(QWidget):
             self.update()
 
     # -- drawing the cache ----------------------------------------------------------------
-    def _render(self) -> _Cache:
+    def _frame(self) -> _Frame:
         w, h = self.width(), self.height()
         mx, my = int(w * MARGIN), int(h * MARGIN)
-        size = QSize(w + 2 * mx, h + 2 * my)
-        dpr = self.devicePixelRatioF()
-        image = QImage(int(size.width() * dpr), int(size.height() * dpr), QImage.Format.Format_ARGB32_Premultiplied)
-        image.fill(Qt.GlobalColor.transparent)
         wx0, wy0 = self.to_world(-mx, -my)
-        p = QPainter(image)
-        if len(self.xy):
-            sx = ((self.xy[:, 0] - wx0) * self.scale) * dpr
-            sy = ((self.xy[:, 1] - wy0) * self.scale) * dpr
-            seen = (sx > -8) & (sx < image.width() + 8) & (sy > -8) & (sy < image.height() + 8)
-            r = self.radius * dpr * min(2.2, max(1.0, self.zoom() ** 0.3))
-            lit_up = self.highlight is not None and len(self.highlight) == len(self.xy)
-            faint = 0.16 if len(self.xy) > 2_000 else 0.3  # a small map must stay visible round its lit files
-            dim = faint if lit_up else 0.4 if len(self.selection) else 1.0
-            self._draw_points(p, sx, sy, seen, r, dim)
-            if len(self.selection):  # the lasso's files: full colour, a fine dark edge
-                sel = self.selection[seen[self.selection]]
-                splat(p, sx[sel], sy[sel], QColor(30, 30, 30), r + 1.0 * dpr, 0.45 if lit_up else 0.6)
-                chosen = np.zeros(len(sx), dtype=bool)
-                chosen[sel] = True
-                self._draw_points(p, sx, sy, chosen, r, 0.45 if lit_up else 1.0)
-            if lit_up and self.highlight is not None:
-                lit = self.highlight & seen
-                halo = self.palette().color(QPalette.ColorRole.Base)
-                idx = np.flatnonzero(lit)
-                splat(p, sx[idx], sy[idx], QColor(40, 40, 40), r + 2.6 * dpr, 0.55)
-                splat(p, sx[idx], sy[idx], halo, r + 1.6 * dpr)
-                self._draw_points(p, sx, sy, lit, r + 0.8 * dpr, 1.0)
-        p.scale(dpr, dpr)
-        self._draw_labels(p, wx0, wy0, size)
-        p.end()
-        image.setDevicePixelRatio(dpr)
-        return _Cache(image, self.scale, wx0, wy0, size)
+        pal = self.palette()
+        return _Frame(self._generation, self.xy, self.color_index, [QColor(c) for c in self.colors],
+                      self.highlight, self.selection, [dataclasses.replace(lab) for lab in self.labels],
+                      self.radius, self.scale, self.zoom(), wx0, wy0, QSize(w + 2 * mx, h + 2 * my),
+                      self.devicePixelRatioF(), QFont(self.font()), QColor(pal.color(QPalette.ColorRole.Text)),
+                      QColor(pal.color(QPalette.ColorRole.Base)))
 
-    def _draw_points(self, p: QPainter, sx: np.ndarray, sy: np.ndarray, mask: np.ndarray,
-                     radius: float, alpha: float) -> None:
-        ci = self.color_index if len(self.color_index) == len(sx) else np.zeros(len(sx), np.int32)
-        counts = np.bincount(ci[mask], minlength=len(self.colors))
-        for c in np.argsort(-counts):  # big groups first, so small ones stay visible on top
-            if counts[c] == 0 or c >= len(self.colors):
-                continue
-            idx = np.flatnonzero(mask & (ci == c))
-            splat(p, sx[idx], sy[idx], self.colors[c], radius, alpha)
+    def _render(self) -> _Cache:
+        """Draw the map now, on this thread."""
+        return draw_frame(self._frame())
+
+    def _stale(self, cache: _Cache | None) -> bool:
+        if cache is None or cache.generation != self._generation:
+            return True
+        return cache.scale == self.scale and not self._cache_target(cache).contains(QRectF(self.rect()))
+
+    def _request(self) -> None:
+        """Draw the map afresh on the drawing thread; meanwhile the old image is shown."""
+        if self._drawing is not None:
+            return  # the next one is asked for when this one arrives
+        worker = Worker(draw_frame, self._frame())
+        worker.signals.result.connect(self._arrived)
+        worker.signals.finished.connect(self._drawn)
+        self._drawing = self._pool.start(worker)
+
+    def _arrived(self, cache: _Cache) -> None:
+        if cache.generation == self._generation:
+            self._cache = cache
+        self.update()  # a paint asks again if the view has moved on
+
+    def _drawn(self) -> None:
+        self._drawing = None
+
+    def wait(self) -> None:
+        """Await a drawing in progress (the view is closing)."""
+        self._pool.wait()
+
+    def cancel(self) -> None:
+        """Drop a drawing not yet started; one in progress is let finish and ignored."""
+        self._pool.cancel_all()
+
+    @property
+    def placed(self) -> list[tuple[MapLabel, QRectF]]:
+        """The labels drawn in the cached image (the view and its margin), and where."""
+        return self._cache.placed if self._cache is not None else []
 
     def label_font(self, label: MapLabel) -> QFont:
-        font = QFont(self.font())
-        biggest = max((lab.size for lab in self.labels), default=1) or 1
-        font.setPointSizeF(font.pointSizeF() * (0.9 + 0.4 * math.sqrt(max(label.size, 0) / biggest)))
-        font.setWeight(QFont.Weight.DemiBold if label.level == 0 or label.lit is not None else QFont.Weight.Medium)
-        return font
-
-    def _draw_labels(self, p: QPainter, wx0: float, wy0: float, size: QSize) -> None:
-        """Greedy placement: bigger regions first; a label that would overlap one already
-        placed, or whose level needs more zoom, waits for the reader to zoom in."""
-        self.placed = []
-        zoom_level = math.log2(max(self.zoom(), 1e-9))
-        text_color = self.palette().color(QPalette.ColorRole.Text)
-        halo = self.palette().color(QPalette.ColorRole.Base)
-        halo.setAlphaF(0.5)
-        bounds = QRectF(0, 0, size.width(), size.height())
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for lab in sorted(self.labels, key=lambda lab: lab.lit is None):  # stable: lit first, then as given
-            if (lab.level > zoom_level + 0.5 and lab.lit is None) or not lab.text:
-                continue
-            font = self.label_font(lab)
-            fm = QFontMetricsF(font)
-            text = fm.elidedText(lab.text, Qt.TextElideMode.ElideRight, 320)
-            w, h = fm.horizontalAdvance(text), fm.height()
-            if lab.lit is not None:  # above the lit files, not over them
-                cx, top = (lab.lit[0] - wx0) * self.scale, (lab.lit[1] - wy0) * self.scale
-                cy = top - self.radius - 6 - h / 2
-            else:
-                cx, cy = (lab.x - wx0) * self.scale, (lab.y - wy0) * self.scale
-            rect = QRectF(cx - w / 2, cy - h / 2, w, h)
-            padded = rect.adjusted(-6, -3, 6, 3)
-            if not bounds.contains(padded) or any(padded.intersects(r) for _l, r in self.placed):
-                continue
-            self.placed.append((lab, padded))
-            at = QPointF(rect.left(), rect.top() + fm.ascent())
-            p.setFont(font)
-            p.setPen(halo)  # a halo: the text drawn round itself in the background colour
-            for dx, dy in HALO:
-                p.drawText(at + QPointF(dx, dy), text)
-            p.setPen(text_color)
-            p.drawText(at, text)
+        return label_font(self.font(), label, max((lab.size for lab in self.labels), default=1))
 
     def visible_labels(self) -> list[str]:
-        """Texts of the labels the current view shows (placed and on screen)."""
-        if self._cache is None:
+        """Texts of the labels the current view shows (placed in the view and its margin)."""
+        if self._stale(self._cache):
             self._cache = self._render()
         return [lab.text for lab, _r in self.placed]
 
@@ -510,11 +596,12 @@ class MapCanvas(QWidget):
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Base))
         cache = self._cache
-        if cache is not None and cache.scale == self.scale \
-                and not self._cache_target(cache).contains(QRectF(self.rect())):
-            cache = None  # panned past the margin: draw afresh
-        if cache is None:
-            cache = self._cache = self._render()
+        if self._stale(cache):  # new colours, lit files or labels; or panned past the margin
+            if cache is None or len(self.xy) <= self.sync_points:
+                cache = self._cache = self._render()
+            else:
+                self._request()
+        assert cache is not None
         target = self._cache_target(cache)
         if cache.scale == self.scale:
             p.drawImage(target.topLeft(), cache.image)

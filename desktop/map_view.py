@@ -396,6 +396,7 @@ class MapView(QDialog):
         """Cancel and await this view's background work (the app is quitting)."""
         self.pool.wait()
         self.query_pool.wait()
+        self.canvas.wait()
 
     def show_layer(self, layer: str) -> None:
         self.layer = layer
@@ -699,6 +700,7 @@ class MapView(QDialog):
         self._query_timer.stop()
         self.pool.cancel_all()
         self.query_pool.cancel_all()
+        self.canvas.cancel()
         super().closeEvent(event)
 
 

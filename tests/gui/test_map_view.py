@@ -372,6 +372,21 @@ def test_panning_moves_the_cached_image_and_a_pause_centres_it_again(grid_view: 
     assert abs(target.center().x() - canvas.width() / 2) < 1  # centred round the view again
 
 
+def test_a_large_map_is_drawn_on_the_drawing_thread_meanwhile_the_old_image_shows(grid_view: Any, qtbot: Any) -> None:
+    canvas = grid_view.canvas
+    canvas.sync_points = 0  # as a map of more than SYNC_POINTS files is
+    canvas.repaint()
+    before = canvas._cache
+    mask = np.zeros(len(canvas.xy), dtype=bool)
+    mask[:40] = True
+    canvas.set_highlight(mask)
+    canvas.repaint()  # does not wait for the drawing: the old image is shown meanwhile
+    assert canvas._cache is before
+    qtbot.waitUntil(lambda: canvas._cache is not before and canvas._cache.generation == canvas._generation,
+                    timeout=5000)
+    assert canvas._drawing is None or canvas._pool.active() <= 1
+
+
 def test_wheel_zooms_about_the_pointer(grid_view: Any) -> None:
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
