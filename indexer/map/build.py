@@ -189,13 +189,32 @@ def update_map(store: Any, data_dir: str | os.PathLike[str], layer: MapLayer, *,
         if len(same) == len(kept.fids) and len(same) == len(want):
             _say(progress, "The map is up to date", 1.0)
             return assemble(kept, files, data_dir, want)
+        kept_now = {kept.fids[i] for i in same}
+        arrived = [f for f in want if f not in kept_now]
+        removed = len(kept.fids) - len(same)
+        old_vectors = None
+        if same and kept.changed_since + len(arrived) + removed <= RELAYOUT_SHARE * max(kept.laid_out_n, 1):
+            old_vectors = keep.load_vectors(data_dir, layer, len(kept.fids))
+        if old_vectors is not None:
+            # Placing: only the arrivals' vectors are read from the index.
+            new_fids, new_vectors = read_vectors_of(store, layer, arrived, want)
+            if cancel is not None and cancel():
+                return _as_was(kept, files, data_dir, want, layer)
+            if not new_fids and not removed:
+                _say(progress, "The map is up to date", 1.0)  # what arrived has no vectors (yet)
+                return assemble(kept, files, data_dir, want)
+            changed = kept.changed_since + len(new_fids) + removed
+            placed = _place(kept, same, old_vectors[same], new_fids, new_vectors, want, changed, now(), progress)
+            keep.save(data_dir, placed)
+            _say(progress, "Map updated", 1.0)
+            return assemble(placed, files, data_dir, want)
     fids, vectors = read_vectors(store, layer, want, progress, cancel)
     if cancel is not None and cancel():
         return _as_was(kept, files, data_dir, want, layer)
     index = {f: i for i, f in enumerate(fids)}
     if kept is not None and not fresh:
-        old = [i for i, f in enumerate(kept.fids)
-               if f in index and want[f].content_hash == kept.hashes[i]]
+        # A kept map without its vectors (or read wrong): placed from the vectors just read.
+        old = [i for i, f in enumerate(kept.fids) if f in index and want[f].content_hash == kept.hashes[i]]
         old_set = {kept.fids[i] for i in old}
         added = [f for f in fids if f not in old_set]
         removed = len(kept.fids) - len(old)
@@ -204,7 +223,9 @@ def update_map(store: Any, data_dir: str | os.PathLike[str], layer: MapLayer, *,
             return assemble(kept, files, data_dir, want)
         changed = kept.changed_since + len(added) + removed
         if old and changed <= RELAYOUT_SHARE * max(kept.laid_out_n, 1):
-            placed = _place(kept, old, added, index, vectors, want, changed, now(), progress)
+            old_vectors = vectors[[index[kept.fids[i]] for i in old]]
+            new_vectors = vectors[[index[f] for f in added]] if added else np.zeros((0, vectors.shape[1]), np.float32)
+            placed = _place(kept, old, old_vectors, added, new_vectors, want, changed, now(), progress)
             keep.save(data_dir, placed)
             _say(progress, "Map updated", 1.0)
             return assemble(placed, files, data_dir, want)
@@ -216,24 +237,49 @@ def update_map(store: Any, data_dir: str | os.PathLike[str], layer: MapLayer, *,
     return assemble(made, files, data_dir, want)
 
 
-def _place(kept: KeptMap, old: list[int], added: list[str], index: dict[str, int], vectors: np.ndarray,
+def read_vectors_of(store: Any, layer: MapLayer, fids: Sequence[str], want: dict[str, FileRecord],
+                    group: int = 500) -> tuple[list[str], np.ndarray]:
+    """`read_vectors` for a few files (those that arrived): asked for by id, a group at a time."""
+    reader = StoreReader(store)
+    kind: VectorKind = "chunks" if layer == "documents" else "images"
+    out_fids: list[str] = []
+    out: list[np.ndarray] = []
+    for start in range(0, len(fids), group):
+        part = list(fids[start:start + group])
+        got = reader.vectors_of(part, {f: want[f] for f in part}, kind)
+        for f in part:
+            rows = got.get(f)
+            if rows is None or not len(rows):
+                continue
+            v = rows.astype(np.float64).mean(axis=0)
+            norm = float(np.linalg.norm(v))
+            if np.isfinite(norm) and norm > 1e-12:
+                out_fids.append(f)
+                out.append((v / norm).astype(np.float32))
+    return out_fids, np.stack(out) if out else np.zeros((0, 1), np.float32)
+
+
+def _place(kept: KeptMap, old: list[int], old_vectors: np.ndarray, added: list[str], new_vectors: np.ndarray,
            want: dict[str, FileRecord], changed: int, when: float, progress: Progress | None) -> KeptMap:
     _say(progress, f"Placing {len(added):,} new files", 0.5)
     old_fids = [kept.fids[i] for i in old]
     old_xy = kept.xy[old]
     old_regions = kept.regions[old]
-    new_xy, nearest = layout.place(vectors[[index[f] for f in added]] if added else np.zeros((0, vectors.shape[1]), np.float32),
-                                   vectors[[index[f] for f in old_fids]], old_xy)
-    new_regions = old_regions[nearest] if len(added) else np.zeros(0, np.int32)
+    if added:
+        new_xy, nearest = layout.place(new_vectors, old_vectors, old_xy)
+        new_regions = old_regions[nearest]
+    else:
+        new_xy, new_regions = np.zeros((0, 2), np.float32), np.zeros(0, np.int32)
     all_regions = np.concatenate([old_regions, new_regions]).astype(np.int32)
     sizes = Counter(int(r) for r in all_regions if r >= 0)
     clusters = [KeptRegion(c.id, c.label, c.x, c.y, sizes[c.id], c.level, c.words) for c in kept.clusters if sizes[c.id]]
+    vectors = np.vstack([old_vectors, new_vectors]) if added else old_vectors
     return KeptMap(
         layer=kept.layer, model=kept.model, method=kept.method, fids=[*old_fids, *added],
         hashes=[*(kept.hashes[i] for i in old), *(want[f].content_hash for f in added)],
         xy=np.vstack([old_xy, new_xy]).astype(np.float32), regions=all_regions, clusters=clusters,
         built_at=when, laid_out_at=kept.laid_out_at, laid_out_n=kept.laid_out_n, changed_since=changed,
-        origin=kept.origin, span=kept.span,
+        origin=kept.origin, span=kept.span, vectors=vectors,
     )
 
 
@@ -267,7 +313,7 @@ def _full(store: Any, layer: MapLayer, model: str, fids: list[str], vectors: np.
     return KeptMap(
         layer=layer, model=model, method=method, fids=list(fids), hashes=[want[f].content_hash for f in fids],
         xy=np.asarray(xy, np.float32).reshape(-1, 2), regions=region_ids, clusters=clusters, built_at=when,
-        laid_out_at=when, laid_out_n=n, changed_since=0, origin=origin, span=span,
+        laid_out_at=when, laid_out_n=n, changed_since=0, origin=origin, span=span, vectors=vectors,
     )
 
 

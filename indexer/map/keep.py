@@ -1,7 +1,8 @@
 """The map kept with the index: ``<data dir>/map/<layer>.npz``, one file, written atomically.
 
 It holds each point's file id, the content hash it was laid out from, its raw layout
-coordinates and region, and a JSON header: the model (vector space) it was made from,
+coordinates, region and vector (float16: placing new files then reads only theirs from
+the index), and a JSON header: the model (vector space) it was made from,
 how and when it was laid out, the scale that maps the last full layout onto [0, 1], how
 many files came and went since that layout, and the regions with their names and zoom
 levels. A map made from another model's vectors is never shown (the session lays it out
@@ -55,6 +56,8 @@ class KeptMap:
     changed_since: int  # files placed or dropped since the last full layout
     origin: tuple[float, float]  # raw (x, y) that maps to (0, 0) ...
     span: float  # ... and the raw length that maps to 1
+    vectors: np.ndarray | None = None  # float16 [n, dim]: each point's vector, so placing new files
+    # reads only theirs (written with the map; not read by `load`, see `load_vectors`)
 
     def normalised(self, x: float, y: float) -> tuple[float, float]:
         return (x - self.origin[0]) / self.span, (y - self.origin[1]) / self.span
@@ -95,15 +98,17 @@ def save(data_dir: str | os.PathLike[str], kept: KeptMap) -> Path:
         "changed_since": kept.changed_since, "origin": list(kept.origin), "span": kept.span,
         "clusters": [dataclasses.asdict(c) for c in kept.clusters],
     }
+    arrays: dict[str, np.ndarray] = {
+        "header": np.array(json.dumps(header)),
+        "fids": np.array(kept.fids, dtype=str) if kept.fids else np.zeros(0, "U1"),  # widest entry: never cut
+        "hashes": np.array(kept.hashes, dtype=str) if kept.hashes else np.zeros(0, "U1"),
+        "xy": np.asarray(kept.xy, np.float32).reshape(-1, 2),
+        "regions": np.asarray(kept.regions, np.int32),
+    }
+    if kept.vectors is not None:
+        arrays["vectors"] = np.asarray(kept.vectors, np.float16)
     buf = io.BytesIO()
-    np.savez(
-        buf,
-        header=np.array(json.dumps(header)),
-        fids=np.array(kept.fids, dtype=str) if kept.fids else np.zeros(0, "U1"),  # widest entry: never cut
-        hashes=np.array(kept.hashes, dtype=str) if kept.hashes else np.zeros(0, "U1"),
-        xy=np.asarray(kept.xy, np.float32).reshape(-1, 2),
-        regions=np.asarray(kept.regions, np.int32),
-    )
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stubs type **kwds as allow_pickle
     fd, tmp = tempfile.mkstemp(prefix=f".{kept.layer}-", suffix=".npz.tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -153,3 +158,16 @@ def load(data_dir: str | os.PathLike[str], layer: str) -> KeptMap | None:
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         log.warning("the kept map %s has a damaged header (%s); it will be laid out again", path, exc)
         return None
+
+
+def load_vectors(data_dir: str | os.PathLike[str], layer: str, n: int) -> np.ndarray | None:
+    """The kept points' vectors (float32 [n, dim]), or None when missing or not ``n`` rows."""
+    try:
+        with np.load(map_file(data_dir, layer), allow_pickle=False) as z:
+            if "vectors" not in z.files:
+                return None
+            vectors = np.asarray(z["vectors"], np.float32)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.info("the kept map's vectors cannot be read (%s); reading them from the index", exc)
+        return None
+    return vectors if vectors.ndim == 2 and len(vectors) == n else None

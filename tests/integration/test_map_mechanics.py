@@ -102,15 +102,19 @@ def test_one_file_sits_in_the_middle(lib: Any, cli_runtime: None, capsys: Any) -
     assert ONE_MESSAGE["documents"] in captured.err
 
 
-def test_a_big_change_lays_the_map_out_afresh(lib: Any) -> None:
+def test_a_big_change_lays_the_map_out_afresh(lib: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.map.build as build
+
     data = lib.paths.data_dir
     _write_docs(lib, 24)
     first = update_map(lib.store, data, "documents", now=_clock(1000.0))
     assert len(first.points) == 24 and first.method == "tsne" and len(first.clusters) >= 2
     where = {p.fid: (p.x, p.y) for p in first.points}
 
-    _write_docs(lib, 2, start=24)  # 2 of 24: placed
-    m = update_map(lib.store, data, "documents", now=_clock(2000.0))
+    _write_docs(lib, 2, start=24)  # 2 of 24: placed, reading only their vectors (the others are kept)
+    with monkeypatch.context() as mp:
+        mp.setattr(build, "read_vectors", lambda *a, **k: pytest.fail("placing read every vector"))
+        m = update_map(lib.store, data, "documents", now=_clock(2000.0))
     kept = keep.load(data, "documents")
     assert kept is not None and kept.laid_out_at == 1000.0 and kept.built_at == 2000.0 and kept.changed_since == 2
     assert all((p.x, p.y) == where[p.fid] for p in m.points if p.fid in where) and len(m.points) == 26
