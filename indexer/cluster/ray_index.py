@@ -103,6 +103,39 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
+PROBE_S = 5.0
+"""How long the address of a cluster is given to answer before it is called unreachable."""
+
+
+def probe(address: str) -> None:
+    """A TCP connection to a cluster's address (``ray://host:10001`` or ``host:6379``), or
+    `UserError` in one line: Ray's own connect retries a wrong address for minutes."""
+    import socket
+
+    rest = address.strip()
+    default = 10001 if rest.startswith("ray://") else 6379
+    rest = rest.removeprefix("ray://").split("/", 1)[0]
+    host, _, port_text = rest.rpartition(":") if rest.count(":") == 1 or rest.startswith("[") else ("", "", "")
+    if not host:
+        host, port_text = rest, ""
+    host = host.strip("[]")
+    try:
+        port = int(port_text) if port_text else default
+    except ValueError:
+        raise UserError(f"not a Ray address: {address} (expected host:port, ray://host:port or auto)") from None
+    if not host or not 0 < port < 65536:
+        raise UserError(f"not a Ray address: {address} (expected host:port, ray://host:port or auto)")
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_S):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UserError(
+            f"cannot reach the Ray cluster at {address}: {why}; check the address (`ray status` on its head node) "
+            "or use --ray auto for a local instance"
+        ) from exc
+
+
 class RayCluster:
     """A connection to Ray and the model actors placed on it. Use as a context manager."""
 
@@ -140,6 +173,8 @@ class RayCluster:
         self.ray = ray
         if ray.is_initialized():
             return
+        if self.address != "auto":
+            probe(self.address)  # Ray itself retries an unreachable address for minutes
         quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
         try:
             if self.address == "auto":  # a private instance: its notices (token auth) are not the person's concern

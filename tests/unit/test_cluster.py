@@ -50,3 +50,29 @@ def test_one_worker_per_gpu_or_per_node() -> None:
     assert (eight.workers, eight.actor_gpus) == (8, 0.5)
     nodes = plan({"CPU": 32.0}, nodes=4, workers=None, models=1)
     assert (nodes.workers, nodes.actor_cpus, nodes.threads, nodes.readers) == (4, 1.0, 4, 28)
+
+
+def test_an_unreachable_cluster_is_one_line_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    from indexer.cli.main import main
+    from indexer.cluster.ray_index import probe
+    from indexer.errors import UserError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    started = time.monotonic()
+    code = main(["--data-dir", str(tmp_path / "data"), "index", "--ray", f"127.0.0.1:{port}", str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and time.monotonic() - started < 30
+    assert err[-1].startswith(f"lodestar: cannot reach the Ray cluster at 127.0.0.1:{port}: ") and "--ray auto" in err[-1]
+    for bad in ("ray://", "host:notaport", "host:70000"):
+        with pytest.raises(UserError, match="not a Ray address"):
+            probe(bad)
+    with pytest.raises(UserError, match="cannot reach"):
+        probe(f"ray://127.0.0.1:{port}")
