@@ -150,9 +150,8 @@ class ShareDialog(QDialog):
         self._update_buttons()
         self.message.setText(doing)
         worker = Worker(fn, *args)
-        worker.signals.result.connect(then)
+        worker.signals.result.connect(lambda value: (self._idle(), then(value)))  # idle first: buttons follow the answer
         worker.signals.error.connect(self._failed)
-        worker.signals.finished.connect(self._idle)
         self.backend.pool.start(worker)
 
     def _idle(self) -> None:
@@ -160,6 +159,7 @@ class ShareDialog(QDialog):
         self._update_buttons()
 
     def _failed(self, exc: BaseException) -> None:
+        self._idle()
         self.message.setText(user_message(exc) or f"{type(exc).__name__}: {exc}")
 
     def _update_buttons(self) -> None:

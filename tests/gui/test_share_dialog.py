@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lancedb  # noqa: F401 - its event loop thread starts at import: before the window's leak check looks
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
