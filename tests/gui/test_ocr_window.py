@@ -271,3 +271,41 @@ def test_settings_turn_recognition_off_and_on(qtbot: Any, window: Any) -> None:
     dlg.recognise_text.setChecked(True)
     dlg.save()
     assert json.loads(window.backend.runtime.paths.settings.read_text())["recognise_text"] is True
+
+
+def test_boxes_from_a_real_index_land_on_the_words(qtbot: Any, make_runtime: Any, tmp_path: Path) -> None:
+    """The whole chain: words read by the real engine, stored, found by the real searcher,
+    drawn by the preview on the pipeline's own thumbnail, where the words are."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder = tmp_path / "Photos"
+    folder.mkdir()
+    img = Image.new("RGB", (1200, 800), (245, 245, 240))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(44)
+    draw.text((80, 90), "Linksys EA7500", fill=(20, 20, 20), font=font)
+    draw.text((600, 560), "WiFi password: 7hK9pq2M", fill=(20, 20, 20), font=font)  # lower right
+    img.save(folder / "sticker.png")
+    rt = make_runtime([str(folder)])
+    rt.service().index_roots([str(folder)])  # the files, then the words in them
+    response = rt.searcher().search("wifi password", kind="all", limit=5)
+    result = next(r for r in response.results if r.path.endswith("sticker.png"))
+    assert result.matched_by in ("words", "look+words") and result.passage_source == "ocr"
+    assert (result.width, result.height) == (1200, 800)
+    thumbs = ThumbnailCache(str(rt.paths.thumbnails))
+    pane = PreviewPane(thumbs)
+    qtbot.addWidget(pane)
+    pane.resize(400, 700)
+    pane.show()
+    pane.show_result(result)
+    assert "WiFi password" in pane.passage.toPlainText()
+    qtbot.waitUntil(pane.image.has_picture, timeout=5000)
+    boxes = [poly.boundingRect() for poly, matched in pane.image.drawn_boxes() if matched]
+    assert len(boxes) == 1, "only the line with the matched words"
+    pic = pane.image.picture_rect()
+    box = boxes[0]
+    # where the line was drawn, as a share of the picture: x 600..~1150 of 1200, y 560..~610 of 800
+    assert (box.left() - pic.left()) / pic.width() == pytest.approx(600 / 1200, abs=0.04)
+    assert (box.top() - pic.top()) / pic.height() == pytest.approx(560 / 800, abs=0.05)
+    assert (box.bottom() - pic.top()) / pic.height() < 0.85
+    thumbs.close()
