@@ -74,6 +74,8 @@ def merge_short(chunks: list[Any], text: str, min_chars: int) -> list[Any]:
 
 
 def variant_chunks(variant: str, text: str, title: str, headings: bool) -> list[Any]:
+    """``p0``: the chunker in this checkout; ``m<N>``: its passages under N characters merged
+    into a neighbour; ``s<N>``: MAX_CHARS N and MIN_CHARS 0.4·N (``s1000`` = before 2026-11-30)."""
     import indexer.ingest.chunk as chunk_mod
 
     if variant.startswith("s"):
@@ -228,6 +230,26 @@ def build_store(set_dir: Path, variant: str, emb: CachedTextEmbedder, data_dir: 
     return store, paths
 
 
+def kept_store(set_dir: Path, variant: str, emb: CachedTextEmbedder, keep: Path | None, tmp: Path) -> Any:
+    """A store for (set, variant, backend): reused from ``keep`` when one was built there before."""
+    from indexer.library.settings import open_paths
+    from indexer.store.tables import Store
+
+    if keep is None:
+        return build_store(set_dir, variant, emb, tmp / "data")
+    data = keep / f"{set_dir.name}-{variant}-{emb.backend}"
+    if (data / "complete").is_file():
+        paths = open_paths(data)
+        return Store(paths.store, text_model=(emb.model_id, emb.dim)), paths
+    if data.exists():
+        import shutil
+
+        shutil.rmtree(data)
+    got = build_store(set_dir, variant, emb, data)
+    (data / "complete").touch()
+    return got
+
+
 def evaluate_config(store: Any, paths: Any, emb: CachedTextEmbedder, set_dir: Path, ranking: Any) -> dict[str, float]:
     from indexer.search.eval import evaluate, load_queries
     from indexer.search.ranking import Searcher
@@ -265,7 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         res: dict[str, Any] = {"refs": {} if args.no_refs else references(s, cache, None)}
         for v in args.variants.split(","):
             with tempfile.TemporaryDirectory(prefix="lodestar-study-") as tmp:
-                store, paths = build_store(s, v, emb, Path(tmp) / "data")
+                store, paths = kept_store(s, v, emb, args.keep, Path(tmp))
                 for name, overrides in configs:
                     ranking = dataclasses.replace(Ranking(), **overrides)
                     res[f"{v}/{name}"] = evaluate_config(store, paths, emb, s, ranking)
@@ -278,6 +300,84 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"({emb.misses} texts were not in the cache and were embedded here)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    """A whole-file vector lane fused with the product's ranking, many ways, offline.
+
+    The product's file ranking (no cutoff, top 100, rank score = evidence - length prior)
+    and the whole-document reference ranking (cached vector of each file's text, the model
+    reading its first 256 word pieces) are combined per query; prints MRR@10 / R@10.
+    """
+    import math
+
+    from quality_refs import rrf, score
+
+    from indexer.search.eval import load_queries
+    from indexer.search.ranking import Ranking, Searcher
+
+    cache = cache_for(args.backend, args.cache)
+    emb = CachedTextEmbedder(cache, args.backend)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for s in args.sets:
+        docs, queries = read_set(s)
+        paths = list(docs)
+        dv = cache.get([docs[p] for p in paths])
+        qv = cache.get([q.query for q in queries])
+        with tempfile.TemporaryDirectory(prefix="lodestar-study-") as tmp:
+            store, data_paths = kept_store(s, args.variant, emb, args.keep, Path(tmp))
+            files = store.files()
+            root = (s / "docs").resolve()
+            nchunks = {Path(r.path).resolve().relative_to(root).as_posix(): max(1, r.n_chunks) for r in files.values()}
+            rk = Ranking()
+            searchers = {"cut": Searcher(store, emb, None, paths=data_paths, ranking=rk),
+                         "nocut": Searcher(store, emb, None, paths=data_paths, ranking=dataclasses.replace(rk, floor=-1.0, gap=9.0))}
+            prod: dict[str, dict[str, list[tuple[str, float]]]] = {"cut": {}, "nocut": {}}
+            for key, searcher in searchers.items():
+                for q in load_queries(s / "queries.jsonl"):
+                    resp = searcher.search(q.query, kind="text", limit=100)
+                    prod[key][q.query] = [
+                        (Path(r.path).resolve().relative_to(root).as_posix(), r.score - rk.length_prior * math.log(nchunks.get(Path(r.path).resolve().relative_to(root).as_posix(), 1)))
+                        for r in resp.results
+                    ]
+                searcher.close()
+        rows: dict[str, dict[str, float]] = {}
+        whole: dict[str, list[str]] = {}
+        docsim: dict[str, dict[str, float]] = {}
+        for j, q in enumerate(queries):
+            sims = dv @ qv[j]
+            docsim[q.query] = {paths[i]: float(sims[i]) for i in range(len(paths))}
+            whole[q.query] = [paths[i] for i in np.argsort(-sims, kind="stable")[:100]]
+        rows["product"] = score({q: [p for p, _ in v] for q, v in prod["cut"].items()}, queries)
+        rows["product, no cut"] = score({q: [p for p, _ in v] for q, v in prod["nocut"].items()}, queries)
+        rows["whole doc"] = score(whole, queries)
+        for w in (0.25, 0.5, 1.0):
+            rows[f"rrf(product, whole x{w})"] = score(
+                {q.query: rrf([p for p, _ in prod["nocut"][q.query]], whole[q.query], weights=(1.0, w)) for q in queries}, queries)
+        for beta in (0.1, 0.2, 0.3, 0.5):
+            for gate in (0, 2, 4):
+                ranked = {}
+                for q in queries:
+                    sc = {p: v for p, v in prod["nocut"][q.query]}
+                    for p in whole[q.query][:20]:
+                        sc.setdefault(p, docsim[q.query][p] - rk.length_prior * math.log(nchunks.get(p, 1)) - 0.1)
+                    ranked[q.query] = sorted(
+                        sc, key=lambda p, q=q: -(sc[p] + (beta * docsim[q.query].get(p, 0.0) if gate == 0 or nchunks.get(p, 1) <= gate else 0.0)))
+                rows[f"blend beta {beta}" + (f", files <= {gate} chunks" if gate else "")] = score(ranked, queries)
+        for delta in (0.0, -0.05, -0.1):
+            ranked = {}
+            for q in queries:
+                sc = {p: v for p, v in prod["nocut"][q.query]}
+                for p in whole[q.query][:50]:
+                    sc[p] = max(sc.get(p, -9.0), docsim[q.query][p] + delta - rk.length_prior * math.log(nchunks.get(p, 1)))
+                ranked[q.query] = sorted(sc, key=lambda p, sc=sc: -sc[p])
+            rows[f"max(product, whole {delta:+.2f})"] = score(ranked, queries)
+        table[s.name] = rows
+        for name, r in rows.items():
+            print(f"{s.name:<11} {name:<36} MRR@10 {r['mrr']:.3f}  R@10 {r['recall']:.3f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
     return 0
 
 
@@ -301,8 +401,15 @@ def main() -> int:
     p.add_argument("--variants", default="p0")
     p.add_argument("--config", action="append", help="NAME:field=value,... (Ranking overrides); repeatable")
     p.add_argument("--json")
+    p.add_argument("--keep", type=Path, help="keep each (set, variant, backend) store here and reuse it")
     p.add_argument("--no-refs", action="store_true", help="skip the references (e.g. for the int8 cache, which holds only product texts)")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("fuse", help=cmd_fuse.__doc__)
+    p.add_argument("sets", nargs="+", type=Path)
+    p.add_argument("--variant", default="p0")
+    p.add_argument("--keep", type=Path)
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_fuse)
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return int(args.func(args))

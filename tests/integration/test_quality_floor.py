@@ -22,11 +22,12 @@ from indexer.cli.main import main as cli_main
 DATA = Path(__file__).resolve().parents[1] / "data" / "quality_pyfaq"
 
 # Measured on this slice with the default settings when the test was written
-# (docs/SEARCH.md, "CI floor"): MRR@10 0.928, Recall@10 1.000 (524 passages; about
-# 45 s of CPU for index + eval, most of it loading and exporting the model). The floors
-# sit a little under: noise between machines passes; two answers falling out of the top
-# 10, or a few first places lost, fail.
-MRR_FLOOR = 0.90
+# (docs/SEARCH.md): MRR@10 0.942, Recall@10 1.000 with passages of at most 600
+# characters (0.928 / 1.000 with the earlier 1,000). About 45 s of CPU for index + eval,
+# most of it loading and exporting the model. The floors sit a little under: noise
+# between machines passes; two answers falling out of the top 10, or a few first places
+# lost, fail.
+MRR_FLOOR = 0.91
 RECALL_FLOOR = 0.975
 
 
