@@ -29,6 +29,7 @@ quality of the int8 path against the default's figures).
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import hashlib
 import json
@@ -36,6 +37,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -160,7 +162,12 @@ def main() -> int:
     embed = None
     cache: VectorCache | None = None
     if not args.no_refs:
-        cache = VectorCache(SCRATCH / f"qcache-fresh-{os.getpid()}") if args.no_cache else cache_for("torch", CACHE_ROOT)
+        if args.no_cache:
+            fresh = tempfile.mkdtemp(prefix="lodestar-qcache-")
+            atexit.register(shutil.rmtree, fresh, True)
+            cache = VectorCache(Path(fresh))
+        else:
+            cache = cache_for("torch", CACHE_ROOT)
     results: dict[str, Any] = {"code": ident, "text_backend": args.text_backend or "default", "sets": {}}
     for name, set_dir in sets:
         suffix = f"-{args.text_backend}" if args.text_backend else ""
