@@ -236,6 +236,9 @@ def pyfaq_subset(src: Path, out: Path, n_queries: int = 40, n_distractors: int =
         (out / "docs" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / "docs" / rel, out / "docs" / rel)
     (out / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in picked), encoding="utf-8")
+    readme = Path(__file__).resolve().parents[1] / "tests" / "data" / "quality_pyfaq" / "README.md"
+    if readme.is_file() and not (out / "README.md").exists():
+        shutil.copyfile(readme, out / "README.md")  # where the slice comes from, and its license
     return {"queries": len(picked), "skipped": 0, "bytes": sum(p.stat().st_size for p in (out / "docs").rglob("*") if p.is_file())}
 
 
