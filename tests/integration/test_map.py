@@ -194,3 +194,29 @@ def test_new_files_are_placed_and_nobody_moves(mapped: Any) -> None:
     m2 = update_map(mapped.store, data_dir, "documents")
     assert len(m2.points) == 42 and str(gone) not in {p.path for p in m2.points}
     assert all((p.x, p.y, p.cluster) == now[p.fid] for p in m2.points)
+
+
+def test_the_images_map_is_named_through_clips_text_tower(make_runtime: Any, tmp_path: Path) -> None:
+    """The session's build on the tiny real CLIP: vocabulary words embedded once and kept."""
+    from indexer.library.session import LibrarySession
+    from indexer.map.vocabulary import NOUNS
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(14):
+        base = (200, 40, 40) if i % 2 else (40, 60, 200)
+        pixels = np.clip(np.array(base) + rng.normal(0, 20, (40, 56, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels, "RGB").save(folder / f"{'sunset' if i % 2 else 'harbour'}-{i:02d}.png")
+    rt = make_runtime([str(folder)], recognise_text=False)
+    assert rt.service().index_roots([str(folder)]).new == 14
+    session = LibrarySession(rt)
+    m = session.build_map("images")
+    assert len(m.points) == 14 and m.model.endswith(f"/{rt.image_embedder.dim}") and m.clusters
+    vocabulary = {w.replace("-", " ") for w in NOUNS}
+    assert all(c.label and set(c.words) <= vocabulary | {"sunset", "harbour"} for c in m.clusters)
+    assert any(set(c.words) & vocabulary for c in m.clusters)  # CLIP's words, not only the names
+    cached = list((rt.paths.data_dir / "map").glob("vocabulary-*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (len(NOUNS), rt.image_embedder.dim)
+    hits = session.map_query("a red picture", "images", limit=5)
+    assert set(hits.scores) <= {p.fid for p in m.points}
