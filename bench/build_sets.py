@@ -217,6 +217,18 @@ def write_set(out: Path, name: str, pairs: Iterator[tuple[str, str]], ext: str) 
 
 
 # ------------------------------------------------------------------ pyfaq subset (the CI floor)
+_SLICE_README = """# quality_pyfaq: the CI slice of the pyfaq set
+
+40 queries (every 108/40-th FAQ question of `../shared/eval/pyfaq`), their 40 answers and
+40 reference pages of at most 2,500 bytes as distractors, taken deterministically by
+
+    .venv/bin/python bench/build_sets.py tests/data/quality_pyfaq --pyfaq-subset ../shared/eval/pyfaq
+
+From the Python 3.11 documentation (Debian package `python3.11-doc`), under the PSF
+license. Used by `tests/integration/test_quality_floor.py`; see docs/SEARCH.md.
+"""
+
+
 def pyfaq_subset(src: Path, out: Path, n_queries: int = 40, n_distractors: int = 40, max_bytes: int = 2_500) -> dict[str, int]:
     """A fixed slice of pyfaq for tests/integration/test_quality_floor.py: every
     (108 / n)-th query with its answer, and ``n_distractors`` reference pages of at most
@@ -236,9 +248,7 @@ def pyfaq_subset(src: Path, out: Path, n_queries: int = 40, n_distractors: int =
         (out / "docs" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / "docs" / rel, out / "docs" / rel)
     (out / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in picked), encoding="utf-8")
-    readme = Path(__file__).resolve().parents[1] / "tests" / "data" / "quality_pyfaq" / "README.md"
-    if readme.is_file() and not (out / "README.md").exists():
-        shutil.copyfile(readme, out / "README.md")  # where the slice comes from, and its license
+    (out / "README.md").write_text(_SLICE_README, encoding="utf-8")  # where it comes from, and its license
     return {"queries": len(picked), "skipped": 0, "bytes": sum(p.stat().st_size for p in (out / "docs").rglob("*") if p.is_file())}
 
 
