@@ -93,6 +93,13 @@ def worker(method: str, n: int, place_n: int) -> dict[str, float | str]:
         "total_s": t_fit - t0, "peak_rss_mb": _rss_mb(), "data_rss_mb": base_rss,
     }
     out["nn10"] = layout.neighbour_preservation(x, xy, k=10)
+    if method == "tsne":
+        from indexer.map import regions
+
+        t = time.perf_counter()
+        found = regions.find_clusters(xy)
+        out["regions_s"] = time.perf_counter() - t
+        out["regions"] = float(found.max() + 1) if len(found) else 0.0
     if method != "pca":
         out["pca_nn10"] = layout.neighbour_preservation(x, layout.pca_layout(x), k=10)
     if place_n:
@@ -175,8 +182,9 @@ def main() -> int:
     else:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
         print("| points | layout s (t-SNE fit) | total s (incl. import) | peak RSS MB (data alone) | "
-              "10-NN kept: t-SNE | 10-NN kept: PCA | place 1k s | placed 10-NN kept | kept map: write + read s (MB) |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "10-NN kept: t-SNE | 10-NN kept: PCA | place 1k s | placed 10-NN kept | kept map: write + read s (MB) | "
+              "regions s (found) |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n in sizes:
             r = run_child("tsne", n, args.place)
             if "error" in r:
@@ -185,7 +193,8 @@ def main() -> int:
             print(f"| {n:,} | {_f(r, 'fit_s', '.1f')} | {_f(r, 'total_s', '.1f')} | "
                   f"{_f(r, 'peak_rss_mb', '.0f')} ({_f(r, 'data_rss_mb', '.0f')}) | {_f(r, 'nn10', '.3f')} | "
                   f"{_f(r, 'pca_nn10', '.3f')} | {_f(r, 'place_s', '.3f')} | {_f(r, 'place_nn10', '.3f')} | "
-                  f"{_f(r, 'keep_s', '.2f')} ({_f(r, 'keep_mb', '.0f')}) |")
+                  f"{_f(r, 'keep_s', '.2f')} ({_f(r, 'keep_mb', '.0f')}) | "
+                  f"{_f(r, 'regions_s', '.1f')} ({_f(r, 'regions', '.0f')}) |")
     print(f"\nload after: {_uptime()}")
     return 0
 
