@@ -79,7 +79,8 @@ def plan(resources: dict[str, float], nodes: int, workers: int | None, models: i
     """Share ``resources`` (Ray's cluster_resources) between ``models`` actors per worker and reading.
 
     One worker per GPU, or per node without GPUs, unless ``workers`` is given. The actors
-    reserve at most half the CPUs, so reading always has room (a 2-CPU machine too).
+    reserve at most half the CPUs in Ray's books, so reading tasks always have room (a
+    2-CPU machine too); their torch threads (CPU only) are their worker's share of the CPUs.
     """
     cpus = float(resources.get("CPU", 0.0))
     gpus = float(resources.get("GPU", 0.0))
@@ -89,7 +90,9 @@ def plan(resources: dict[str, float], nodes: int, workers: int | None, models: i
     actors = workers * max(1, models)
     actor_cpus = min(1.0, cpus / (2 * actors)) if cpus else 0.0
     actor_gpus = min(1.0, gpus / actors) if gpus else 0.0
-    threads = 0 if gpus else max(1, round(cpus / (2 * actors)))  # half the CPUs for the models
+    # On CPUs each model may use its worker's share, as a local run's model uses every core
+    # beside the reading threads: a text-only or image-only stretch keeps one actor busy.
+    threads = 0 if gpus else max(1, int(cpus // workers))
     readers = max(1, int(cpus - actors * actor_cpus))
     return Placement(workers, cpus, gpus, round(actor_cpus, 4), round(actor_gpus, 4), threads, readers)
 

@@ -36,9 +36,9 @@ def test_ray_workers_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_a_small_machine_keeps_half_its_cpus_for_reading() -> None:
     p = plan({"CPU": 2.0}, nodes=1, workers=None, models=2)
-    assert (p.workers, p.actor_cpus, p.actor_gpus, p.threads, p.readers) == (1, 0.5, 0.0, 1, 1)
+    assert (p.workers, p.actor_cpus, p.actor_gpus, p.threads, p.readers) == (1, 0.5, 0.0, 2, 1)
     two = plan({"CPU": 2.0}, nodes=1, workers=2, models=2)
-    assert (two.workers, two.actor_cpus, two.readers) == (2, 0.25, 1)
+    assert (two.workers, two.actor_cpus, two.threads, two.readers) == (2, 0.25, 1, 1)
     assert "2 workers (2 CPUs, CPUs only)" == two.line()
 
 
@@ -49,7 +49,7 @@ def test_one_worker_per_gpu_or_per_node() -> None:
     eight = plan({"CPU": 64.0, "GPU": 8.0}, nodes=2, workers=None, models=2)
     assert (eight.workers, eight.actor_gpus) == (8, 0.5)
     nodes = plan({"CPU": 32.0}, nodes=4, workers=None, models=1)
-    assert (nodes.workers, nodes.actor_cpus, nodes.threads, nodes.readers) == (4, 1.0, 4, 28)
+    assert (nodes.workers, nodes.actor_cpus, nodes.threads, nodes.readers) == (4, 1.0, 8, 28)
 
 
 def test_an_unreachable_cluster_is_one_line_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
