@@ -214,8 +214,8 @@ class Recogniser:
         """The lines of text in ``image`` (PIL or an RGB array), in reading order.
 
         Bounded: the image is brought down to `max_side`, at most `MAX_LINES` regions are
-        recognised, and past `time_limit_s` no new batch of lines is started (what was
-        read is kept). Raises `ExtractionError` when the engine fails on the image.
+        recognised, and past `time_limit_s` no new batch of `REC_BATCH` lines is started
+        (what was read is kept; the first batch is always read). Raises `ExtractionError` when the engine fails on the image.
         """
         import numpy as np
 
@@ -241,7 +241,7 @@ class Recogniser:
                 texts: list[str] = []
                 scores: list[float] = []
                 for i in range(0, len(crops), REC_BATCH):
-                    if time.monotonic() > deadline:
+                    if i and time.monotonic() > deadline:  # the first batch is always read
                         log.info("text recognition stopped after %.0f s (%d of %d lines read)",
                                  self.time_limit_s, i, len(crops))
                         break
@@ -277,7 +277,7 @@ def _text_like(box: Any, shape: tuple[int, int]) -> bool:
     w = float(np.linalg.norm(box[1] - box[0]))
     h = float(np.linalg.norm(box[3] - box[0]))
     height, width = shape
-    return h >= 5 and w >= 1.3 * h and w * h <= GATE_MAX_AREA * height * width
+    return h >= 4 and w >= 1.3 * h and w * h <= GATE_MAX_AREA * height * width
 
 
 def _pil(image: Any) -> Any:
@@ -363,7 +363,7 @@ def read_image_file(recogniser: Recogniser, fh: io.BufferedReader, *, gate: bool
     """Gate, then read an opened image file. Returns (looked like text, lines in original pixels)."""
     # The gate looks at a small decode (a JPEG decodes at 1/4 or 1/8 scale: a phone photo in
     # tens of milliseconds); only a picture that passes is decoded again at reading size.
-    img, w, h = decode_for_ocr(fh, 2 * recogniser.gate_side if gate else recogniser.max_side)
+    img, w, h = decode_for_ocr(fh, recogniser.gate_side if gate else recogniser.max_side)
     if gate:
         if not recogniser.has_text(img):
             return False, []
