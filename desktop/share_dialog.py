@@ -150,7 +150,12 @@ class ShareDialog(QDialog):
         self._update_buttons()
         self.message.setText(doing)
         worker = Worker(fn, *args)
-        worker.signals.result.connect(lambda value: (self._idle(), then(value)))  # idle first: buttons follow the answer
+
+        def answered(value: Any) -> None:
+            self._idle()  # idle first: the buttons follow the answer
+            then(value)
+
+        worker.signals.result.connect(answered)
         worker.signals.error.connect(self._failed)
         self.backend.pool.start(worker)
 
