@@ -456,6 +456,13 @@ class TextEmbedder:
         backend = self._ensure()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # Identical passages (licence headers, boilerplate, repeated table rows) are
+        # embedded once and the vector shared: the model is the run's whole cost.
+        unique = list(dict.fromkeys(texts))
+        if len(unique) < len(texts):
+            vectors = self.embed_documents(unique)
+            where = {t: i for i, t in enumerate(unique)}
+            return vectors[[where[t] for t in texts]]
         # One slice per forward pass so a query waits for at most one slice.
         step = self.batch_size if (self.device or "cpu") != "cpu" else min(self.batch_size, _CPU_SLICE)
         # Slice in length order (as encode() sorts within a call) so each slice pads

@@ -83,6 +83,27 @@ def test_text_embeddings_are_meaningful_and_normalised(text_embedder: Any) -> No
     assert text_embedder.embed_documents([]).shape == (0, 384)
 
 
+def test_identical_passages_are_embedded_once(text_embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = text_embedder._ensure()
+    seen: list[str] = []
+    real = backend.encode_documents
+
+    def counting(texts: list[str], batch_size: int) -> np.ndarray:
+        seen.extend(texts)
+        return real(texts, batch_size)
+
+    monkeypatch.setattr(backend, "encode_documents", counting)
+    licence = "Licensed under the Apache License, Version 2.0."
+    docs = [licence, "A kitten naps on the couch.", licence, licence, "Quarterly VAT returns."]
+    vecs = text_embedder.embed_documents(docs)
+    assert sorted(seen) == sorted(set(docs))  # each distinct passage went to the model once
+    assert vecs.shape == (5, 384)
+    np.testing.assert_array_equal(vecs[0], vecs[2])
+    np.testing.assert_array_equal(vecs[0], vecs[3])
+    alone = text_embedder.embed_documents(["A kitten naps on the couch."])[0]
+    np.testing.assert_allclose(vecs[1], alone, atol=1e-5)  # each row is its own text's vector
+
+
 def test_count_tokens_and_tokenizer(text_embedder: Any) -> None:
     counts = text_embedder.count_tokens(["hello world", "", "hello " * 600])
     assert counts[:2] == [2, 0]
