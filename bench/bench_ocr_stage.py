@@ -88,7 +88,7 @@ def uptime() -> str:
         return ""
 
 
-def run(photos: int, texts: int, clip_batch: int) -> dict[str, Any]:
+def run(photos: int, texts: int, clip_batch: int, gate_side: int | None = None) -> dict[str, Any]:
     from indexer.ingest.ocr import Recogniser, read_image_file
     from indexer.ingest.pipeline import IndexService
     from indexer.library.settings import Settings, open_paths
@@ -105,7 +105,7 @@ def run(photos: int, texts: int, clip_batch: int) -> dict[str, Any]:
     clip.load()
     text = TextEmbedder()
     text.load()
-    recogniser = Recogniser()
+    recogniser = Recogniser(gate_side=gate_side) if gate_side else Recogniser()
     recogniser.load()
 
     with tempfile.TemporaryDirectory(prefix="lodestar-bench-ocr-") as tmp:
@@ -137,7 +137,7 @@ def run(photos: int, texts: int, clip_batch: int) -> dict[str, Any]:
     n_text, text_s, text_passed = per_picture(text_dir, "*.*")
     n_photo, photo_s, photo_passed = per_picture(photo_dir, "*.jpg")
     return {
-        "photos": photos, "texts": texts, "indexed": summary.new, "clip_stage_s": round(clip_s, 2),
+        "photos": photos, "texts": texts, "gate_side": recogniser.gate_side, "indexed": summary.new, "clip_stage_s": round(clip_s, 2),
         "ocr_stage_s": round(ocr_s, 2), "ratio": round(ocr_s / clip_s, 3) if clip_s else None,
         "stage": {"read": stage.read, "skipped_by_gate": stage.skipped, "with_text": stage.with_text,
                   "failed": stage.failed} if stage is not None else None,
@@ -154,11 +154,12 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=200, help="photos without text (default 200)")
     ap.add_argument("--texts", type=int, default=10, help="pictures with words (default 10)")
     ap.add_argument("--clip-batch", type=int, default=16)
+    ap.add_argument("--gate-side", type=int, default=None, help="the gate's downscale (default: ocr.GATE_MAX_SIDE)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
     before = uptime()
     print(f"uptime before: {before}", flush=True)
-    result = run(args.photos, args.texts, args.clip_batch)
+    result = run(args.photos, args.texts, args.clip_batch, args.gate_side)
     after = uptime()
     print(f"uptime after:  {after}")
     rows = [
@@ -170,7 +171,8 @@ def main() -> int:
         ["photos without words, gate", f"{result['photos_per_s']} /s",
          f"gate passed {result['photos_gate_passed']}"],
     ]
-    print(table(f"Recognition stage vs CLIP stage ({args.photos} photos, {args.texts} with words)",
+    print(table(f"Recognition stage vs CLIP stage ({args.photos} photos, {args.texts} with words, "
+                f"gate at {result['gate_side']} px)",
                 ["what", "time", "note"], rows))
     print(f"stage: {result['stage']}; files with words: {result['files_with_words']}")
     write_json(args.json, {"machine": machine(), "uptime_before": before, "uptime_after": after, **result})

@@ -39,8 +39,11 @@ Box = tuple[Point, Point, Point, Point]
 READ_MAX_SIDE = 2000
 """The long side an image is brought down to before recognition (pixel and memory bound:
 2000 x 2000 RGB is 12 MB; the detector's own working copy is about 4x that)."""
-GATE_MAX_SIDE = 640
-"""The long side of the downscale the gate's detector looks at."""
+GATE_MAX_SIDE = 512
+"""The long side of the downscale the gate's detector looks at (a multiple of 32, as the
+detector wants). The gate's cost grows with its square: 640 took ~2x the time of 480 under
+the same load (250 vs 129 ms a photo); smaller misses small print (a line must be >= 4 px
+high here). `bench/bench_ocr_stage.py --gate-side N` measures the trade-off."""
 GATE_MIN_BOXES = 1
 """Text-shaped regions the gate must find on the downscale to call an image worth reading."""
 GATE_MAX_AREA = 0.5
