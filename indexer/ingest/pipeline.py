@@ -420,12 +420,18 @@ class IndexService:
 
         stage = RecognitionStage(self.store, self.text_embedder, self.recogniser)
 
-        def should_yield() -> None:
+        last_urgent = 0.0
+
+        def should_yield(flush: Callable[[], None]) -> None:
+            nonlocal last_urgent
             self._wait_if_paused(cancel)
-            if self.urgent is not None and not self._serving_urgent:
-                waiting = self._take_urgent()
-                if waiting:
-                    self._serve_urgent(waiting, cancel)
+            if self.urgent is None or self._serving_urgent or time.monotonic() - last_urgent < URGENT_CHECK_S:
+                return
+            last_urgent = time.monotonic()
+            waiting = self._take_urgent()
+            if waiting:
+                flush()  # what was read is committed before the changed files are served
+                self._serve_urgent(waiting, cancel)
 
         def on_progress(done: int, total: int, path: str) -> None:
             self._emit(Progress("reading", done=done, total=total, current=path,

@@ -126,13 +126,14 @@ class RecognitionStage:
         self,
         *,
         cancel: threading.Event | None = None,
-        should_yield: Callable[[], None] | None = None,
+        should_yield: Callable[[Callable[[], None]], None] | None = None,
         on_progress: Callable[[int, int, str], None] | None = None,
         commit: Callable[[Callable[[], None]], None] | None = None,
     ) -> StageSummary:
-        """Read every due file. ``should_yield`` is called between files (the pipeline
-        serves changed files there); ``on_progress(done, total, path)``; ``commit(fn)``
-        runs a write (the pipeline's retry-on-full-disk wrapper), by default directly."""
+        """Read every due file. ``should_yield(flush)`` is called between files: the pipeline
+        serves changed files there, calling ``flush`` first (what was read is committed
+        before); ``on_progress(done, total, path)``; ``commit(fn)`` runs a write (the
+        pipeline's retry-on-full-disk wrapper), by default directly."""
         started = time.monotonic()
         summary = StageSummary()
         states = recognised.states(self.store)
@@ -161,8 +162,7 @@ class RecognitionStage:
                 summary.stopped = True
                 break
             if should_yield is not None:
-                flush()  # what is read is committed before changed files are served
-                should_yield()
+                should_yield(flush)
                 current = self.store.files().get(rec.fid)
                 if current is None or current.content_hash != rec.content_hash or not eligible(current):
                     continue  # changed or gone meanwhile: read when due again
