@@ -39,7 +39,7 @@ from indexer.ingest.safe_open import PathUnsafe, Vanished, open_under_root
 from indexer.library.settings import Settings
 from indexer.store import recognised
 from indexer.store.recognised import OcrRow, OcrState, OcrWrite
-from indexer.store.tables import FileRecord, Store
+from indexer.store.tables import FileRecord, Store, WriteBatch
 from indexer.types import ExtractionError, NameOnly, OcrProgress
 from indexer.wording import plural
 from models.base import TextEmbedder
@@ -54,7 +54,9 @@ PAGE_BREAK = "\n\n"
 
 
 def eligible(rec: FileRecord) -> bool:
-    """Whether the stage reads this file (for its current content)."""
+    """Whether the stage reads this file (for its current content). A scanned PDF whose
+    words were read loses the pipeline's reason ("no text layer"); the pipeline gives it
+    back when the file changes, and it is read again."""
     if not rec.available or not rec.content_hash:
         return False
     if rec.kind == "image":
@@ -76,7 +78,8 @@ def progress(store: Store, settings: Settings, *, running: bool = False) -> OcrP
     files = store.files()
     states = recognised.states(store)
     images = [r for r in files.values() if r.kind == "image" and eligible(r)]
-    pdfs = [r for r in files.values() if r.kind != "image" and eligible(r)]
+    pdfs = [r for r in files.values() if r.kind != "image" and (eligible(r) or (
+        r.ext == "pdf" and r.available and r.fid in states and states[r.fid].file_hash == r.content_hash))]
 
     def done(r: FileRecord) -> OcrState | None:
         st = states.get(r.fid)
@@ -144,15 +147,20 @@ class RecognitionStage:
         for st in states.values():
             by_hash.setdefault(st.file_hash, st)
         pending: list[OcrWrite] = []
+        scans: list[FileRecord] = []  # scanned PDFs whose words were read: no longer a problem
         last_commit = time.monotonic()
 
         def flush() -> None:
             nonlocal last_commit
             if pending:
                 items = list(pending)
+                records = list(scans)
                 pending.clear()
+                scans.clear()
                 run_write = commit or (lambda fn: fn())
                 run_write(lambda: recognised.write(self.store, items, model_id=self.text_embedder.model_id))
+                if records:  # after their words: a record never promises words that are not there
+                    run_write(lambda: self.store.write(WriteBatch(files=records)))
                 self._ensure_keyword_index()
             last_commit = time.monotonic()
 
@@ -186,6 +194,9 @@ class RecognitionStage:
                 summary.read += 1
             if st.state == "text":
                 summary.with_text += 1
+                if rec.state == "name_only" and rec.reason.startswith(SCANNED_PDF_REASON):
+                    # Found by its words now: the Problems list no longer says it has no text.
+                    scans.append(dataclasses.replace(rec, reason=""))
             pending.append(item)
             if len(pending) >= FILES_PER_COMMIT or time.monotonic() - last_commit > COMMIT_INTERVAL_S:
                 flush()

@@ -270,6 +270,8 @@ def test_scanned_pdf_is_found_by_its_words_and_only_image_pages_are_read(library
     assert all(row.page == 1 for rs in rows.values() for row in rs)
     text_page = _first(searcher.search("quarterly report garden club"))
     assert Path(text_page.path).name == "mixed.pdf" and text_page.passage_source == "text"
+    # Found by its words, the scan is no longer listed as a problem ("no text layer").
+    assert not [r for r in store.problems() if r.name == "scan.pdf"]
 
 
 def test_photo_without_text_is_skipped_by_the_gate_and_counted(library: Any) -> None:
