@@ -93,6 +93,14 @@ def test_reading_order_puts_rows_top_to_bottom_then_left_to_right() -> None:
     assert [text[s.start - 5 : s.end - 5] for s in spans] == ["left", "right", "second"]
 
 
+def test_line_boxes_round_trip_and_garbage_reads_as_none() -> None:
+    box = ((1.0, 2.0), (30.0, 2.0), (30.0, 12.5), (1.0, 12.5))
+    raw = recognised.encode_lines([(0, 4, -1, box), (5, 9, 2, box)])
+    assert recognised.decode_lines(raw) == [(0, 4, -1, box), (5, 9, 2, box)]
+    for bad in ("", "not json", "{}", "[[1, 2]]", '[["a", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]', None):
+        assert recognised.decode_lines(bad) == []
+
+
 def test_reads_a_rendered_sticker_with_boxes_in_image_pixels(reader: Recogniser) -> None:
     img = text_image(["WiFi password", "hunter2 4711"])
     started = time.perf_counter()
