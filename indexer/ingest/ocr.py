@@ -264,11 +264,17 @@ class Recogniser:
         out: list[TextLine] = []
         for text, score, box in zip(texts, scores, mapped):
             text = " ".join(str(text).split())
-            if not text or score < MIN_SCORE:
+            if not has_word(text) or score < MIN_SCORE:
                 continue
             corners = tuple((round(float(x) / scale, 1), round(float(y) / scale, 1)) for x, y in box[:4])
             out.append(TextLine(text=text, box=corners, score=round(score, 4)))  # type: ignore[arg-type]
         return reading_order(out)
+
+
+def has_word(text: str) -> bool:
+    """Whether a recognised line holds a letter or digit: a window's title-bar circles,
+    bullets and rules come back as lines of "●", "—" or "•" that no query means."""
+    return any(ch.isalnum() for ch in text)
 
 
 def _text_like(box: Any, shape: tuple[int, int]) -> bool:

@@ -93,6 +93,13 @@ def test_reading_order_puts_rows_top_to_bottom_then_left_to_right() -> None:
     assert [text[s.start - 5 : s.end - 5] for s in spans] == ["left", "right", "second"]
 
 
+def test_lines_without_a_letter_or_digit_are_dropped() -> None:
+    from indexer.ingest.ocr import has_word
+
+    assert not any(has_word(t) for t in ["●", "● ● ●", "—", "•  •", "...", "|"])
+    assert all(has_word(t) for t in ["WiFi", "4711", "é", "€ 12", "ß"])
+
+
 def test_line_boxes_round_trip_and_garbage_reads_as_none() -> None:
     box = ((1.0, 2.0), (30.0, 2.0), (30.0, 12.5), (1.0, 12.5))
     raw = recognised.encode_lines([(0, 4, -1, box), (5, 9, 2, box)])
