@@ -236,6 +236,7 @@ def test_status_folders_and_models_lines(monkeypatch: pytest.MonkeyPatch, data_d
             "text_model": {"id": h, "dim": 384, "available": True},
             "image_model": {"id": h, "available": False, "source": h, "message": h, "fix": h},
             "exclusions": [h], "problems": [{"path": "/p/" + h, "state": "failed", "reason": h}], "problem_count": 1,
+            "words_in_pictures": {"message": h, "failed": 1},
         })
 
     monkeypatch.setattr(status_cmd, "runtime_from_args", fake_runtime)
