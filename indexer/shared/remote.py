@@ -82,6 +82,7 @@ class RemoteStore(Store):
         self._hash_index = None
         self._hash_index_of = None
         self._tables = {}
+        self._absent = {}  # tables found missing (Store._table): listing a bucket is slow
         self._damaged = {}
         self._db = bucket.connect(part_id, read_consistency_s=read_consistency_s)
         self._files = self._db.open_table(FILES)  # raises when the part has no files yet

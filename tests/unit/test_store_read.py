@@ -143,3 +143,22 @@ def test_prefilter_narrows_to_allowed_files(store: Store) -> None:
     assert reader.prefilter(EveryFile(), files) == ""
     assert reader.prefilter(OnlyA(), files) == f"fid IN ('{a[0].fid}')"
     assert {r["fid"] for r in reader.nearest_chunks(b[1][0].vector, files, OnlyA(), 10)} == {a[0].fid}
+
+
+def test_a_missing_table_is_not_listed_again_on_every_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer.store import tables
+
+    writer = Store(tmp_path / "store", text_model=("t", DIM), image_model=("i", DIM))
+    reader = Store(tmp_path / "store", text_model=("t", DIM), image_model=("i", DIM))
+    listed = []
+    real = reader._db.list_tables
+    monkeypatch.setattr(reader._db, "list_tables", lambda *a, **k: listed.append(1) or real(*a, **k))
+    for _ in range(20):  # a search asks for the words table on every query
+        assert reader.images_table() is None
+    assert len(listed) == 1
+    # Another connection creates it: a reader sees it once the recheck time has passed.
+    writer.images_table(create=True)
+    monkeypatch.setattr(tables, "ABSENT_RECHECK_S", 0.0)
+    assert reader.images_table() is not None
+    writer.close()
+    reader.close()
