@@ -91,7 +91,13 @@ def run_raw(model: Any, texts: list[str], batch_size: int) -> float:
 
 
 def bench_corpus(name: str, root: Path, embedder: Any, repeats: int, threads: int) -> dict[str, Any]:
-    model = embedder._backend.model  # the loaded SentenceTransformer (torch backend)
+    model = getattr(embedder._backend, "model", None)  # the loaded SentenceTransformer (torch backend)
+    if model is None:  # the product runs the light ONNX path: the baseline stays raw fp32 torch encode
+        from sentence_transformers import SentenceTransformer
+
+        from models.text import bundled_model_dir
+
+        model = SentenceTransformer(str(bundled_model_dir()), device="cpu")
     nbytes = tree_bytes(root)
     pipe_times: list[float] = []
     raw_times: list[float] = []
