@@ -382,6 +382,7 @@ def main() -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
 
     first = run_index(lib, data_dir, checkpoint, args.docs, args.photos)
+    passages = passage_count(data_dir)  # before the rename, which copies every row to the new paths
     lib.rename(moved)
     try:
         again = run_index(moved, data_dir, checkpoint, args.docs, args.photos)
@@ -391,7 +392,6 @@ def main() -> int:
     load_after = os.getloadavg()
 
     s = first["summary"]
-    passages = passage_count(data_dir)
     result = {"machine": machine(), "load_before": load_before, "load_after": load_after,
               "library": {"docs": args.docs, "photos": args.photos, "generate_s": round(gen_s, 1)},
               "first_index": first, "after_rename": again, "baselines": base}
