@@ -111,6 +111,9 @@ def status(data_dir: str | Path) -> SharedStatus:
             part.this_computer, found_mine = True, True
         out.parts.append(part)
     if not found_mine:
+        # The bucket answered: this computer's part is reachable, it just is not there yet
+        # (its first publish runs in the background right after `share`).
+        mine.reachable = True
         mine.problem = "not published yet" if not state.last_ok else "not on the bucket now: published again at the next sync"
         out.parts.append(mine)
     return out
@@ -120,11 +123,21 @@ def _part_status(bucket: Bucket, info: PartInfo) -> PartStatus:
     part = PartStatus(info.part_id, info.computer, info.files, info.updated_at, True, models=dict(info.models))
     try:
         db = bucket.connect(info.part_id, read_consistency_s=60.0)
+        if FILES not in _table_names(db):
+            # Listed (part.json written at share) but its first publish has not landed yet:
+            # the bucket answered, so the part is reachable; it just holds nothing yet.
+            part.problem = "nothing published yet"
+            return part
         db.open_table(FILES).count_rows()
     except Exception as exc:  # noqa: BLE001 - a part whose tables cannot be read is listed as unreachable
         part.reachable = False
         part.problem = " ".join(str(exc).split())[:160] or type(exc).__name__
     return part
+
+
+def _table_names(db: Any) -> list[str]:
+    listed = db.list_tables()
+    return list(getattr(listed, "tables", listed))
 
 
 def leave(data_dir: str | Path, *, keep_remote: bool = False) -> int:

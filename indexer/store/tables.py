@@ -49,8 +49,6 @@ FILES = "files"
 REMOVED: Final = "removed"
 """State of a retired file: gone from disk, its vectors kept for the other end of a move."""
 CLEANUP_OLDER_THAN = timedelta(minutes=2)
-ABSENT_RECHECK_S = 0.5
-"""How long a reader trusts that a table is missing before listing the tables again."""
 """Old versions are pruned once older than this; far above any query's duration (L5)."""
 
 
@@ -264,10 +262,12 @@ class Store:
         self._hash_index: dict[str, list[str]] | None = None
         self._hash_index_of: dict[str, FileRecord] | None = None
         self._tables: dict[str, Any] = {}
-        # Tables found missing by a reader, and when: a search asks for the words table of
-        # a library that has none on every query, and listing the tables costs ~1-2 ms
-        # and the write lock. Rechecked after ABSENT_RECHECK_S (another process may create it).
-        self._absent: dict[str, float] = {}
+        # Tables found missing by a reader, with the files table's version it had then: a
+        # search asks for the words table of a library that has none on every query, and
+        # listing the tables costs ~1-2 ms and the write lock. While the files snapshot is
+        # that version no file can need the table (a writer creates a table and fills it
+        # before it commits the files that own the rows), so it is not listed again.
+        self._absent: dict[str, int] = {}
         self._damaged: dict[str, str] = {}  # fid -> why, noted by this process (see note_damaged)
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -382,8 +382,8 @@ class Store:
         if table is not None:
             return table
         if not create:
-            missing_since = self._absent.get(name)
-            if missing_since is not None and time.monotonic() - missing_since < ABSENT_RECHECK_S:
+            seen_at = self._absent.get(name)
+            if seen_at is not None and seen_at == self._files_cache_version:
                 return None
         with self._write_lock:
             if name in self.table_names():
@@ -399,7 +399,8 @@ class Store:
             elif create:
                 table = self._db.create_table(name, schema=schema, exist_ok=True)
             else:
-                self._absent[name] = time.monotonic()
+                if self._files_cache_version is not None:
+                    self._absent[name] = self._files_cache_version
                 return None
             self._absent.pop(name, None)
             self._tables[name] = table

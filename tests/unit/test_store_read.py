@@ -146,19 +146,21 @@ def test_prefilter_narrows_to_allowed_files(store: Store) -> None:
 
 
 def test_a_missing_table_is_not_listed_again_on_every_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer.store import tables
-
     writer = Store(tmp_path / "store", text_model=("t", DIM), image_model=("i", DIM))
     reader = Store(tmp_path / "store", text_model=("t", DIM), image_model=("i", DIM))
     listed = []
     real = reader._db.list_tables
     monkeypatch.setattr(reader._db, "list_tables", lambda *a, **k: listed.append(1) or real(*a, **k))
-    for _ in range(20):  # a search asks for the words table on every query
+    reader.files()  # a search reads the files first
+    for _ in range(20):  # and asks for the words table on every query
         assert reader.images_table() is None
     assert len(listed) == 1
-    # Another connection creates it: a reader sees it once the recheck time has passed.
+    # Another connection creates the table: no file needs it until the files change...
     writer.images_table(create=True)
-    monkeypatch.setattr(tables, "ABSENT_RECHECK_S", 0.0)
+    assert reader.images_table() is None
+    # ...and once they have, the next search finds it.
+    _write_texts(writer, [_text("/a.txt", 1)])
+    reader.files()
     assert reader.images_table() is not None
     writer.close()
     reader.close()
