@@ -60,7 +60,8 @@ def test_share_see_parts_and_stop_sharing(qtbot: Any, window: Any, s3: S3, monke
     assert dialog.table.item(0, 0).text() == "desk-1 (this computer)"
     assert dialog.table.item(0, 3).text() == "yes"
     part = f"team/parts/{status.part_id}/"
-    assert f"{part}part.json" in s3.keys(part)
+    # The part is published in the background right after sharing.
+    qtbot.waitUntil(lambda: f"{part}part.json" in s3.keys(part), timeout=30_000)
 
     # Stop sharing, removing this computer's part (the default in the question).
     monkeypatch.setattr(QMessageBox, "exec", lambda self: QMessageBox.StandardButton.Yes)
