@@ -190,11 +190,11 @@ def export(st_model: Any, folder: Path, variant: OnnxVariant, cache_dir: Path | 
 
 class JsonTokenizer:
     """``tokenizers.Tokenizer`` from a model's tokenizer.json, called the way
-    sentence-transformers calls the HF fast tokenizer: special tokens added,
-    right-truncated to ``max_length`` (special tokens included), padded to the
-    longest text of the batch. The file's own truncation/padding (128, fixed, for
-    all-MiniLM-L6-v2) is overridden. Not safe to share across threads: callers
-    serialise ``batch`` (TextEmbedder's infer lock) and use ``counter()`` copies.
+    sentence-transformers calls the HF fast tokenizer: each text stripped, special
+    tokens added, right-truncated to ``max_length`` (special tokens included); no
+    padding, since every text runs alone. The file's own truncation/padding (128,
+    fixed, for all-MiniLM-L6-v2) is overridden. Not safe to share across threads:
+    callers serialise ``ids`` (TextEmbedder's infer lock) and use ``counter()`` copies.
     """
 
     def __init__(self, path: Path, max_length: int) -> None:
@@ -204,19 +204,13 @@ class JsonTokenizer:
         self.max_length = int(max_length)
         self._json = self.path.read_text(encoding="utf-8")
         tok = Tokenizer.from_str(self._json)
-        pad_token, pad_id = _pad_token(self.path.parent, tok)
         tok.enable_truncation(self.max_length)
-        tok.enable_padding(direction="right", pad_id=pad_id, pad_type_id=0, pad_token=pad_token)
+        tok.no_padding()
         self._tok = tok
 
-    def batch(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        # sentence-transformers strips each text before tokenising.
-        encs = self._tok.encode_batch([str(t).strip() for t in texts], add_special_tokens=True)
-        return {
-            "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
-        }
+    def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's ids with special tokens, truncated, unpadded."""
+        return [e.ids for e in self._tok.encode_batch([str(t).strip() for t in texts], add_special_tokens=True)]
 
     def counter(self) -> Any:
         """A private ``tokenizers.Tokenizer`` without truncation or padding, for counting."""
@@ -228,78 +222,100 @@ class JsonTokenizer:
         return tok
 
 
-def _pad_token(folder: Path, tok: Any) -> tuple[str, int]:
-    """The pad token the HF tokenizer uses (tokenizer_config / special_tokens_map), with its id."""
-    name: str | None = None
-    for fname in ("tokenizer_config.json", "special_tokens_map.json"):
-        try:
-            value = json.loads((folder / fname).read_text(encoding="utf-8")).get("pad_token")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(value, dict):
-            value = value.get("content")
-        if isinstance(value, str) and value:
-            name = value
-            break
-    padding = tok.padding or {}
-    if name is None:
-        name = str(padding.get("pad_token") or "[PAD]")
-    pid = tok.token_to_id(name)
-    if pid is None:
-        raise ModelUnavailable(f"pad token {name!r} is not in {folder / 'tokenizer.json'}", "set text_backend to torch")
-    return name, int(pid)
-
-
 class OnnxTextEncoder:
-    """Tokenise → ONNX transformer → mean pooling → L2 normalise, in length-sorted batches."""
+    """Tokenise → ONNX transformer → mean pooling → L2 normalise, one text per run.
+
+    Each text runs alone, unpadded, on one core, and ``workers`` texts run at once (one
+    shared session with a single intra-op thread is safe to run from several threads).
+    On a 2-core CPU this embedded 1.9× the passages per second of sentence-transformers'
+    padded batches of 64, and 1.6× one two-threaded run of padded batches of 32, with the
+    same vectors (docs/PERFORMANCE.md, "Text throughput"): padding and splitting small
+    matrices across cores cost more than batching saved. Alone, a text's vector depends
+    on its text only, never on the texts beside it (it did with int8, whose activation
+    scales are per forward pass).
+    """
 
     def __init__(self, onnx_path: Path, tokenizer: Any, max_seq_length: int, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        self.workers = max(1, int(threads or _default_threads()))
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or _default_threads()
+        opts.intra_op_num_threads = 1  # the parallelism is across texts (self.workers)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No busy-waiting after a run: spinning threads starved the CLIP text tower that
-        # runs next in the same query (text 2.5 → 4.1 ms, but text + CLIP 61 → 30 ms).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        # Give the arena back after every run: a 32 × 256-token batch grows it by ~0.3-0.8 GB,
-        # which otherwise stays resident while the app idles; measured no slower per batch.
+        # Give the arena back after every run, so a long passage's buffers do not stay
+        # resident while the app idles.
         self._run_options = ort.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = tokenizer  # HF fast tokenizer, or a JsonTokenizer (light path)
         self.max_seq_length = int(max_seq_length)
         self.path = onnx_path
-        self._lock = threading.Lock()  # one run at a time: a session's threads are the CPU budget
+        self._pool: Any = None  # ThreadPoolExecutor of workers - 1 threads, made on first use
+        self._pool_lock = threading.Lock()
 
-    def _tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's ids with special tokens, truncated to max_seq_length, unpadded."""
         if isinstance(self.tokenizer, JsonTokenizer):
-            return self.tokenizer.batch(texts)
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
-        return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+            return self.tokenizer.ids(texts)
+        enc = self.tokenizer([t.strip() for t in texts], padding=False, truncation=True, max_length=self.max_seq_length)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def _embed_one(self, ids: list[int]) -> np.ndarray:
+        input_ids = np.asarray([ids], dtype=np.int64)
+        feeds = {"input_ids": input_ids}
+        if "attention_mask" in self.input_names:
+            feeds["attention_mask"] = np.ones_like(input_ids)
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        tokens = self.session.run(None, feeds, self._run_options)[0][0]
+        pooled = tokens.mean(axis=0, dtype=np.float32)  # no padding: every token counts
+        return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+
+    def _executor(self) -> Any:
+        with self._pool_lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.workers - 1, thread_name_prefix="lodestar-text-run")
+            return self._pool
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        texts = list(texts)
+        """Unit vectors for ``texts``, in order. ``batch_size`` is accepted for the
+        callers' sake: texts run one at a time, ``workers`` at once."""
+        texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self._tokenize([texts[i] for i in idx])
-            feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids") if k in self.input_names and k in enc}
-            if "token_type_ids" in self.input_names and "token_type_ids" not in feeds:
-                feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
-            with self._lock:
-                tok = self.session.run(None, feeds, self._run_options)[0]
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
-            pooled = (tok * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            for j, i in enumerate(idx):
-                out[i] = pooled[j]
-        return np.ascontiguousarray(np.stack(out), dtype=np.float32)
+        ids = self._token_ids(texts)
+        out: list[np.ndarray | None] = [None] * len(texts)
+        # Longest first, so the workers finish together.
+        pending = iter(sorted(range(len(texts)), key=lambda i: -len(ids[i])))
+        take = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with take:
+                    i = next(pending, None)
+                if i is None:
+                    return
+                out[i] = self._embed_one(ids[i])
+
+        helpers = min(self.workers, len(texts)) - 1
+        futures = [self._executor().submit(work) for _ in range(helpers)] if helpers > 0 else []
+        try:
+            work()  # the calling thread is a worker too: a single text never changes thread
+        finally:
+            for f in futures:
+                f.result()
+        return np.ascontiguousarray(np.stack(out), dtype=np.float32)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
 
 
 def _default_threads() -> int:

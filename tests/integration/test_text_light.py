@@ -156,15 +156,24 @@ def test_light_vectors_and_counts_equal_torch(light: Any, exported: dict[str, An
 
 
 def test_light_token_ids_equal_sentence_transformers(light: Any, exported: dict[str, Any]) -> None:
-    """Same input_ids / attention mask / token types as sentence-transformers' own tokenize."""
+    """Same input ids as sentence-transformers' own tokenize, without its padding."""
     st_model = exported["torch"]._backend.model
     tok = light._backend.encoder.tokenizer
-    for batch in (TEXTS, TEXTS[:1], TEXTS[10:12], ["", "x"]):
-        ours = tok.batch(batch)
+    for batch in (TEXTS, TEXTS[:1], TEXTS[10:12], ["", "x", "  padded  "]):
+        ours = tok.ids(batch)
         theirs = st_model.tokenize(batch)
-        for key in ("input_ids", "attention_mask", "token_type_ids"):
-            np.testing.assert_array_equal(ours[key], theirs[key].numpy(), err_msg=key)
-    assert tok.batch(["word " * 300])["input_ids"].shape == (1, 256)  # tokenizer.json says 128: overridden
+        for row, ids in enumerate(ours):
+            mask = theirs["attention_mask"][row].numpy().astype(bool)
+            assert ids == theirs["input_ids"][row].numpy()[mask].tolist()
+    assert len(tok.ids(["word " * 300])[0]) == 256  # tokenizer.json says 128: overridden
+
+
+def test_a_vector_does_not_depend_on_its_neighbours(light: Any) -> None:
+    """Each text runs alone: the same passage gets the same vector in any company."""
+    target = TEXTS[3]
+    alone = light.embed_documents([target])[0]
+    crowd = light.embed_documents([*TEXTS[:3], target, "word " * 250])[3]
+    np.testing.assert_array_equal(alone, crowd)
 
 
 def test_corrupt_export_falls_back_and_re_exports(
