@@ -177,6 +177,7 @@ class TextEmbedder:
         allow_download: bool = False,
         verify_bundle: bool = True,
         backend: str = "torch",
+        adopt_export: bool = True,
     ) -> None:
         self.name_or_path = (name_or_path or DEFAULT_TEXT_MODEL).strip()
         self.device_setting = device
@@ -196,6 +197,7 @@ class TextEmbedder:
         self._infer_lock = threading.Lock()
         self._gate = threading.Lock()
         self._count_tok: Any = None  # private copy for count_tokens: never shared with encode
+        self._count_for: Any = None  # the backend _count_tok was made for (a run can switch)
         self._count_lock = threading.Lock()
         # Background fp32 export after a sentence-transformers load (for the next start);
         # set when that thread has finished, successfully or not (tests wait on it).
@@ -203,6 +205,9 @@ class TextEmbedder:
         self.export_thread: threading.Thread | None = None
         self.export_error: BaseException | None = None
         self._known_sha256: dict[str, str] = {}  # file name -> sha256 already computed this load
+        # Once the background export is written, serve from it in this run too (a first
+        # index on a new machine is the longest run there is; the vectors are the same).
+        self.adopt_export = adopt_export
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -234,7 +239,8 @@ class TextEmbedder:
 
     @property
     def light(self) -> bool:
-        """Served by tokenizers + ONNX Runtime, without torch ever imported."""
+        """Served by tokenizers + ONNX Runtime (from the start: torch never imported; or
+        since the first run's export was adopted)."""
         backend = self._backend
         return isinstance(backend, OnnxRuntimeBackend) and backend.light
 
@@ -254,11 +260,15 @@ class TextEmbedder:
     def tokenizer(self) -> Any:
         """A copy of the model's tokenizer for chunk sizing (not the one encode uses):
         the HF fast tokenizer, or on the light path a ``tokenizers.Tokenizer``."""
-        backend = self._ensure()
         with self._count_lock:
-            if self._count_tok is None:
-                self._count_tok = backend.counting_tokenizer()
-            return self._count_tok
+            return self._counting(self._ensure())
+
+    def _counting(self, backend: TextBackend) -> Any:
+        """The counting tokenizer for ``backend`` (call with _count_lock held)."""
+        if self._count_tok is None or self._count_for is not backend:
+            self._count_tok = backend.counting_tokenizer()
+            self._count_for = backend
+        return self._count_tok
 
     # -- loading --------------------------------------------------------------------
     def load(self) -> None:
@@ -443,8 +453,22 @@ class TextEmbedder:
             with self._infer_lock:
                 hf = copy.deepcopy(model[0].auto_model)
             export_fp32(hf, folder, force=force, known=known)
+            del hf
+            if self.adopt_export:
+                self._adopt_light(folder)
 
         exports.export_in_background(self, "lodestar-text-export", "the text model", work)
+
+    def _adopt_light(self, folder: Path) -> None:
+        """Switch this run from sentence-transformers to the export just written (checked
+        and probed as at a start); any problem keeps sentence-transformers."""
+        light, _ = self._load_light(folder)
+        if light is None:
+            return
+        with self._lock, self._infer_lock:
+            if isinstance(self._backend, SentenceTransformersBackend):
+                self._backend = light  # in-flight calls finish on the backend they took
+                log.info("text model %s now runs on ONNX Runtime (export written)", self.model_id)
 
     def wait_export(self, timeout: float | None = None) -> bool:
         """Wait for a background export to end (tests, benchmarks); True if none runs now."""
@@ -492,13 +516,12 @@ class TextEmbedder:
         texts = list(texts)
         if not texts:
             return []
-        backend = self._ensure()
-        tok = self.tokenizer
         with self._count_lock:
-            return backend.count_with(tok, texts)
+            backend = self._ensure()
+            return backend.count_with(self._counting(backend), texts)
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
         with self._lock, self._infer_lock:
             self._backend = None
-            self._count_tok = None
+            self._count_tok = self._count_for = None

@@ -61,7 +61,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LODESTAR_ONNX_CACHE", str(cache))
         mp.delenv("LODESTAR_TEXT_LIGHT", raising=False)
-        emb = TextEmbedder(device="cpu")
+        emb = TextEmbedder(device="cpu", adopt_export=False)  # stays on torch: the reference
         emb.load()
         assert emb.wait_export(EXPORT_TIMEOUT), "background export did not finish"
     yield {"cache": cache, "torch": emb}
@@ -92,6 +92,24 @@ def test_first_load_uses_sentence_transformers_and_writes_the_export(exported: d
     files = sorted(p.name for p in exported["cache"].rglob("*") if p.is_file())
     assert files == ["model.onnx", "model.onnx.sha256"], files
     assert "sentence_transformers" in sys.modules
+
+
+def test_a_first_run_moves_to_the_export_once_it_is_written(
+    exported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new machine's first index runs on ONNX Runtime as soon as the export lands."""
+    from models.text import TextEmbedder
+
+    monkeypatch.setenv("LODESTAR_ONNX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LODESTAR_TEXT_LIGHT", raising=False)
+    emb = TextEmbedder(device="cpu")
+    emb.load()
+    assert emb.engine == "torch"
+    before = emb.embed_documents(TEXTS)
+    assert emb.wait_export(EXPORT_TIMEOUT) and emb.export_error is None, emb.export_error
+    assert emb.engine == "onnxruntime" and emb.light
+    _assert_same_vectors(emb.embed_documents(TEXTS), before)
+    assert emb.count_tokens(TEXTS) == exported["torch"].count_tokens(TEXTS)
 
 
 def test_second_start_is_light_and_never_imports_torch(light_env: Path, exported: dict[str, Any]) -> None:
