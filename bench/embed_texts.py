@@ -53,16 +53,9 @@ def embed_st(model, texts: list[str], batch: int) -> np.ndarray:
     )
 
 
-CPU_SLICE = 32  # models/text.py _CPU_SLICE
-
-
 def embed_onnx(onnx_path: Path, folder: Path, texts: list[str], alone: list[bool], threads: int | None) -> np.ndarray:
-    """The product's own ONNX encoder (models/onnx_text.py), fed as the onnx/onnx-int8 backends feed it.
-
-    Those backends tokenise with the model's Hugging Face tokenizer (padding to the longest
-    text of a batch): with int8 dynamic quantisation the padding changes the activation
-    scales, so a light-path tokenizer that pads differently gives different int8 vectors.
-    """
+    """The product's own ONNX encoder (models/onnx_text.py), fed as the onnx/onnx-int8 backends feed it
+    (the Hugging Face tokenizer; each text runs alone, so a vector depends on its text only)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from transformers import AutoTokenizer
 
@@ -70,16 +63,8 @@ def embed_onnx(onnx_path: Path, folder: Path, texts: list[str], alone: list[bool
 
     max_len = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
     enc = OnnxTextEncoder(onnx_path, AutoTokenizer.from_pretrained(str(folder)), max_len, threads)
-    out = np.zeros((len(texts), 384), np.float32)
-    docs = [i for i, a in enumerate(alone) if not a]
-    # As TextEmbedder.embed_documents on a CPU: longest first, one forward pass per 32 texts.
-    docs.sort(key=lambda i: -len(texts[i]))
-    for s in range(0, len(docs), CPU_SLICE):
-        idx = docs[s : s + CPU_SLICE]
-        out[idx] = enc.encode([texts[i] for i in idx], CPU_SLICE)
-    for i, a in enumerate(alone):
-        if a:  # a query is embedded alone (embed_query)
-            out[i] = enc.encode([texts[i]], 1)[0]
+    del alone  # every text runs alone now: queries and passages alike
+    out = enc.encode(texts)
     return out
 
 
