@@ -20,7 +20,6 @@ import argparse
 import os
 import random
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,25 +81,11 @@ def padded_batches(path: Path, tok: object, texts: list[str], batch: int, cores:
     return out
 
 
-def one_per_run(path: Path, tok: object, texts: list[str], cores: int) -> np.ndarray:
-    """The encoder now: each text alone, unpadded; one single-threaded run per core at once."""
-    sess = session(path, 1)
-    ids = [e.ids for e in tok.encode_batch([t.strip() for t in texts])]  # type: ignore[attr-defined]
-    out = np.zeros((len(texts), 384), np.float32)
+def one_per_run(path: Path, folder: Path, texts: list[str], cores: int) -> np.ndarray:
+    """The encoder now: the product's own (each text alone, unpadded, one run per core at once)."""
+    from models.onnx_text import JsonTokenizer, OnnxTextEncoder
 
-    def work(k: int) -> None:
-        for i in range(k, len(texts), cores):
-            x = np.array([ids[i]], np.int64)
-            tokens = sess.run(None, {"input_ids": x, "attention_mask": np.ones_like(x), "token_type_ids": np.zeros_like(x)})[0][0]  # type: ignore[attr-defined]
-            v = tokens.mean(0)
-            out[i] = v / np.linalg.norm(v)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(cores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    return OnnxTextEncoder(path, JsonTokenizer(folder / "tokenizer.json", 256), 256, threads=cores).encode(texts)
 
 
 def main() -> int:
@@ -142,19 +127,16 @@ def main() -> int:
     int8_ffn = quantised(fp32, "int8-ffn-out-fp32", per_channel=True, nodes_to_exclude=ffn_out)
     int8_rr = quantised(fp32, "int8-reduce-range", per_channel=True, reduce_range=True)
     variants: list[tuple[str, Callable[[], np.ndarray]]] = []
-    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))  # its own config pads to 128: overridden
-    tok.enable_truncation(256)
-    tok.no_padding()
     padded_tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     padded_tok.enable_truncation(256)
     padded_tok.enable_padding(pad_id=0, pad_token="[PAD]")
     variants += [
         ("fp32, padded batches of 32, one run", lambda: padded_batches(fp32, padded_tok, texts, 32, cores)),
-        ("fp32, one text per run, one run per core", lambda: one_per_run(fp32, tok, texts, cores)),
+        ("fp32, one text per run, one run per core", lambda: one_per_run(fp32, folder, texts, cores)),
         ("int8 per-channel, padded batches of 32, one run", lambda: padded_batches(int8, padded_tok, texts, 32, cores)),
-        ("int8 per-channel, one text per run, one run per core", lambda: one_per_run(int8, tok, texts, cores)),
-        ("int8 + FFN outputs fp32, one text per run, one per core", lambda: one_per_run(int8_ffn, tok, texts, cores)),
-        ("int8 reduce_range, one text per run, one per core", lambda: one_per_run(int8_rr, tok, texts, cores)),
+        ("int8 per-channel, one text per run, one run per core", lambda: one_per_run(int8, folder, texts, cores)),
+        ("int8 + FFN outputs fp32, one text per run, one per core", lambda: one_per_run(int8_ffn, folder, texts, cores)),
+        ("int8 reduce_range, one text per run, one per core", lambda: one_per_run(int8_rr, folder, texts, cores)),
     ]
     for name, run in variants:
         run_s = time.perf_counter()

@@ -227,9 +227,9 @@ class OnnxTextEncoder:
 
     Each text runs alone, unpadded, on one core, and ``workers`` texts run at once (one
     shared session with a single intra-op thread is safe to run from several threads).
-    On a 2-core CPU this embedded 1.9× the passages per second of sentence-transformers'
-    padded batches of 64, and 1.6× one two-threaded run of padded batches of 32, with the
-    same vectors (docs/PERFORMANCE.md, "Text throughput"): padding and splitting small
+    On a 2-core CPU this embedded 1.7-1.9× the passages per second of sentence-transformers'
+    padded batches of 64, and 1.7× one two-threaded run of padded batches of 32, with the
+    same vectors (docs/PERFORMANCE.md, "Measured alone, 2026-11-30 night"): padding and splitting small
     matrices across cores cost more than batching saved. Alone, a text's vector depends
     on its text only, never on the texts beside it (it did with int8, whose activation
     scales are per forward pass).
@@ -312,6 +312,7 @@ class OnnxTextEncoder:
         return np.ascontiguousarray(np.stack(out), dtype=np.float32)  # type: ignore[arg-type]
 
     def close(self) -> None:
+        """Let the worker threads go (TextEmbedder.close); a later encode makes new ones."""
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)

@@ -523,5 +523,7 @@ class TextEmbedder:
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
         with self._lock, self._infer_lock:
+            if isinstance(self._backend, OnnxRuntimeBackend):
+                self._backend.encoder.close()
             self._backend = None
             self._count_tok = self._count_for = None

@@ -292,3 +292,16 @@ def test_surely_cpu_sees_gpu_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
         present = {marker}
         assert not device.surely_cpu("auto"), marker
         assert device.surely_cpu("cpu")
+
+
+def test_close_lets_the_encoder_threads_go(light_env: Path) -> None:
+    from models.text import TextEmbedder
+
+    emb = TextEmbedder(device="cpu")
+    emb.load()
+    emb.embed_documents(TEXTS)
+    encoder = emb._backend.encoder
+    assert (encoder._pool is not None) == (encoder.workers > 1)
+    emb.close()
+    assert encoder._pool is None and not emb.loaded
+    assert emb.embed_documents(TEXTS[:2]).shape == (2, 384)  # loads again on use
