@@ -315,6 +315,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     from quality_refs import rrf, score
 
     from indexer.search.eval import load_queries
+    from indexer.search.query import parse_query
     from indexer.search.ranking import Ranking, Searcher
 
     cache = cache_for(args.backend, args.cache)
@@ -369,6 +370,12 @@ def cmd_fuse(args: argparse.Namespace) -> int:
             ranked = {}
             for q in queries:
                 sc = {p: v for p, v in prod["nocut"][q.query]}
+                if parse_query(q.query).phrases:
+                    # A quoted phrase is an exact-phrase operator in the product: a whole-file
+                    # vector cannot add a file that lacks it (ignoring this made the lane look
+                    # better than it is on stdlib and debdoc: docs/SEARCH.md, "The file lane").
+                    ranked[q.query] = [p for p, _v in prod["nocut"][q.query]]
+                    continue
                 for p in whole[q.query][:50]:
                     sc[p] = max(sc.get(p, -9.0), docsim[q.query][p] + delta - rk.length_prior * math.log(nchunks.get(p, 1)))
                 ranked[q.query] = sorted(sc, key=lambda p, sc=sc: -sc[p])

@@ -177,6 +177,14 @@ class Searcher:
                     resp.note = f"Images were not searched: {self.image_problem}"
             if kind in ("all", "text", "other", "image"):
                 docs = self._search_documents(parsed, files, allowed, limit, kind)
+                if not docs and parsed.phrases:
+                    # No passage or name holds the exact phrase. Its words are still worth
+                    # searching by meaning, as web search does, and the answer says so: an
+                    # empty page teaches nothing about what the library does hold.
+                    docs = self._search_documents(dataclasses.replace(parsed, phrases=[]), files, allowed, limit, kind)
+                    if docs:
+                        quoted = ", ".join(f'"{p}"' for p in parsed.phrases)
+                        resp.message = f"Nothing contains {quoted} exactly; showing matches for the words."
             if pending_images is not None:
                 images = pending_images.result()
             if kind in ("all", "image"):

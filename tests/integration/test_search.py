@@ -186,6 +186,18 @@ def test_phrase_and_exclusion(indexed: Any) -> None:
     assert "gardening.md" not in _names(resp)
 
 
+def test_a_phrase_found_nowhere_falls_back_to_its_words_and_says_so(indexed: Any) -> None:
+    searcher = indexed.searcher()
+    exact = searcher.search('"hollow when tapped"', kind="text")
+    assert exact.message == ""  # found exactly: nothing to say
+    # The same words in another order are in no passage: the words are searched by meaning.
+    resp = searcher.search('"tapped when hollow" bread', kind="text")
+    assert _names(resp)[0] == "cooking.md"
+    assert resp.message == 'Nothing contains "tapped when hollow" exactly; showing matches for the words.'
+    nonsense = searcher.search('"zxqv blorft" wempiality', kind="text")
+    assert nonsense.results == [] and nonsense.message == NO_MATCH  # the words find nothing either
+
+
 def test_name_only_files_are_found_by_name(indexed: Any) -> None:
     rec = next(r for r in indexed.store.files().values() if r.name == "quarterly_forecast_model.bin")
     assert rec.state == "name_only"
