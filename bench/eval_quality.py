@@ -17,7 +17,7 @@ For each labelled set (``docs/`` + ``queries.jsonl``; pyfaq and pyfaq-long from
    ``--no-cache`` embeds them again.
 
 One command for every set, from the repository root (the lead runs it alone; a fresh
-pyfaq index takes ~15 min on 2 idle cores, the other sets a few minutes each)::
+pyfaq index takes ~5.5 min on 2 idle cores, the whole command ~14 min)::
 
     .venv/bin/python bench/build_sets.py /tmp/lodestar-sets
     .venv/bin/python bench/eval_quality.py --extra-sets /tmp/lodestar-sets --fresh
