@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 EXIT_WAIT_S = 120.0
 _threads: list[threading.Thread] = []
 _lock = threading.Lock()
+TORCH_EXPORT = threading.RLock()
+"""Held around every ``torch.onnx.export``. The exporter keeps process-wide state
+(``GLOBALS.in_onnx_export``): two exports at once fail ("GLOBALS.in_onnx_export must be
+False", or "... must be True" in the one that finishes second). A first start with CLIP
+weights at hand exports the text model and CLIP on two threads at once, so one of them
+failed and that model stayed on its slow torch path for the whole first index."""
 
 
 def light_enabled(env: str) -> bool:

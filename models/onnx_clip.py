@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import ModelUnavailable
+from models.exports import TORCH_EXPORT
 from models.onnx_text import _default_threads, _sha256, _sidecar, _write_sidecar, default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def export_clip(model: Any, spec: dict[str, Any], out_dir: Path, *, force: bool 
         try:
             # Grad mode on (parameters require grad): MultiheadAttention then takes its
             # traceable path, not the fused inference kernel ONNX has no operator for.
-            with torch.enable_grad():
+            with TORCH_EXPORT, torch.enable_grad():
                 torch.onnx.export(module, args, str(tmp), input_names=[inp], output_names=["embedding"],
                                   dynamic_axes={inp: axes, "embedding": {0: "batch"}},
                                   opset_version=17, do_constant_folding=True, dynamo=False)

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models.errors import ModelUnavailable
+from models.exports import TORCH_EXPORT
 from models.weights import sha256_of
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def export_fp32(hf_model: Any, folder: Path, cache_dir: Path | None = None, *, f
 
     tmp = fp32.with_name(f".model.{os.getpid()}.{threading.get_ident()}.onnx")
     try:
-        with torch.inference_mode():
+        with TORCH_EXPORT, torch.inference_mode():
             torch.onnx.export(
                 _Wrap(hf), (ids, mask, types), str(tmp),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],

@@ -218,3 +218,26 @@ def test_pipeline_indexes_images_on_the_light_path(exported: Any, tiny_clip_chec
     assert sorted(vectors["light"]) == sorted(vectors["torch"]) == [f"p{i}.png" for i in range(4)]
     for k, v in vectors["light"].items():
         np.testing.assert_allclose(v, vectors["torch"][k], atol=1e-5)
+
+
+def test_a_first_start_exports_both_models_at_once(tiny_clip_checkpoint: Path, cache: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new machine's first start exports the text model and CLIP on two threads at once;
+    torch's exporter keeps process-wide state, so without `models.exports.TORCH_EXPORT` one
+    of them failed ("GLOBALS.in_onnx_export must be False") and stayed on torch."""
+    from models.text import TextEmbedder
+
+    monkeypatch.delenv("LODESTAR_TEXT_LIGHT", raising=False)
+    text = TextEmbedder(device="cpu", adopt_export=False)
+    text.load()  # its export starts in the background (seconds: the real MiniLM)
+    clip = _clip(tiny_clip_checkpoint)
+    clip.load()  # and CLIP's beside it
+    try:
+        assert text.wait_export(300) and clip.wait_export(300)
+        assert text.export_error is None, text.export_error
+        assert clip.export_error is None, clip.export_error
+        assert any(p.name == "model.onnx" for p in cache.rglob("*"))
+        assert {"image.onnx", "text.onnx"} <= {p.name for p in _export_dir(cache).iterdir()}
+    finally:
+        clip.close()
+        text.close()
