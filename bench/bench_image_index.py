@@ -112,11 +112,10 @@ def prepare_tensors(folder: Path, clip: Any) -> list[Any]:
 
 
 def run_raw(clip: Any, tensors: list[Any]) -> float:
-    import torch
-
+    # A list of [3, H, W] items: torch tensors, or numpy arrays on the light path.
     t = time.perf_counter()
     for i in range(0, len(tensors), clip.batch_size):
-        clip.embed_tensors(torch.stack(tensors[i : i + clip.batch_size]))
+        clip.embed_tensors(tensors[i : i + clip.batch_size])
     return time.perf_counter() - t
 
 
