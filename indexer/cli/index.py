@@ -57,7 +57,8 @@ def run(args: Any) -> int:
         # Indexed folders become known roots (the watcher and status use them).
         roots = [t for t in targets if os.path.isdir(t)]
         files = [t for t in targets if not os.path.isdir(t)]
-        service = rt.service(None if args.json else ProgressPrinter())
+        # The image model is downloaded on first use: only when this run meets a picture.
+        service = rt.service(None if args.json else ProgressPrinter(), images_expected=_meets_images(rt, roots, files))
         cluster = _start_cluster(rt, service, ray_address, args) if ray_address is not None else None
         for root in roots:
             if root_of(root, rt.settings.folders) is None:
@@ -157,3 +158,16 @@ def _start_cluster(rt: Any, service: Any, address: str, args: Any) -> Any:
         say(f"Ray: {placement.line()}", file=sys.stderr)
     service.source = cluster.source()
     return cluster
+
+
+def _meets_images(rt: Any, roots: list[str], files: list[str]) -> bool:
+    """Whether this run will meet a picture: one named on the command line, one waiting in
+    the index for the image model, or one under a folder (a walk that stops at the first)."""
+    from indexer.ingest.extract import kind_for_path
+    from indexer.ingest.scan import scan_root
+
+    if any(kind_for_path(f) == "image" for f in files):
+        return True
+    if any(r.kind == "image" and r.state == "pending" for r in rt.store.files().values()):
+        return True
+    return any(info.kind == "image" for root in roots for info in scan_root(root, rt.settings, rt.paths.data_dir))

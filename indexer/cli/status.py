@@ -91,7 +91,7 @@ def _image_model_status(rt: Any, clip: dict[str, Any]) -> dict[str, Any]:
         "fix": clip.get("fix", ""),
     }
     if clip.get("source") == "download":
-        out["message"] = "the CLIP weights are not on this machine yet (about 600 MB; downloaded when indexing starts, as allowed by the settings)"
+        out["message"] = "the CLIP weights are not on this machine yet (about 600 MB; downloaded when indexing meets the first picture, as allowed by the settings)"
         out["fix"] = (
             "run `lodestar models download` while online, or use a local checkpoint: "
             "--clip-checkpoint FILE / LODESTAR_CLIP_CHECKPOINT / settings"

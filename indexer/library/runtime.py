@@ -220,10 +220,14 @@ class Runtime:
                 )
             return self._store
 
-    def service(self, progress: ProgressCallback | None = None, *, wait_when_disk_full: bool = False) -> IndexService:
+    def service(self, progress: ProgressCallback | None = None, *, wait_when_disk_full: bool = False,
+                images_expected: bool = True) -> IndexService:
+        """The writer's pipeline. The image model is fetched (announced first) only when
+        ``images_expected``: a run that will meet no picture uses weights already on this
+        machine, or none, and never downloads 600 MB for nothing."""
         with self._lock:
             if self._service is None:
-                ok, why = self.image_ready(load=True, download=True)
+                ok, why = self.image_ready(load=True, download=images_expected)
                 from indexer.ingest.ocr import Recogniser  # light: the engine loads on first use
 
                 self._service = IndexService(

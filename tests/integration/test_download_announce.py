@@ -91,10 +91,14 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Recorder:
     return rec
 
 
-def _folder(tmp_path: Path) -> Path:
+def _folder(tmp_path: Path, *, picture: bool = True) -> Path:
+    from PIL import Image
+
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "note.txt").write_text("a note about lighthouses", encoding="utf-8")
+    if picture:
+        Image.new("RGB", (40, 30), (200, 40, 40)).save(docs / "red.png")
     return docs
 
 
@@ -105,6 +109,21 @@ def test_index_announces_the_download_before_connecting(tmp_path: Path, offline:
     line = next(t for t in offline.said() if ANNOUNCED in t)
     assert line.startswith("lodestar: ") and line.count("\n") == 1
     assert '"allow_download": false' in line and "--clip-checkpoint" in line  # how to turn it off
+
+
+def test_index_of_a_folder_without_pictures_downloads_nothing(tmp_path: Path, offline: Recorder) -> None:
+    """The image model is fetched on first use: a run that meets no picture never touches
+    the network; the next run that meets one does (announced first)."""
+    data = tmp_path / "data"
+    docs = _folder(tmp_path, picture=False)
+    assert offline.run(["index", str(docs), "--data-dir", str(data)]) == 0
+    assert offline.network() == []
+    assert not any(ANNOUNCED in t for t in offline.said())
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (40, 40, 200)).save(docs / "blue.png")
+    assert offline.run(["index", str(docs), "--data-dir", str(data)]) == 0
+    offline.assert_announced_first()
 
 
 def test_models_download_announces_before_connecting(tmp_path: Path, offline: Recorder) -> None:

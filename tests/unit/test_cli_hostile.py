@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import types
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +297,8 @@ def test_index_progress_summary_and_failures(monkeypatch: pytest.MonkeyPatch, da
 
     def fake_runtime(_args: Any, **_k: Any) -> FakeRuntime:
         return FakeRuntime(AppPaths(data_dir), service=lambda progress=None, **_k: Service(progress),
-                           image_ready=lambda *_a, **_k: (False, holder.value))
+                           image_ready=lambda *_a, **_k: (False, holder.value),
+                           store=types.SimpleNamespace(files=dict))  # nothing waits for the image model
 
     monkeypatch.setattr(index_cmd, "runtime_from_args", fake_runtime)
     monkeypatch.setattr(indexer.library.writer_lock, "WriterLock", Lock)
