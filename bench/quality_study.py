@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import gzip
 import json
+import math
 import os
 import sys
 import tempfile
@@ -388,6 +389,82 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
+PRIOR_SHAPES: dict[str, Any] = {
+    "0.06 ln n (shipped)": lambda n, s: 0.06 * math.log(n),
+    "0.12 sqrt(ln n)": lambda n, s: 0.12 * math.sqrt(math.log(n)),
+    "0.06 ln min(n, 64)": lambda n, s: 0.06 * math.log(min(n, 64)),
+    "0.04 (n^1/3 - 1)": lambda n, s: 0.04 * (n ** 0.33 - 1),
+    "0.06 ln(n / support)": lambda n, s: 0.06 * math.log(max(1.0, n / sum(1 for x in s if x >= s[0] - 0.03))),
+    "0.08 ln((1+n/6)/(1+1/6))": lambda n, s: 0.08 * (math.log(1 + n / 6) - math.log(1 + 1 / 6)),
+    "0.09 ln((1+n/8)/(1+1/8))": lambda n, s: 0.09 * (math.log(1 + n / 8) - math.log(1 + 1 / 8)),
+}
+"""Length-prior shapes of docs/SEARCH.md: f(passages in the file, its candidates' scores best first)."""
+
+
+def cmd_priors(args: argparse.Namespace) -> int:
+    """Length-prior shapes on the product's own candidates (docs/SEARCH.md, "Length prior shapes").
+
+    Each query runs through the product's `Searcher` (no cut); the candidates `_group`
+    receives are kept per file, and each shape ranks the files by best score - prior, then
+    the product's floor and gap cut the list. Queries with a quoted phrase keep the product's
+    answer (a shape cannot add a file that lacks the phrase).
+    """
+    from quality_refs import score
+
+    from indexer.search.eval import load_queries
+    from indexer.search.ranking import Ranking, Searcher
+
+    cache = cache_for(args.backend, args.cache)
+    emb = CachedTextEmbedder(cache, args.backend)
+    rk = Ranking()
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for s in args.sets:
+        _docs, queries = read_set(s)
+        with tempfile.TemporaryDirectory(prefix="lodestar-study-") as tmp:
+            store, data_paths = kept_store(s, args.variant, emb, args.keep, Path(tmp))
+            root = (s / "docs").resolve()
+            files = store.files()
+            rel = {fid: Path(r.path).resolve().relative_to(root).as_posix() for fid, r in files.items()}
+            nch = {rel[f]: max(1, r.n_chunks) for f, r in files.items()}
+            searcher = Searcher(store, emb, None, paths=data_paths, ranking=dataclasses.replace(rk, floor=-1.0, gap=9.0))
+            seen: dict[str, list[float]] = {}
+            group = searcher._group
+
+            def keep(cands: Any, files_: Any, limit: int, *, _seen: dict[str, list[float]] = seen,
+                     _rel: dict[str, str] = rel, _group: Any = group, **kw: Any) -> Any:
+                _seen.clear()
+                for c in cands:
+                    _seen.setdefault(_rel[c.fid], []).append(c.score)
+                return _group(cands, files_, limit, **kw)
+
+            searcher._group = keep  # type: ignore[method-assign]
+            per = []
+            for q in load_queries(s / "queries.jsonl"):
+                resp = searcher.search(q.query, kind="text", limit=200)
+                shown = [Path(r.path).resolve().relative_to(root).as_posix() for r in resp.results]
+                per.append((q.query, {f: sorted(v, reverse=True) for f, v in seen.items()}, shown))
+            searcher.close()
+        rows: dict[str, dict[str, float]] = {}
+        for name, prior in PRIOR_SHAPES.items():
+            ranked: dict[str, list[str]] = {}
+            for query, groups, shown in per:
+                if '"' in query:
+                    ranked[query] = shown
+                    continue
+                evidence = {f: v[0] for f, v in groups.items()}
+                order = sorted(groups, key=lambda f, g=groups: -(g[f][0] - prior(nch.get(f, 1), g[f])))
+                if evidence:
+                    cut = max(rk.floor, max(evidence.values()) - rk.gap)
+                    order = [f for f in order if evidence[f] >= cut]
+                ranked[query] = order
+            rows[name] = score(ranked, queries)
+            print(f"{s.name:<11} {name:<28} MRR@10 {rows[name]['mrr']:.3f}  R@10 {rows[name]['recall']:.3f}", flush=True)
+        table[s.name] = rows
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=CACHE_ROOT)
@@ -418,6 +495,12 @@ def main() -> int:
     p.add_argument("--keep", type=Path, help="as for run")
     p.add_argument("--json")
     p.set_defaults(func=cmd_fuse)
+    p = sub.add_parser("priors", help=cmd_priors.__doc__)
+    p.add_argument("sets", nargs="+", type=Path)
+    p.add_argument("--variant", default="p0")
+    p.add_argument("--keep", type=Path, help="as for run")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_priors)
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return int(args.func(args))
