@@ -296,6 +296,40 @@ class IndexService:
         self._emit(Progress("idle", done=summary.new + summary.updated, message=_summary_line(summary)))
         return summary
 
+    def follow_moved_roots(self) -> list[tuple[str, str]]:
+        """Watched folders renamed or moved as a whole while nothing watched them.
+
+        Each missing folder whose files turn up together elsewhere (`find_new_home`)
+        takes its records along (`Store.relocate_root`: no reading, no model call) and
+        takes the old one's place in ``settings.folders``, which the caller saves. One
+        that turns up nowhere stays an unplugged drive. Returns (old, new) pairs.
+        """
+        from indexer.ingest.relocated import find_new_home
+
+        followed: list[tuple[str, str]] = []
+        with self._lock:
+            folders = [os.path.abspath(f) for f in self.settings.folders]
+            missing = [f for f in folders if not os.path.isdir(f)]
+            if not missing:
+                return followed
+            by_root: dict[str, list[FileRecord]] = collections.defaultdict(list)
+            for rec in self.store.files().values():
+                by_root[rec.root].append(rec)
+            for root in missing:
+                avoid = [f for f in folders if f != root] + [os.path.abspath(self.paths.data_dir)]
+                new = find_new_home(root, by_root.get(root, ()), avoid)
+                if new is None or new in folders:
+                    continue
+                self._emit(Progress("scanning", message=f"Following {root} to {new}"))
+                moved = self.store.relocate_root(root, new)
+                folders = [new if f == root else f for f in folders]
+                self.settings.folders[:] = [new if os.path.abspath(f) == root else f for f in self.settings.folders]
+                log.info("watched folder %r was moved to %r; %d files followed with no model call", root, new, moved)
+                followed.append((root, new))
+            if followed:
+                self._emit(Progress("idle", message=followed_line(followed), index_changed=True))
+        return followed
+
     def _root_unreadable(self, root: str, why: str, summary: IndexSummary) -> None:
         """A watched folder that cannot be listed: its entries stay, hidden, with the reason."""
         n = self.store.set_available(root, False)
@@ -1219,6 +1253,16 @@ def _summary_line(s: IndexSummary) -> str:
     if not changes:
         return f"no changes in {plural(s.unchanged, 'file')}" if s.unchanged else "nothing to index"
     return ", ".join(changes)
+
+
+def followed_line(followed: Sequence[tuple[str, str]]) -> str:
+    """The line a person reads when watched folders were followed to where they went."""
+    from indexer.paths import display_path
+
+    return "; ".join(
+        f"{display_path(old)} was moved to {display_path(new)}: its index followed, nothing was read again"
+        for old, new in followed
+    )
 
 
 def release_memory() -> None:

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from indexer.errors import WriterBusy
+from indexer.errors import DiskFull, StoreError, WriterBusy
 from indexer.ingest.extract import IMAGE_EXTENSIONS, kind_for_path
 from indexer.library.settings import AppPaths, ConfigError, Settings, load_settings, normalise_folder, save_settings
 from indexer.paths import is_under
@@ -360,9 +360,30 @@ class LibrarySession:
         service = self.runtime.service(progress=self._progress_and_publish, wait_when_disk_full=True)
         with self._state:
             self.service, self.writer_message = service, ""
+        self._follow_moved_folders(service)
         self.start_watching()
         self._start_publishing()
         return ""
+
+    def _follow_moved_folders(self, service: Any) -> None:
+        """Watched folders renamed or moved while Lodestar was closed: the index follows
+        them (no model call) and the settings name the new place, before watching starts."""
+        follow = getattr(service, "follow_moved_roots", None)
+        if follow is None:
+            return
+        try:
+            followed = follow()
+        except (OSError, StoreError, DiskFull) as exc:
+            log.warning("could not follow moved folders: %s", exc)
+            return
+        if not followed:
+            return
+        self.save_settings()
+        from indexer.ingest.pipeline import followed_line
+
+        notice = getattr(self.runtime, "notice", None)
+        if callable(notice):
+            notice(followed_line(followed))
 
     # -- a shared library (issue 19; indexer/shared, docs/SHARED.md) -------------------
     def _progress_and_publish(self, event: Progress) -> None:

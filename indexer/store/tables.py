@@ -920,6 +920,48 @@ class Store:
                 self._upsert_files(recs)
         return len(recs)
 
+    def relocate_root(self, old_root: str, new_root: str) -> int:
+        """A watched folder renamed or moved as a whole: every record under ``old_root``
+        and its rows in every table (passages, pictures, recognised words) move to the
+        same place under ``new_root``, vectors copied, no model call. Returns the files moved.
+
+        Crash-safe in order: new rows first (orphans until their records exist, swept by
+        `remove_orphans`), then the new records, then the old records and rows. Running
+        it again after a crash redoes it without doubling rows.
+        """
+        import pyarrow as pa
+
+        files, removed = self._snapshot()
+        old = [r for r in (*files.values(), *removed.values()) if r.root == old_root]
+        if not old:
+            return 0
+        cut = len(old_root)
+        moved = [dataclasses.replace(r, fid=file_id(new_root + r.path[cut:]), path=new_root + r.path[cut:],
+                                     root=new_root, available=True) for r in old]
+        new_fid = {a.fid: b.fid for a, b in zip(old, moved)}
+        try:
+            with self._write_lock:
+                tables = [t for t in (*self.chunk_tables(), self.images_table(), *self.side_tables()) if t is not None]
+                for table in tables:
+                    self._delete_rows(table, list(new_fid.values()), None)  # left by an interrupted try
+                    names = table.schema.names
+                    for part in _batches(list(new_fid), 2000):
+                        arrow = table.search().where(f"fid IN ({_hex_list(part)})").limit(None).to_arrow()
+                        if arrow.num_rows:
+                            arrow = arrow.select(names)
+                            fids = pa.array([new_fid[f] for f in arrow.column("fid").to_pylist()], pa.string())
+                            table.add(arrow.set_column(names.index("fid"), table.schema.field("fid"), fids))
+                self._upsert_files(moved)
+                self._delete_files(list(new_fid))
+                with self._cache_lock:
+                    self._files_cache = None  # cheaper to re-read once than to patch every entry
+                    self._hash_index = None
+        except (OSError, RuntimeError) as exc:
+            if is_disk_full(exc):
+                raise DiskFull("the disk holding the index is full; indexing is paused until space is freed") from exc
+            raise
+        return sum(1 for r in moved if r.kind in ("text", "image", "other"))
+
     def delete_files(self, fids: Sequence[str]) -> None:
         if fids:
             self.write(WriteBatch(delete=list(fids)))

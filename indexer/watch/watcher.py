@@ -33,6 +33,7 @@ from indexer.library.settings import (
     as_number,
     normalise_folder,
     read_json,
+    save_settings,
     write_json_atomic,
 )
 from indexer.paths import is_under, root_of
@@ -659,8 +660,32 @@ class WatchService:
             return None
 
     def _do_availability(self, root: str, available: bool) -> None:
+        if not available and self._follow_moved(root):
+            return
         self._call(f"marking {root} {'available' if available else 'unavailable'}",
                    lambda: self.service.set_root_available(root, available))
+
+    def _follow_moved(self, root: str) -> bool:
+        """A watched folder gone from its path may have been renamed or moved as a whole:
+        the index follows it (`IndexService.follow_moved_roots`, no model call), the saved
+        settings name the new place and it is watched there. False when it went nowhere
+        to be found (an unplugged drive: its entries wait, hidden)."""
+        follow = getattr(self.service, "follow_moved_roots", None)
+        if follow is None or os.path.lexists(root):
+            return False
+        followed = self._call(f"following {root}", follow)
+        if not followed:
+            return False
+        live = getattr(self.service, "settings", self.settings)
+        if live is not self.settings:
+            self.settings.folders[:] = list(live.folders)
+        try:
+            save_settings(self.paths, self.settings)
+        except OSError as exc:
+            log.warning("cannot save the moved folders in the settings: %s", exc)
+        log.warning("watched folders moved: %s", "; ".join(f"{old} -> {new}" for old, new in followed))
+        self.set_roots(self.settings.folders)
+        return True
 
     def _do_remove(self, root: str) -> None:
         with self._cond:

@@ -70,6 +70,9 @@ class FakeService:
         self.synced.append(list(paths))
         return IndexSummary()
 
+    def follow_moved_roots(self) -> list[tuple[str, str]]:
+        return []
+
     def index_roots(self, roots: list[str], cancel: Any = None) -> IndexSummary:
         if self.progress:
             self.progress(Progress("embedding", done=1, total=2))

@@ -279,6 +279,9 @@ def test_index_progress_summary_and_failures(monkeypatch: pytest.MonkeyPatch, da
         def __init__(self, progress: Any) -> None:
             self.progress = progress
 
+        def follow_moved_roots(self) -> list[tuple[str, str]]:
+            return []
+
         def index_roots(self, _roots: Any, cancel: Any = None) -> IndexSummary:
             if self.progress is not None:
                 self.progress(Progress(phase="scanning", message="scanning " + holder.value))

@@ -1,0 +1,112 @@
+"""Where a watched folder went: renamed or moved as a whole while Lodestar was away.
+
+A missing watched folder is usually an unplugged drive (its entries wait, hidden), but
+often it was renamed (``Photos`` → ``Photos 2019``) or moved (into ``Archive/``). Then
+its files are all still there, under a new prefix, with their sizes and modification
+times unchanged (a rename keeps both). `find_new_home` looks for that folder near the
+old one and checks a sample of the files the index knows: the index then follows with
+no reading and no model call (`indexer.store.tables.Store.relocate_root`).
+
+Nothing here writes; it only lists folders and stats a few files.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Iterable, Iterator, Sequence
+
+from indexer.paths import is_under
+from indexer.store.tables import FileRecord
+
+log = logging.getLogger(__name__)
+
+SAMPLE = 32
+"""Files of the old folder checked in a candidate (all of them when it holds fewer)."""
+AGREEMENT = 0.8
+"""Share of the sample that must be there, same size and mtime: a few may have been
+deleted or edited since; a different folder never comes close."""
+MAX_FOLDERS = 5000
+"""Folders looked at in one search; a missing drive's mount point must not cost a walk."""
+MAX_CLIMB = 3
+"""How many missing levels above the folder the search may climb (a renamed parent)."""
+
+
+def find_new_home(root: str, records: Iterable[FileRecord], avoid: Sequence[str] = ()) -> str | None:
+    """The one folder that now holds the files the index knows under ``root``, or None.
+
+    ``records``: the index's records under ``root``. ``avoid``: folders never taken nor
+    searched (the other watched folders, Lodestar's own data). Candidates are the
+    folders at the old depth below the nearest ancestor that still exists, then one
+    level deeper (moved into a sibling). None when nothing agrees, or when two folders
+    do (a copy and the original: which one the person meant is theirs to say).
+    """
+    if os.path.lexists(root):
+        return None
+    known = [r for r in records if r.kind in ("text", "image") and is_under(r.path, root) and r.path != root]
+    if not known:
+        return None
+    sample = random.Random(len(known)).sample(known, min(SAMPLE, len(known)))  # same picks each start
+    rels = [os.path.relpath(r.path, root) for r in sample]
+    need = max(1, math.ceil(AGREEMENT * len(sample)))
+    ancestor, depth = os.path.dirname(root), 1
+    while not os.path.isdir(ancestor):
+        parent = os.path.dirname(ancestor)
+        if parent == ancestor or depth >= MAX_CLIMB:
+            return None
+        ancestor, depth = parent, depth + 1
+    found: list[str] = []
+    for level in (depth, depth + 1):
+        for candidate in _folders_at(ancestor, level, avoid):
+            if _agrees(candidate, sample, rels, need):
+                found.append(candidate)
+        if found:
+            break
+    if len(found) != 1:
+        if found:
+            log.info("%s: more than one folder holds its files (%s); not following", root, ", ".join(found))
+        return None
+    return found[0]
+
+
+def _folders_at(top: str, level: int, avoid: Sequence[str]) -> Iterator[str]:
+    """Real folders exactly ``level`` below ``top`` (symlinks not followed), at most MAX_FOLDERS."""
+    frontier, seen = [top], 0
+    for _ in range(level):
+        deeper: list[str] = []
+        for folder in frontier:
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(e.path for e in it if e.is_dir(follow_symlinks=False))
+            except OSError:
+                continue
+            for path in entries:
+                if any(is_under(path, a) for a in avoid):
+                    continue  # another watched folder's files are indexed there already
+                seen += 1
+                if seen > MAX_FOLDERS:
+                    return
+                deeper.append(path)
+        frontier = deeper
+    yield from frontier
+
+
+def _agrees(candidate: str, sample: Sequence[FileRecord], rels: Sequence[str], need: int) -> bool:
+    """Whether at least ``need`` of the sample are in ``candidate``, same size and mtime."""
+    hits = misses = 0
+    allowed = len(sample) - need
+    for rec, rel in zip(sample, rels):
+        try:
+            st = os.stat(os.path.join(candidate, rel), follow_symlinks=False)
+            same = st.st_size == rec.size and st.st_mtime_ns == rec.mtime_ns
+        except (OSError, ValueError):
+            same = False
+        if same:
+            hits += 1
+        else:
+            misses += 1
+            if misses > allowed:
+                return False  # most folders fail on the first file: one stat each
+    return hits >= need

@@ -1,0 +1,223 @@
+"""A watched folder renamed or moved as a whole while Lodestar was closed is followed
+(issue 13.1's acceptance): the index takes its records to the new place with no reading
+and no model call, the settings name the new folder, and the person is told. A folder
+that turns up nowhere stays an unplugged drive; one that turns up twice is not guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from indexer.ingest.relocated import find_new_home
+from indexer.library.settings import load_settings
+from indexer.store.tables import FileRecord, file_id
+from tests.support.gui_fakes import FakeLock, FakeWatch
+from tests.support.rel_checks import committed_intact
+from tests.support.rel_stack import Stack, make_stack
+
+WORDS = ("harbour", "ledger", "quartz", "meadow", "falcon", "cinder", "orchid", "tundra", "violet", "walnut")
+
+
+def _notes(folder: Path, n: int) -> None:
+    for i in range(n):
+        sub = folder / f"part{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"note{i:04d}.txt").write_text(f"note {i}: the {WORDS[i % 10]} of {WORDS[(i // 10) % 10]}", encoding="utf-8")
+
+
+def _records(root: Path) -> list[FileRecord]:
+    """What the index would know of ``root``'s files: path, size and mtime."""
+    out = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = os.path.join(dirpath, name)
+            st = os.stat(p)
+            out.append(FileRecord(fid=file_id(p), path=p, root=str(root), kind="text", size=st.st_size,
+                                  mtime_ns=st.st_mtime_ns, state="indexed"))
+    return out
+
+
+# ------------------------------------------------------------------ where did it go
+def test_a_renamed_folder_is_found_beside_the_old_name(tmp_path: Path) -> None:
+    old = tmp_path / "Photos"
+    _notes(old, 40)
+    known = _records(old)
+    (tmp_path / "Unrelated").mkdir()
+    _notes(tmp_path / "Other notes", 40)  # same names, other bytes: never taken
+    assert find_new_home(str(old), known) is None  # still there: nothing to follow
+    os.rename(old, tmp_path / "Photos 2019")
+    assert find_new_home(str(old), known) == str(tmp_path / "Photos 2019")
+
+
+def test_a_folder_moved_into_a_sibling_or_under_a_renamed_parent_is_found(tmp_path: Path) -> None:
+    old = tmp_path / "home" / "Docs"
+    _notes(old, 30)
+    known = _records(old)
+    (tmp_path / "home" / "Archive").mkdir()
+    os.rename(old, tmp_path / "home" / "Archive" / "Docs")  # one level deeper
+    assert find_new_home(str(old), known) == str(tmp_path / "home" / "Archive" / "Docs")
+
+    inner = tmp_path / "home" / "Archive" / "Docs"
+    known = _records(inner)
+    os.rename(tmp_path / "home" / "Archive", tmp_path / "home" / "Old stuff")  # its parent renamed
+    assert find_new_home(str(inner), known) == str(tmp_path / "home" / "Old stuff" / "Docs")
+
+
+def test_an_unplugged_drive_a_changed_folder_and_two_copies_are_not_followed(tmp_path: Path) -> None:
+    old = tmp_path / "media" / "usb" / "Pictures"
+    _notes(old, 30)
+    known = _records(old)
+    shutil.rmtree(tmp_path / "media" / "usb")  # unmounted: its mount point is gone too
+    assert find_new_home(str(old), known) is None
+
+    old = tmp_path / "Notes"
+    _notes(old, 30)
+    known = _records(old)
+    os.rename(old, tmp_path / "Notes edited")
+    later = time.time_ns() + 10**9
+    for path in sorted((tmp_path / "Notes edited").rglob("*.txt"))[:10]:  # a third edited since
+        os.utime(path, ns=(later, later))
+    assert find_new_home(str(old), known) is None
+
+    old = tmp_path / "Work"
+    _notes(old, 30)
+    known = _records(old)
+    shutil.copytree(old, tmp_path / "Work copy")  # copy2 keeps the mtimes
+    os.rename(old, tmp_path / "Work renamed")
+    assert find_new_home(str(old), known) is None  # which one was meant is the person's to say
+
+
+def test_another_watched_folder_is_never_taken(tmp_path: Path) -> None:
+    old = tmp_path / "Docs"
+    _notes(old, 20)
+    known = _records(old)
+    os.rename(old, tmp_path / "Watched")
+    assert find_new_home(str(old), known, avoid=[str(tmp_path / "Watched")]) is None
+    assert find_new_home(str(old), known) == str(tmp_path / "Watched")
+
+
+# ------------------------------------------------------------------ the index follows
+def _whole_and_single(s: Stack) -> None:
+    """Every indexed file has its rows once, in every table; no row is left without a file."""
+    assert committed_intact(s.store)["duplicates"] == 0
+    files = s.store.files()
+    table = s.store.images_table()
+    images = [] if table is None else table.search().select(["fid"]).limit(None).to_arrow().column("fid").to_pylist()
+    assert sorted(images) == sorted(f for f, r in files.items() if r.kind == "image")
+    assert s.store.remove_orphans() == 0
+
+
+def _renamed_stack(tmp_path: Path, n: int) -> tuple[Stack, Path, Path]:
+    from PIL import Image
+
+    s = make_stack(tmp_path)
+    _notes(s.root / "notes", n)
+    (s.root / "camera").mkdir()
+    for i in range(6):
+        Image.new("RGB", (40, 30), (i * 40, 255 - i * 40, 90)).save(s.root / "camera" / f"img{i}.png")
+    first = s.service.index_roots([str(s.root)])
+    assert first.new == n + 6 and first.failed == 0
+    old = s.root
+    new = s.root.parent / "root renamed"
+    os.rename(old, new)  # the window is closed: no watcher sees it
+    return s, old, new
+
+
+def test_the_index_follows_a_renamed_watched_folder_with_no_model_call(tmp_path: Path) -> None:
+    n = 600
+    s, old, new = _renamed_stack(tmp_path, n)
+    before = {r.path: r.content_hash for r in s.store.files().values()}
+    texts, images = s.text.texts_embedded, s.image.calls
+
+    started = time.monotonic()
+    followed = s.service.follow_moved_roots()
+    took = time.monotonic() - started
+    print(f"\nfollowed {n + 6} files in {took:.2f}s")
+    assert followed == [(str(old), str(new))]
+    assert s.settings.folders == [str(new)]
+    after = {r.path: r.content_hash for r in s.store.files().values()}
+    assert after == {str(new) + p[len(str(old)):]: h for p, h in before.items()}
+    assert all(r.root == str(new) and r.available for r in s.store.files().values())
+    assert not s.store.removed()
+
+    summary = s.service.index_roots([str(new)])  # what the watcher's first check does next
+    assert summary.unchanged == n + 6 and summary.new == summary.moved == summary.removed == 0
+    assert (s.text.texts_embedded, s.image.calls) == (texts, images), "something was embedded again"
+    hits = [r.path for r in s.searcher().search("quartz of falcon", limit=3).results]
+    assert hits and hits[0].startswith(str(new) + os.sep)
+    for rec in s.store.files().values():
+        if rec.kind == "image":
+            row = s.store.image_row(rec.fid, rec.content_hash)
+            assert row is not None and (s.paths.thumbnails / row.thumb).is_file()
+    _whole_and_single(s)
+    assert s.service.follow_moved_roots() == []  # nothing missing any more
+    s.store.close()
+
+
+def test_following_again_after_an_interrupted_try_doubles_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s, old, new = _renamed_stack(tmp_path, 60)
+    store = s.store
+    real_delete = store._delete_files
+    monkeypatch.setattr(store, "_delete_files", lambda fids: (_ for _ in ()).throw(OSError("power cut")))
+    with pytest.raises(OSError, match="power cut"):
+        s.service.follow_moved_roots()  # new rows and records written, the old ones not yet gone
+    monkeypatch.setattr(store, "_delete_files", real_delete)
+    s.settings.folders[:] = [str(old)]  # the settings were never saved
+
+    assert s.service.follow_moved_roots() == [(str(old), str(new))]
+    assert {r.root for r in store.files().values()} == {str(new)}
+    _whole_and_single(s)
+    summary = s.service.index_roots([str(new)])
+    assert summary.unchanged == 66 and summary.new == 0
+    s.store.close()
+
+
+def test_the_session_follows_before_watching_saves_the_settings_and_says_so(tmp_path: Path) -> None:
+    from indexer.library.session import LibrarySession
+
+    s, old, new = _renamed_stack(tmp_path, 30)
+    notices: list[str] = []
+    runtime: Any = SimpleNamespace(
+        paths=s.paths, settings=s.settings, notice=notices.append,
+        service=lambda progress=None, wait_when_disk_full=False: s.service,
+    )
+    session = LibrarySession(runtime, lock_factory=lambda paths: FakeLock(), watch_factory=FakeWatch)
+    assert session.become_writer() == ""
+    assert load_settings(s.paths).folders == [str(new)]
+    assert session.watch.roots == [str(new)]  # the watcher starts on the new place
+    assert notices == [f"{old} was moved to {new}: its index followed, nothing was read again"]
+    assert {r.root for r in s.store.files().values()} == {str(new)}
+    s.store.close()
+
+
+def test_a_watched_folder_renamed_while_watching_is_followed_and_watched_there(tmp_path: Path) -> None:
+    from indexer.watch.watcher import WatchService
+    from tests.unit.test_watch import wait_until
+
+    s = make_stack(tmp_path)
+    _notes(s.root / "notes", 60)
+    ws = WatchService(s.service, s.settings, s.paths, debounce_s=0.05, max_delay_s=0.5, supervise_interval_s=0.2)
+    ws.start()
+    try:
+        assert ws.wait_idle(30) and len(s.store.files()) == 60
+        texts = s.text.texts_embedded
+        old, new = s.root, s.root.parent / "root moved"
+        os.rename(old, new)
+        assert wait_until(lambda: [f.path for f in ws.folder_status()] == [str(new)], 30)
+        assert ws.wait_idle(30)
+        assert load_settings(s.paths).folders == [str(new)]
+        assert {r.root for r in s.store.files().values()} == {str(new)} and len(s.store.files()) == 60
+        assert s.text.texts_embedded == texts, "the moved folder was embedded again"
+        (new / "later.txt").write_text("a lighthouse keeper's log", encoding="utf-8")  # watched in its new place
+        assert wait_until(lambda: s.store.get_file(str(new / "later.txt")) is not None, 30)
+    finally:
+        assert ws.stop(timeout=30)
+    _whole_and_single(s)
+    s.store.close()
