@@ -34,7 +34,7 @@ from indexer.store.ann import (
     nprobes_for,
     vector_index_problem,
 )
-from indexer.store.fts import fts_problem, has_fts_index
+from indexer.store.fts import FTS_COLUMN, FTS_FLAT_MAX_ROWS, describe_indices, fts_problem, has_fts_index, is_fts
 from indexer.store.tables import FileRecord, Store, _checked_hex, sane_rows
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,8 @@ class StoreReader:
         self._caches: dict[VectorKind, _VectorCache] = {"chunks": _VectorCache(), "images": _VectorCache(), "ocr": _VectorCache()}
         # Per table: (table version, why the keyword index is unusable).
         self._fts_states: dict[str, tuple[Any, str | None]] = {}
+        # Per table: (table version, whether too many rows wait outside the keyword index).
+        self._fts_behind: dict[str, tuple[Any, bool]] = {}
         self._prefilters: dict[tuple[Any, ...], str] = {}
 
     def _table(self, kind: VectorKind) -> Any | None:
@@ -360,6 +362,8 @@ class StoreReader:
         extra = ["page", "lines"] if kind == "ocr" else []
         try:
             q = table.search(text, query_type="fts").select(["fid", "file_hash", "text", "start", "end", *extra, "vector", "_score"])
+            if self._keyword_index_behind(table):
+                q = q.fast_search()
             where = self.prefilter(scope, files)
             if where:
                 q = q.where(where, prefilter=True)
@@ -400,6 +404,34 @@ class StoreReader:
             with self._lock:
                 self._fts_states[table.name] = state
         return state[1] is None
+
+    def _keyword_index_behind(self, table: Any) -> bool:
+        """Whether more rows than `FTS_FLAT_MAX_ROWS` wait outside the keyword index (checked
+        once per table version). Then the keyword lane reads the index alone: LanceDB would
+        otherwise tokenise every waiting passage for each query (2.5 s at 117k, after a
+        watched folder was followed); those passages are still found by meaning, and by
+        their words once the writer's index upkeep folds them in."""
+        version = table.version
+        with self._lock:
+            known = self._fts_behind.get(table.name)
+        if known is not None and known[0] == version:
+            return known[1]
+        waiting = 0
+        for ix in describe_indices(table):
+            if is_fts(ix) and FTS_COLUMN in ix.field_names:
+                try:
+                    stats = table.index_stats(ix.name)
+                except Exception as exc:  # noqa: BLE001 - a table being rewritten: ask again next version
+                    log.debug("keyword index statistics unavailable: %s", exc)
+                    return False
+                waiting = (getattr(stats, "num_unindexed_rows", 0) or 0) if stats is not None else 0
+        behind = waiting > FTS_FLAT_MAX_ROWS
+        if behind:
+            log.info("%s: %d passages wait for the keyword index; keyword matches read the index alone until "
+                     "the index upkeep", table.name, waiting)
+        with self._lock:
+            self._fts_behind[table.name] = (version, behind)
+        return behind
 
     def chunks_mentioning(self, indexed_word: str | None, substring: str, kind: VectorKind = "chunks") -> Any | None:
         """Chunk rows (fid, file_hash, text) that may hold a word: never fewer than do.

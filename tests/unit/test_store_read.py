@@ -164,3 +164,29 @@ def test_a_missing_table_is_not_listed_again_on_every_search(tmp_path: Path, mon
     assert reader.images_table() is not None
     writer.close()
     reader.close()
+
+
+def test_keyword_matches_read_the_index_alone_while_many_rows_wait_outside_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past FTS_FLAT_MAX_ROWS waiting rows (a followed folder: 117k) LanceDB's scan of them
+    costs seconds per query; the reader then asks the index alone until the upkeep."""
+    from indexer.store.fts import ensure_fts_index
+
+    monkeypatch.setattr(read, "FTS_FLAT_MAX_ROWS", 3)
+    _write_texts(store, [_text("/r/indexed.txt", 1)])
+    assert ensure_fts_index(store.chunks_table())
+    reader = StoreReader(store)
+
+    def found() -> set[str]:
+        files = store.files()
+        hits = reader.keyword_hits("part", files, EveryFile(), 10)
+        assert hits is not None
+        return {files[f].path for f in hits.column("fid").to_pylist()}
+
+    _write_texts(store, [_text("/r/one.txt", 2)])  # 2 rows waiting: still read
+    assert found() == {"/r/indexed.txt", "/r/one.txt"}
+    _write_texts(store, [_text("/r/two.txt", 3)])  # 4 waiting: the index alone
+    assert found() == {"/r/indexed.txt"}
+    store.optimize()  # the writer's upkeep folds them in
+    assert found() == {"/r/indexed.txt", "/r/one.txt", "/r/two.txt"}
