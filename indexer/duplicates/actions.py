@@ -58,6 +58,19 @@ def dismiss(data_dir: str | os.PathLike[str], group: DuplicateGroup) -> None:
     save_decisions(data_dir, decisions)
 
 
+def follow_folder(data_dir: str | os.PathLike[str], old: str, new: str) -> bool:
+    """A watched folder followed to its new place: preferred folders in it follow too."""
+    from indexer.paths import is_under
+
+    decisions = load_decisions(data_dir)
+    moved = [new + f[len(old):] if is_under(f, old) else f for f in decisions.preferred]
+    if moved == decisions.preferred:
+        return False
+    decisions.preferred = moved
+    save_decisions(data_dir, decisions)
+    return True
+
+
 def set_preferred(data_dir: str | os.PathLike[str], folders: Sequence[str]) -> None:
     decisions = load_decisions(data_dir)
     decisions.preferred = list(folders)

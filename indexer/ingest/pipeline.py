@@ -237,6 +237,9 @@ class IndexService:
         # Where files are scanned, read and embedded: None is this process (its pool and
         # models); a cluster sets one (indexer/cluster). Commits stay here either way.
         self.source: WorkSource | None = None
+        # Set by the runtime: (old folder, new folder, old fid → new fid) after a watched
+        # folder was followed, for what other rooms keep by path or id (maps, duplicates).
+        self.after_follow: Callable[[str, str, dict[str, str]], None] | None = None
         paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # ---------------------------------------------------------------- public
@@ -321,14 +324,28 @@ class IndexService:
                 if new is None or new in folders:
                     continue
                 self._emit(Progress("scanning", message=f"Following {root} to {new}"))
-                moved = self.store.relocate_root(root, new)
+                new_ids = self.store.relocate_root(root, new)
                 folders = [new if f == root else f for f in folders]
                 self.settings.folders[:] = [new if os.path.abspath(f) == root else f for f in self.settings.folders]
+                self._follow_side_state(root, new, new_ids)
+                now = self.store.files()
+                moved = sum(1 for fid in new_ids.values() if fid in now and now[fid].kind != FOLDER_KIND)
                 log.info("watched folder %r was moved to %r; %d files followed with no model call", root, new, moved)
                 followed.append((root, new))
             if followed:
                 self._emit(Progress("idle", message=followed_line(followed), index_changed=True))
         return followed
+
+    def _follow_side_state(self, old: str, new: str, new_ids: dict[str, str]) -> None:
+        """What else is keyed by a followed folder's paths or ids follows it (`after_follow`,
+        set by the runtime: the kept maps, the duplicates' preferred folders). Best effort:
+        what cannot follow is rebuilt later; the index itself has followed."""
+        if self.after_follow is None:
+            return
+        try:
+            self.after_follow(old, new, new_ids)
+        except OSError as exc:
+            log.warning("what is kept beside the index could not follow %r: %s", new, exc)
 
     def _root_unreadable(self, root: str, why: str, summary: IndexSummary) -> None:
         """A watched folder that cannot be listed: its entries stay, hidden, with the reason."""

@@ -242,9 +242,13 @@ class Runtime:
                     threads=extract_threads(self.text_embedder, self.image_embedder if ok else None),
                     recogniser=Recogniser(),  # words in pictures and scans (Settings.recognise_text)
                 )
+                self._service.after_follow = self._after_follow
             elif progress is not None:
                 self._service._progress_cb = progress
             return self._service
+
+    def _after_follow(self, old: str, new: str, new_ids: dict[str, str]) -> None:
+        follow_kept_state(self.paths.data_dir, old, new, new_ids)
 
     def searcher(self) -> Any:
         with self._lock:
@@ -310,3 +314,13 @@ def open_runtime(
     paths = open_paths(data_dir, create=create)
     settings = load_settings(paths)
     return Runtime(paths, settings, clip_checkpoint=clip_checkpoint)
+
+
+def follow_kept_state(data_dir: Any, old: str, new: str, new_ids: dict[str, str]) -> None:
+    """A watched folder was followed to its new place (`IndexService.follow_moved_roots`):
+    the kept maps keep their points' places and the duplicates' preferred folders follow."""
+    from indexer.duplicates.actions import follow_folder
+    from indexer.map.keep import follow_ids
+
+    follow_ids(data_dir, new_ids)
+    follow_folder(data_dir, old, new)

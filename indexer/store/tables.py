@@ -920,10 +920,11 @@ class Store:
                 self._upsert_files(recs)
         return len(recs)
 
-    def relocate_root(self, old_root: str, new_root: str) -> int:
+    def relocate_root(self, old_root: str, new_root: str) -> dict[str, str]:
         """A watched folder renamed or moved as a whole: every record under ``old_root``
         and its rows in every table (passages, pictures, recognised words) move to the
-        same place under ``new_root``, vectors copied, no model call. Returns the files moved.
+        same place under ``new_root``, vectors copied, no model call. Returns the new id
+        of each record moved (old fid → new fid).
 
         Crash-safe in order: new rows first (orphans until their records exist, swept by
         `remove_orphans`), then the new records, then the old records and rows. Running
@@ -934,7 +935,7 @@ class Store:
         files, removed = self._snapshot()
         old = [r for r in (*files.values(), *removed.values()) if r.root == old_root]
         if not old:
-            return 0
+            return {}
         cut = len(old_root)
         moved = [dataclasses.replace(r, fid=file_id(new_root + r.path[cut:]), path=new_root + r.path[cut:],
                                      root=new_root, available=True) for r in old]
@@ -960,7 +961,7 @@ class Store:
             if is_disk_full(exc):
                 raise DiskFull("the disk holding the index is full; indexing is paused until space is freed") from exc
             raise
-        return sum(1 for r in moved if r.kind in ("text", "image", "other"))
+        return new_fid
 
     def delete_files(self, fids: Sequence[str]) -> None:
         if fids:

@@ -122,6 +122,30 @@ def test_odd_names_survive_index_search_and_removal(make_runtime: Any, tmp_path:
     assert len(rt.store.files()) == 3
 
 
+def test_a_renamed_watched_folder_is_followed_with_the_real_models(make_runtime: Any, corpus: Path) -> None:
+    """Issue 13.1's acceptance through the runtime a person's window uses: the folder renamed
+    while closed, the next start follows it (no model call), searches answer at the new
+    paths, pictures included, and the duplicates' preferred folders follow too."""
+    from indexer.duplicates.actions import load_decisions, set_preferred
+
+    rt = make_runtime([str(corpus)])
+    service = rt.service()
+    _index(rt, corpus)
+    set_preferred(rt.paths.data_dir, [str(corpus / "pictures")])
+    before = service.model_calls
+    moved = corpus.parent / "home (2026)"
+    os.rename(corpus, moved)
+    assert service.follow_moved_roots() == [(str(corpus), str(moved))]
+    assert rt.settings.folders == [str(moved)]
+    summary = service.index_roots([str(moved)])
+    assert service.model_calls == before and summary.new == 0 and summary.unchanged == len(rt.store.files())
+    hits = rt.searcher().search("bake bread dough", kind="text").results
+    assert hits and hits[0].path == str(moved / "cooking.md")
+    images = rt.searcher().search("red", kind="image").results
+    assert images and all(r.path.startswith(str(moved / "pictures") + os.sep) for r in images)
+    assert load_decisions(rt.paths.data_dir).preferred == [str(moved / "pictures")]
+
+
 def test_rename_reuses_vectors_with_zero_model_calls(make_runtime: Any, corpus: Path) -> None:
     rt = make_runtime([str(corpus)])
     service = rt.service()

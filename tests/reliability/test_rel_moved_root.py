@@ -221,3 +221,39 @@ def test_a_watched_folder_renamed_while_watching_is_followed_and_watched_there(t
         assert ws.stop(timeout=30)
     _whole_and_single(s)
     s.store.close()
+
+
+def test_the_kept_map_and_the_preferred_folders_follow_too(tmp_path: Path) -> None:
+    """The map keeps every point's place (no new layout), duplicates keep their preference."""
+    import numpy as np
+
+    from indexer.duplicates.actions import load_decisions, set_preferred
+    from indexer.map import keep
+
+    from indexer.library.runtime import follow_kept_state
+
+    s = make_stack(tmp_path)
+    s.service.after_follow = lambda old, new, ids: follow_kept_state(s.paths.data_dir, old, new, ids)  # as the runtime sets it
+    _notes(s.root / "notes", 12)
+    s.service.index_roots([str(s.root)])
+    fids = sorted(s.store.files())
+    xy = np.arange(2 * len(fids), dtype=np.float32).reshape(-1, 2)
+    vectors = np.ones((len(fids), 4), np.float16)
+    keep.save(s.paths.data_dir, keep.KeptMap(
+        layer="documents", model="m", method="umap", fids=fids, hashes=["h"] * len(fids), xy=xy,
+        regions=np.zeros(len(fids), np.int32), clusters=[], built_at=1.0, laid_out_at=1.0,
+        laid_out_n=len(fids), changed_since=0, origin=(0.0, 0.0), span=1.0, vectors=vectors))
+    set_preferred(s.paths.data_dir, [str(s.root / "notes"), str(tmp_path / "elsewhere")])
+    old, new = s.root, s.root.parent / "root renamed"
+    paths_before = {fid: s.store.files()[fid].path for fid in fids}
+    os.rename(old, new)
+
+    assert s.service.follow_moved_roots() == [(str(old), str(new))]
+    kept = keep.load(s.paths.data_dir, "documents")
+    assert kept is not None and kept.layer == "documents"
+    now = s.store.files()
+    assert [now[f].path for f in kept.fids] == [str(new) + paths_before[f][len(str(old)):] for f in fids]
+    assert np.array_equal(kept.xy, xy) and kept.laid_out_n == len(fids) and kept.changed_since == 0
+    assert keep.load_vectors(s.paths.data_dir, "documents", len(fids)) is not None
+    assert load_decisions(s.paths.data_dir).preferred == [str(new / "notes"), str(tmp_path / "elsewhere")]
+    s.store.close()
