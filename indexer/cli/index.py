@@ -60,11 +60,7 @@ def run(args: Any) -> int:
         # The image model is downloaded on first use: only when this run meets a picture.
         service = rt.service(None if args.json else ProgressPrinter(), images_expected=_meets_images(rt, roots, files))
         cluster = _start_cluster(rt, service, ray_address, args) if ray_address is not None else None
-        followed = service.follow_moved_roots()  # folders renamed since: the index follows, no model call
-        if followed and not args.json:
-            from indexer.ingest.pipeline import followed_line
-
-            say(followed_line(followed))
+        service.follow_moved_roots()  # folders renamed since: the index follows (said on stderr), no model call
         for root in roots:
             if root_of(root, rt.settings.folders) is None:
                 rt.settings.folders.append(root)

@@ -248,7 +248,14 @@ class Runtime:
             return self._service
 
     def _after_follow(self, old: str, new: str, new_ids: dict[str, str]) -> None:
-        follow_kept_state(self.paths.data_dir, old, new, new_ids)
+        """Every follow, at start or while watching: what is kept beside the index follows,
+        and the person is told (the window's notice bar; the CLI's stderr)."""
+        from indexer.ingest.pipeline import followed_line
+
+        try:
+            follow_kept_state(self.paths.data_dir, old, new, new_ids)
+        finally:
+            self.notice(followed_line([(old, new)]))
 
     def searcher(self) -> Any:
         with self._lock:

@@ -367,7 +367,7 @@ class LibrarySession:
 
     def _follow_moved_folders(self, service: Any) -> None:
         """Watched folders renamed or moved while Lodestar was closed: the index follows
-        them (no model call) and the settings name the new place, before watching starts."""
+        them (no model call) and the saved settings name the new place, before watching starts."""
         follow = getattr(service, "follow_moved_roots", None)
         if follow is None:
             return
@@ -376,14 +376,8 @@ class LibrarySession:
         except (OSError, StoreError, DiskFull) as exc:
             log.warning("could not follow moved folders: %s", exc)
             return
-        if not followed:
-            return
-        self.save_settings()
-        from indexer.ingest.pipeline import followed_line
-
-        notice = getattr(self.runtime, "notice", None)
-        if callable(notice):
-            notice(followed_line(followed))
+        if followed:
+            self.save_settings()  # the person was told by the runtime (`Runtime._after_follow`)
 
     # -- a shared library (issue 19; indexer/shared, docs/SHARED.md) -------------------
     def _progress_and_publish(self, event: Progress) -> None:

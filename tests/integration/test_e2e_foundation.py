@@ -132,10 +132,13 @@ def test_a_renamed_watched_folder_is_followed_with_the_real_models(make_runtime:
     service = rt.service()
     _index(rt, corpus)
     set_preferred(rt.paths.data_dir, [str(corpus / "pictures")])
+    told: list[str] = []
+    rt.on_notice = told.append  # the window's notice bar
     before = service.model_calls
     moved = corpus.parent / "home (2026)"
     os.rename(corpus, moved)
     assert service.follow_moved_roots() == [(str(corpus), str(moved))]
+    assert told == [f"{corpus} was moved to {moved}: its index followed, nothing was read again"]
     assert rt.settings.folders == [str(moved)]
     summary = service.index_roots([str(moved)])
     assert service.model_calls == before and summary.new == 0 and summary.unchanged == len(rt.store.files())

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from indexer.ingest.pipeline import followed_line
 from indexer.ingest.relocated import find_new_home
 from indexer.library.settings import load_settings
 from indexer.store.tables import FileRecord, file_id
@@ -188,6 +189,7 @@ def test_the_session_follows_before_watching_saves_the_settings_and_says_so(tmp_
         paths=s.paths, settings=s.settings, notice=notices.append,
         service=lambda progress=None, wait_when_disk_full=False: s.service,
     )
+    s.service.after_follow = lambda old, new, ids: notices.append(followed_line([(old, new)]))  # as Runtime does
     session = LibrarySession(runtime, lock_factory=lambda paths: FakeLock(), watch_factory=FakeWatch)
     assert session.become_writer() == ""
     assert load_settings(s.paths).folders == [str(new)]
@@ -228,9 +230,8 @@ def test_the_kept_map_and_the_preferred_folders_follow_too(tmp_path: Path) -> No
     import numpy as np
 
     from indexer.duplicates.actions import load_decisions, set_preferred
-    from indexer.map import keep
-
     from indexer.library.runtime import follow_kept_state
+    from indexer.map import keep
 
     s = make_stack(tmp_path)
     s.service.after_follow = lambda old, new, ids: follow_kept_state(s.paths.data_dir, old, new, ids)  # as the runtime sets it
