@@ -72,14 +72,21 @@ def find_new_home(root: str, records: Iterable[FileRecord], avoid: Sequence[str]
 
 
 def _folders_at(top: str, level: int, avoid: Sequence[str]) -> Iterator[str]:
-    """Real folders exactly ``level`` below ``top`` (symlinks not followed), at most MAX_FOLDERS."""
+    """Real folders exactly ``level`` below ``top``, on ``top``'s own disk (a rename never
+    leaves its file system, and another mounted drive, perhaps a slow network share, is
+    never listed), symlinks not followed; at most MAX_FOLDERS."""
+    try:
+        device = os.stat(top).st_dev
+    except OSError:
+        return
     frontier, seen = [top], 0
     for _ in range(level):
         deeper: list[str] = []
         for folder in frontier:
             try:
                 with os.scandir(folder) as it:
-                    entries = sorted(e.path for e in it if e.is_dir(follow_symlinks=False))
+                    entries = sorted(e.path for e in it if e.is_dir(follow_symlinks=False)
+                                     and e.stat(follow_symlinks=False).st_dev == device)
             except OSError:
                 continue
             for path in entries:

@@ -104,6 +104,44 @@ def test_another_watched_folder_is_never_taken(tmp_path: Path) -> None:
     assert find_new_home(str(old), known) == str(tmp_path / "Watched")
 
 
+def test_another_drive_is_never_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rename never leaves its file system: folders on another device (a mounted drive,
+    a network share that may be slow to list) are not looked into."""
+    from indexer.ingest import relocated
+
+    old = tmp_path / "Docs"
+    _notes(old, 20)
+    known = _records(old)
+    os.rename(old, tmp_path / "Mounted drive")
+    real_scandir = os.scandir
+
+    class OtherDevice:
+        def __init__(self, entry: Any) -> None:
+            self._entry = entry
+            self.path, self.name = entry.path, entry.name
+
+        def is_dir(self, follow_symlinks: bool = True) -> bool:
+            return bool(self._entry.is_dir(follow_symlinks=follow_symlinks))
+
+        def stat(self, follow_symlinks: bool = True) -> Any:
+            st = self._entry.stat(follow_symlinks=follow_symlinks)
+            return SimpleNamespace(st_dev=st.st_dev + 1) if self.name == "Mounted drive" else st
+
+    class Listing:
+        def __init__(self, path: Any) -> None:
+            self._it = real_scandir(path)
+
+        def __enter__(self) -> Any:
+            return (OtherDevice(e) for e in self._it)
+
+        def __exit__(self, *exc: Any) -> None:
+            self._it.close()
+
+    assert find_new_home(str(old), known) == str(tmp_path / "Mounted drive")
+    monkeypatch.setattr(relocated.os, "scandir", Listing)
+    assert find_new_home(str(old), known) is None
+
+
 # ------------------------------------------------------------------ the index follows
 def _whole_and_single(s: Stack) -> None:
     """Every indexed file has its rows once, in every table; no row is left without a file."""
