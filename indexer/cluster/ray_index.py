@@ -446,7 +446,7 @@ def _fail(work: Work, service: IndexService, reason: str) -> None:
     info = work.info
     image = service.image_embedder
     work.record = FileRecord(
-        fid=file_id(info.path), path=info.path, root=info.root, kind=info.kind, size=info.size,
+        fid=work.fid or file_id(info.path), path=info.path, root=info.root, kind=info.kind, size=info.size,
         mtime_ns=info.mtime_ns, text_model=service.text_embedder.model_id,
         image_model=image.model_id if image is not None else "", indexed_at=time.time(),
         state="failed", reason=reason,

@@ -108,6 +108,7 @@ class _Work:
     width: int = 0
     height: int = 0
     is_new: bool = True
+    fid: str = ""  # the record's id (`Store.fid_resolver`; a followed file keeps its first path's)
     touched_only: bool = False  # same bytes, new mtime: no model call, no row rewrite
     vanished: bool = False  # deleted between the scan and the read: gone, not failed
     unsafe: bool = False  # reached through a symlink when read: store nothing (S2)
@@ -237,9 +238,9 @@ class IndexService:
         # Where files are scanned, read and embedded: None is this process (its pool and
         # models); a cluster sets one (indexer/cluster). Commits stay here either way.
         self.source: WorkSource | None = None
-        # Set by the runtime: (old folder, new folder, old fid → new fid) after a watched
-        # folder was followed, for what other rooms keep by path or id (maps, duplicates).
-        self.after_follow: Callable[[str, str, dict[str, str]], None] | None = None
+        # Set by the runtime: (old folder, new folder) after a watched folder was followed,
+        # for what other rooms keep by path (the duplicates' preferred folders) and to say so.
+        self.after_follow: Callable[[str, str], None] | None = None
         paths.thumbnails.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # ---------------------------------------------------------------- public
@@ -269,8 +270,9 @@ class IndexService:
                     scan_root(root, self.settings, self.paths.data_dir, unreadable=unreadable) if self.source is None
                     else self.source.scan(root, self.settings, self.paths.data_dir, unreadable)
                 )
+                resolve = self.store.fid_resolver()  # a followed folder's records keep their ids
                 for info in scanned:
-                    fid = file_id(info.path)
+                    fid = resolve(info.path)
                     seen.add(fid)
                     fids.append(fid)
                     infos.append(info)
@@ -285,7 +287,7 @@ class IndexService:
                 self.store.set_available(root, True)
                 known = {fid: r for fid, r in self.store.files().items() if r.root == root}
                 gone = [fid for fid, r in known.items() if fid not in seen and not _covered(r.path, unreadable)]
-                problems = [_folder_problem(p, root, why) for p, why in sorted(unreadable.items())]
+                problems = [_folder_problem(p, root, why, resolve(p)) for p, why in sorted(unreadable.items())]
                 self._process(infos, root, summary, cancel, gone=gone, fids=fids, problems=problems)
                 reconciled.append(root)
             if cancel is None or not cancel.is_set():
@@ -324,26 +326,24 @@ class IndexService:
                 if new is None or new in folders:
                     continue
                 self._emit(Progress("scanning", message=f"Following {root} to {new}"))
-                new_ids = self.store.relocate_root(root, new)
+                moved = self.store.relocate_root(root, new)
                 folders = [new if f == root else f for f in folders]
                 self.settings.folders[:] = [new if os.path.abspath(f) == root else f for f in self.settings.folders]
-                self._follow_side_state(root, new, new_ids)
-                now = self.store.files()
-                moved = sum(1 for fid in new_ids.values() if fid in now and now[fid].kind != FOLDER_KIND)
-                log.info("watched folder %r was moved to %r; %d files followed with no model call", root, new, moved)
+                self._follow_side_state(root, new)
+                log.info("watched folder %r was moved to %r; %d records followed with no model call", root, new, moved)
                 followed.append((root, new))
             if followed:
                 self._emit(Progress("idle", message=followed_line(followed), index_changed=True))
         return followed
 
-    def _follow_side_state(self, old: str, new: str, new_ids: dict[str, str]) -> None:
-        """What else is keyed by a followed folder's paths or ids follows it (`after_follow`,
-        set by the runtime: the kept maps, the duplicates' preferred folders). Best effort:
-        what cannot follow is rebuilt later; the index itself has followed."""
+    def _follow_side_state(self, old: str, new: str) -> None:
+        """What else is keyed by a followed folder's paths follows it (`after_follow`, set by
+        the runtime: the duplicates' preferred folders), and the person is told. Best effort:
+        the index itself has followed."""
         if self.after_follow is None:
             return
         try:
-            self.after_follow(old, new, new_ids)
+            self.after_follow(old, new)
         except OSError as exc:
             log.warning("what is kept beside the index could not follow %r: %s", new, exc)
 
@@ -353,7 +353,7 @@ class IndexService:
         kept = sum(1 for r in self.store.files().values() if r.root == root and r.kind != FOLDER_KIND)
         reason = f"{why}; its {kept} entries are kept, hidden from results, until it can be read again"
         log.warning("watched folder %r cannot be read (%s); keeping %d entries", root, why, n)
-        problem = dataclasses.replace(_folder_problem(root, root, reason), available=False)
+        problem = dataclasses.replace(_folder_problem(root, root, reason, self.store.fid_resolver()(root)), available=False)
         self._write(WriteBatch(files=[problem]))
         summary.failed += 1
         summary.failures.append((root, reason))
@@ -379,6 +379,7 @@ class IndexService:
             gone: dict[str, list[str]] = collections.defaultdict(list)
             problems: dict[str, list[FileRecord]] = collections.defaultdict(list)
             files = self.store.files()
+            resolve = self.store.fid_resolver()
             for raw in dict.fromkeys(paths):
                 path = os.path.abspath(raw)
                 root = root_of(path, roots)
@@ -399,25 +400,25 @@ class IndexService:
                     unreadable: dict[str, str] = {}  # could not be listed: unknown, never "deleted"
                     for info in scan_root(path, self.settings, self.paths.data_dir, unreadable=unreadable):
                         info = dataclasses.replace(info, root=root)
-                        seen.add(file_id(info.path))
+                        seen.add(resolve(info.path))
                         by_root[root].append(info)
                     gone[root].extend(
                         f for f in _under(files, path) if f not in seen and not _covered(files[f].path, unreadable)
                     )
-                    if path not in unreadable and file_id(path) in files:
-                        gone[root].append(file_id(path))  # a folder problem that went away
-                    problems[root].extend(_folder_problem(p, root, why) for p, why in sorted(unreadable.items()))
+                    if path not in unreadable and resolve(path) in files:
+                        gone[root].append(resolve(path))  # a folder problem that went away
+                    problems[root].extend(_folder_problem(p, root, why, resolve(p)) for p, why in sorted(unreadable.items()))
                     continue
                 if st is None or _is_excluded(exclusions, path, False):
-                    fid = file_id(path)
+                    fid = resolve(path)
                     if fid in files:
                         gone[root].append(fid)
                     gone[root].extend(_under(files, path))  # a folder that went away
                     continue
                 regular = stat_file(path, root)
                 if regular is None:  # a symlink, FIFO or other non-regular file
-                    if file_id(path) in files:
-                        gone[root].append(file_id(path))
+                    if resolve(path) in files:
+                        gone[root].append(resolve(path))
                     continue
                 by_root[root].append(regular)
             for root in set(by_root) | set(gone) | set(problems):
@@ -583,17 +584,18 @@ class IndexService:
     ) -> None:
         """Index ``infos``, delete ``gone``, record ``problems`` (folders that could not be read)."""
         files = self.store.files()
+        resolve = self.store.fid_resolver()
         todo: list[_Work] = []
         pending_meta: list[FileRecord] = []
         for i, info in enumerate(infos):
-            fid = fids[i] if fids is not None else file_id(info.path)
+            fid = fids[i] if fids is not None else resolve(info.path)
             old = files.get(fid)
             if old is not None and not force and not self._needs_work(old, info):
                 summary.unchanged += 1
                 if old.root != root or not old.available:
                     pending_meta.append(dataclasses.replace(old, root=root, available=True))
                 continue
-            todo.append(_Work(info=info, old=old, is_new=old is None))
+            todo.append(_Work(info=info, old=old, is_new=old is None, fid=fid))
 
         now = time.time()
         todo.sort(key=lambda w: _priority(w, now))
@@ -788,7 +790,7 @@ class IndexService:
         """Read one file: hash, then reuse vectors or extract. Never raises."""
         info = work.info
         rec = FileRecord(
-            fid=file_id(info.path),
+            fid=work.fid or file_id(info.path),
             path=info.path,
             root=info.root,
             kind=info.kind,
@@ -1226,10 +1228,10 @@ def _covered(path: str, unreadable: dict[str, str]) -> bool:
         p = parent
 
 
-def _folder_problem(path: str, root: str, reason: str) -> FileRecord:
+def _folder_problem(path: str, root: str, reason: str, fid: str = "") -> FileRecord:
     """The record of a folder that could not be read: listed with the problems, never a result."""
     return FileRecord(
-        fid=file_id(path), path=path, root=root, kind=FOLDER_KIND, size=0, mtime_ns=0,
+        fid=fid or file_id(path), path=path, root=root, kind=FOLDER_KIND, size=0, mtime_ns=0,
         state="failed", reason=reason, indexed_at=time.time(),
     )
 

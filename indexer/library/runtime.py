@@ -247,13 +247,13 @@ class Runtime:
                 self._service._progress_cb = progress
             return self._service
 
-    def _after_follow(self, old: str, new: str, new_ids: dict[str, str]) -> None:
+    def _after_follow(self, old: str, new: str) -> None:
         """Every follow, at start or while watching: what is kept beside the index follows,
         and the person is told (the window's notice bar; the CLI's stderr)."""
         from indexer.ingest.pipeline import followed_line
 
         try:
-            follow_kept_state(self.paths.data_dir, old, new, new_ids)
+            follow_kept_state(self.paths.data_dir, old, new)
         finally:
             self.notice(followed_line([(old, new)]))
 
@@ -323,11 +323,10 @@ def open_runtime(
     return Runtime(paths, settings, clip_checkpoint=clip_checkpoint)
 
 
-def follow_kept_state(data_dir: Any, old: str, new: str, new_ids: dict[str, str]) -> None:
+def follow_kept_state(data_dir: Any, old: str, new: str) -> None:
     """A watched folder was followed to its new place (`IndexService.follow_moved_roots`):
-    the kept maps keep their points' places and the duplicates' preferred folders follow."""
+    the duplicates' preferred folders follow. (The kept maps need nothing: records keep
+    their ids when followed, and the maps keep points by id.)"""
     from indexer.duplicates.actions import follow_folder
-    from indexer.map.keep import follow_ids
 
-    follow_ids(data_dir, new_ids)
     follow_folder(data_dir, old, new)

@@ -25,7 +25,7 @@ import numpy as np
 from indexer.map import keep, layout, regions
 from indexer.map.keep import KeptMap, KeptRegion
 from indexer.store.read import StoreReader, VectorKind, live_hash
-from indexer.store.tables import FileRecord, file_id
+from indexer.store.tables import FileRecord
 from indexer.types import LibraryMap, MapCluster, MapHits, MapLayer, MapPoint, SearchResult
 
 log = logging.getLogger(__name__)
@@ -419,7 +419,8 @@ def query_hits(runtime: Any, query: str, layer: MapLayer, limit: int = 200) -> M
     layer = _checked_layer(layer)
     kind = "text" if layer == "documents" else "image"
     resp = runtime.searcher().search(query, kind=kind, limit=max(1, min(int(limit), RESULTS_MAX)))
-    scores = {file_id(r.path): float(r.score) for r in resp.results if r.kind == kind}
+    resolve = runtime.store.fid_resolver()  # a followed folder's files keep their ids (and map points)
+    scores = {resolve(r.path): float(r.score) for r in resp.results if r.kind == kind}
     message = resp.message
     if not scores and not message and (query or "").strip():
         message = "Nothing on this map matches."

@@ -172,18 +172,3 @@ def load_vectors(data_dir: str | os.PathLike[str], layer: str, n: int) -> np.nda
         return None
     return vectors if vectors.ndim == 2 and len(vectors) == n else None
 
-
-def follow_ids(data_dir: str | os.PathLike[str], new_ids: dict[str, str]) -> int:
-    """Files that moved under new ids (a watched folder followed to its new place) keep
-    their places on every kept map: the points are renamed, nothing is laid out again.
-    Returns the points renamed."""
-    renamed = 0
-    for layer in LAYERS:
-        kept = load(data_dir, layer)
-        if kept is None or not any(f in new_ids for f in kept.fids):
-            continue
-        kept.vectors = load_vectors(data_dir, layer, len(kept.fids))  # `save` keeps them only if loaded
-        renamed += sum(1 for f in kept.fids if f in new_ids)
-        kept.fids = [new_ids.get(f, f) for f in kept.fids]
-        save(data_dir, kept)
-    return renamed

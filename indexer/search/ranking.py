@@ -57,7 +57,7 @@ from indexer.search.query import (
 from indexer.search.query_image import decode_query_image
 from indexer.store.read import FTS_MAX_TOKEN, StoreReader, is_live
 from indexer.store.recognised import decode_lines, ocr_live
-from indexer.store.tables import FileRecord, Store, file_id
+from indexer.store.tables import FileRecord, Store
 from indexer.types import RecognisedLine, SearchResponse, SearchResult
 from models.base import ImageEmbedder, TextEmbedder
 
@@ -295,7 +295,7 @@ class Searcher:
         started = time.perf_counter()
         limit = _checked_limit(limit)
         files = self.store.files()
-        rec = files.get(file_id(os.path.abspath(path)))
+        rec = files.get(self.store.fid_resolver()(os.path.abspath(path)))
         resp = SearchResponse(query=path)
         if rec is None:
             resp.message = "That file is not in the index."
@@ -535,8 +535,9 @@ class Searcher:
         missing = [r for r in by_words.values() if not r.thumbnail]
         if missing:
             files = self.store.files()
-            recs = [files[file_id(r.path)] for r in missing if file_id(r.path) in files]
-            self._add_thumbnails([r for r in missing if file_id(r.path) in files], recs)
+            resolve = self.store.fid_resolver()
+            found = [(r, files[resolve(r.path)]) for r in missing if resolve(r.path) in files]
+            self._add_thumbnails([r for r, _rec in found], [rec for _r, rec in found])
         return docs, kept[:limit]
 
     def _files_containing(self, phrases: list[str], files: dict[str, FileRecord]) -> set[str]:

@@ -261,6 +261,8 @@ class Store:
         self._files_cache_version: int | None = None
         self._hash_index: dict[str, list[str]] | None = None
         self._hash_index_of: dict[str, FileRecord] | None = None
+        self._path_index: dict[str, str] | None = None  # path -> fid, built when a path misses its hash
+        self._path_index_of: dict[str, FileRecord] | None = None
         self._tables: dict[str, Any] = {}
         # Tables found missing by a reader, with the files table's version it had then: a
         # search asks for the words table of a library that has none on every query, and
@@ -456,7 +458,44 @@ class Store:
         return out
 
     def get_file(self, path: str) -> FileRecord | None:
-        return self.files().get(file_id(path))
+        files = self.files()
+        return files.get(self.fid_resolver()(path))
+
+    def fid_resolver(self) -> Callable[[str], str]:
+        """A function giving the id of the record of a path, on one snapshot of the records.
+
+        A record's id is the hash of the path it was first indexed at (`file_id`) and stays
+        with it when its whole watched folder is followed to a new place (`relocate_root`:
+        its vectors, pictures, words and map point keep their rows). So a path is looked up
+        by its hash first (every file never followed), then among the records' paths. A
+        path the index does not know gets its hash, or, when a followed record holds that
+        id (a new file where a followed one used to be), the first free derived one.
+        """
+        files, removed = self._snapshot()
+
+        def resolve(path: str) -> str:
+            fid = file_id(path)
+            rec = files.get(fid) or removed.get(fid)
+            if rec is not None and rec.path == path:
+                return fid
+            known = self._paths(files, removed).get(path)
+            if known is not None:
+                return known
+            n = 0
+            while fid in files or fid in removed:
+                n += 1
+                fid = file_id(f"{path}\x00{n}")  # NUL never occurs in a path
+            return fid
+
+        return resolve
+
+    def _paths(self, files: dict[str, FileRecord], removed: dict[str, FileRecord]) -> dict[str, str]:
+        with self._cache_lock:
+            if self._path_index is None or self._path_index_of is not files:
+                index = {rec.path: fid for fid, rec in removed.items()}
+                index.update((rec.path, fid) for fid, rec in files.items())  # a live record wins
+                self._path_index, self._path_index_of = index, files
+            return self._path_index
 
     def by_hash(self, content_hash: str) -> list[FileRecord]:
         """Files with these bytes whose vectors can be copied (rename/move/copy reuse):
@@ -920,48 +959,30 @@ class Store:
                 self._upsert_files(recs)
         return len(recs)
 
-    def relocate_root(self, old_root: str, new_root: str) -> dict[str, str]:
+    def relocate_root(self, old_root: str, new_root: str) -> int:
         """A watched folder renamed or moved as a whole: every record under ``old_root``
-        and its rows in every table (passages, pictures, recognised words) move to the
-        same place under ``new_root``, vectors copied, no model call. Returns the new id
-        of each record moved (old fid → new fid).
-
-        Crash-safe in order: new rows first (orphans until their records exist, swept by
-        `remove_orphans`), then the new records, then the old records and rows. Running
-        it again after a crash redoes it without doubling rows.
-        """
-        import pyarrow as pa
-
+        takes the same place under ``new_root``. Records keep their ids, so their rows in
+        every table (passages, pictures, recognised words) and the kept maps stay as they
+        are: one commit of the files table, nothing read, no model call, no index upkeep.
+        Returns the records moved."""
         files, removed = self._snapshot()
-        old = [r for r in (*files.values(), *removed.values()) if r.root == old_root]
-        if not old:
-            return {}
         cut = len(old_root)
-        moved = [dataclasses.replace(r, fid=file_id(new_root + r.path[cut:]), path=new_root + r.path[cut:],
-                                     root=new_root, available=True) for r in old]
-        new_fid = {a.fid: b.fid for a, b in zip(old, moved)}
+        moved = [dataclasses.replace(r, path=new_root + r.path[cut:], root=new_root, available=True)
+                 for r in (*files.values(), *removed.values()) if r.root == old_root]
+        if not moved:
+            return 0
         try:
             with self._write_lock:
-                tables = [t for t in (*self.chunk_tables(), self.images_table(), *self.side_tables()) if t is not None]
-                for table in tables:
-                    self._delete_rows(table, list(new_fid.values()), None)  # left by an interrupted try
-                    names = table.schema.names
-                    for part in _batches(list(new_fid), 2000):
-                        arrow = table.search().where(f"fid IN ({_hex_list(part)})").limit(None).to_arrow()
-                        if arrow.num_rows:
-                            arrow = arrow.select(names)
-                            fids = pa.array([new_fid[f] for f in arrow.column("fid").to_pylist()], pa.string())
-                            table.add(arrow.set_column(names.index("fid"), table.schema.field("fid"), fids))
-                self._upsert_files(moved)
-                self._delete_files(list(new_fid))
+                self._upsert_files(moved)  # one merge_insert: all of them or none
                 with self._cache_lock:
                     self._files_cache = None  # cheaper to re-read once than to patch every entry
                     self._hash_index = None
+                    self._path_index = None
         except (OSError, RuntimeError) as exc:
             if is_disk_full(exc):
                 raise DiskFull("the disk holding the index is full; indexing is paused until space is freed") from exc
             raise
-        return new_fid
+        return len(moved)
 
     def delete_files(self, fids: Sequence[str]) -> None:
         if fids:

@@ -93,7 +93,10 @@ def test_offline_folder_is_hidden_then_returns(stack: Any) -> None:
     s = stack
     start = s.root / "start.txt"
     assert wait_until(lambda: (r := record(s, start)) is not None and r.state == "indexed", TIMEOUT)
-    aside = s.root.parent / "unplugged"
+    # Out of the follow's reach (it looks beside and one level below the old place, where a
+    # renamed folder would be): this is a drive taken away, not a folder renamed.
+    aside = s.root.parent / "shelf" / "drawer" / "unplugged"
+    aside.parent.mkdir(parents=True)
     os.rename(s.root, aside)
     assert wait_until(lambda: s.ws.folder_status()[0].mode == "unavailable", TIMEOUT)
     assert wait_until(lambda: (r := record(s, start)) is not None and r.available is False, TIMEOUT)

@@ -200,21 +200,40 @@ def test_the_index_follows_a_renamed_watched_folder_with_no_model_call(tmp_path:
     s.store.close()
 
 
-def test_following_again_after_an_interrupted_try_doubles_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    s, old, new = _renamed_stack(tmp_path, 60)
-    store = s.store
-    real_delete = store._delete_files
-    monkeypatch.setattr(store, "_delete_files", lambda fids: (_ for _ in ()).throw(OSError("power cut")))
-    with pytest.raises(OSError, match="power cut"):
-        s.service.follow_moved_roots()  # new rows and records written, the old ones not yet gone
-    monkeypatch.setattr(store, "_delete_files", real_delete)
-    s.settings.folders[:] = [str(old)]  # the settings were never saved
-
+def test_followed_files_keep_their_rows_and_later_changes_land_on_the_same_record(tmp_path: Path) -> None:
+    """Followed records keep their ids, so no row is rewritten (no LanceDB index upkeep); an
+    edit at the new path updates that record, and a new file where a followed one used to
+    be is a file of its own."""
+    s, old, new = _renamed_stack(tmp_path, 30)
+    rows_before = s.store.chunks_table().count_rows()
+    version = s.store.chunks_table().version
+    fids = set(s.store.files())
     assert s.service.follow_moved_roots() == [(str(old), str(new))]
-    assert {r.root for r in store.files().values()} == {str(new)}
+    assert set(s.store.files()) == fids, "the records changed ids"
+    assert s.store.chunks_table().version == version, "passage rows were rewritten"
+    assert s.store.get_file(str(new / "notes" / "part0" / "note0000.txt")) is not None
+    assert s.store.get_file(str(old / "notes" / "part0" / "note0000.txt")) is None
+
+    edited = new / "notes" / "part0" / "note0000.txt"
+    edited.write_text("note 0: a brand new tale of the walnut orchard", encoding="utf-8")
+    s.service.sync_paths([str(edited)])
+    rec = s.store.get_file(str(edited))
+    assert rec is not None and rec.fid in fids and len(s.store.files()) == 36
+    hits = [r.path for r in s.searcher().search("walnut orchard tale", limit=3).results]
+    assert hits[0] == str(edited)
+
+    # The old name is a watched folder again, holding a file at a followed file's old path.
+    s.settings.folders.append(str(old))
+    (old / "notes" / "part0").mkdir(parents=True)
+    (old / "notes" / "part0" / "note0000.txt").write_text("a lighthouse keeper's log", encoding="utf-8")
+    s.service.index_roots([str(old)])
+    fresh = s.store.get_file(str(old / "notes" / "part0" / "note0000.txt"))
+    assert fresh is not None and fresh.fid not in fids and len(s.store.files()) == 37
+    assert s.store.get_file(str(edited)).fid == rec.fid  # type: ignore[union-attr]
+    assert s.store.chunks_table().count_rows() == rows_before + 1
+    hits = [r.path for r in s.searcher().search("lighthouse keeper", limit=3).results]
+    assert hits[0] == str(old / "notes" / "part0" / "note0000.txt")
     _whole_and_single(s)
-    summary = s.service.index_roots([str(new)])
-    assert summary.unchanged == 66 and summary.new == 0
     s.store.close()
 
 
@@ -227,7 +246,7 @@ def test_the_session_follows_before_watching_saves_the_settings_and_says_so(tmp_
         paths=s.paths, settings=s.settings, notice=notices.append,
         service=lambda progress=None, wait_when_disk_full=False: s.service,
     )
-    s.service.after_follow = lambda old, new, ids: notices.append(followed_line([(old, new)]))  # as Runtime does
+    s.service.after_follow = lambda old, new: notices.append(followed_line([(old, new)]))  # as Runtime does
     session = LibrarySession(runtime, lock_factory=lambda paths: FakeLock(), watch_factory=FakeWatch)
     assert session.become_writer() == ""
     assert load_settings(s.paths).folders == [str(new)]
@@ -264,7 +283,8 @@ def test_a_watched_folder_renamed_while_watching_is_followed_and_watched_there(t
 
 
 def test_the_kept_map_and_the_preferred_folders_follow_too(tmp_path: Path) -> None:
-    """The map keeps every point's place (no new layout), duplicates keep their preference."""
+    """The map keeps every point's place (records keep their ids: nothing is laid out
+    again), duplicates keep their preferred folders."""
     import numpy as np
 
     from indexer.duplicates.actions import load_decisions, set_preferred
@@ -272,16 +292,15 @@ def test_the_kept_map_and_the_preferred_folders_follow_too(tmp_path: Path) -> No
     from indexer.map import keep
 
     s = make_stack(tmp_path)
-    s.service.after_follow = lambda old, new, ids: follow_kept_state(s.paths.data_dir, old, new, ids)  # as the runtime sets it
+    s.service.after_follow = lambda old, new: follow_kept_state(s.paths.data_dir, old, new)  # as the runtime sets it
     _notes(s.root / "notes", 12)
     s.service.index_roots([str(s.root)])
     fids = sorted(s.store.files())
     xy = np.arange(2 * len(fids), dtype=np.float32).reshape(-1, 2)
-    vectors = np.ones((len(fids), 4), np.float16)
     keep.save(s.paths.data_dir, keep.KeptMap(
         layer="documents", model="m", method="umap", fids=fids, hashes=["h"] * len(fids), xy=xy,
         regions=np.zeros(len(fids), np.int32), clusters=[], built_at=1.0, laid_out_at=1.0,
-        laid_out_n=len(fids), changed_since=0, origin=(0.0, 0.0), span=1.0, vectors=vectors))
+        laid_out_n=len(fids), changed_since=0, origin=(0.0, 0.0), span=1.0, vectors=np.ones((len(fids), 4), np.float16)))
     set_preferred(s.paths.data_dir, [str(s.root / "notes"), str(tmp_path / "elsewhere")])
     old, new = s.root, s.root.parent / "root renamed"
     paths_before = {fid: s.store.files()[fid].path for fid in fids}
@@ -289,10 +308,8 @@ def test_the_kept_map_and_the_preferred_folders_follow_too(tmp_path: Path) -> No
 
     assert s.service.follow_moved_roots() == [(str(old), str(new))]
     kept = keep.load(s.paths.data_dir, "documents")
-    assert kept is not None and kept.layer == "documents"
+    assert kept is not None and kept.fids == fids and np.array_equal(kept.xy, xy)
     now = s.store.files()
     assert [now[f].path for f in kept.fids] == [str(new) + paths_before[f][len(str(old)):] for f in fids]
-    assert np.array_equal(kept.xy, xy) and kept.laid_out_n == len(fids) and kept.changed_since == 0
-    assert keep.load_vectors(s.paths.data_dir, "documents", len(fids)) is not None
     assert load_decisions(s.paths.data_dir).preferred == [str(new / "notes"), str(tmp_path / "elsewhere")]
     s.store.close()
