@@ -6,7 +6,8 @@ its scratch folder). In one process, as the window does it: renames the watched 
 ``--folder`` to ``--to`` (a sibling name), opens the library, times
 `IndexService.follow_moved_roots`, runs a few searches, then the index upkeep
 (`IndexService.optimize`) on a thread while a search runs every second, then searches
-again. The settings are saved with the new folder, as the window saves them.
+again (``--rounds`` rounds of six queries: median and p95). The settings are saved with
+the new folder, as the window saves them.
 
     .venv/bin/python bench/bench_follow.py --data-dir $SCRATCH/library-5000-2000/data \\
         --folder "$SCRATCH/library-5000-2000/Library" --to "Library (renamed)"
@@ -40,6 +41,7 @@ def main() -> int:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--folder", required=True, help="a watched folder of that data folder")
     ap.add_argument("--to", required=True, help="its new name, beside it")
+    ap.add_argument("--rounds", type=int, default=10, help="rounds of the queries after the upkeep")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -74,7 +76,7 @@ def main() -> int:
         while not done.is_set():
             during.append(_timed_search(searcher, QUERIES[len(during) % len(QUERIES)]))
             done.wait(1.0)
-        after = [_timed_search(searcher, q) for q in QUERIES]
+        after = sorted(_timed_search(searcher, q) for _ in range(args.rounds) for q in QUERIES)
     finally:
         rt.close()
     load_after = os.getloadavg()
@@ -84,7 +86,8 @@ def main() -> int:
         "query_ms_during_upkeep": {"n": len(during), "min": round(min(during, default=0)),
                                    "median": round(statistics.median(during)) if during else 0,
                                    "max": round(max(during, default=0))},
-        "query_ms_after_upkeep": [round(x) for x in after],
+        "query_ms_after_upkeep": {"n": len(after), "median": round(statistics.median(after), 1),
+                                  "p95": round(after[int(0.95 * (len(after) - 1))], 1)},
         "load_before": load_before, "load_after": load_after,
     }
     print(json.dumps(result, indent=1))
