@@ -43,7 +43,7 @@ from indexer.ingest.safe_open import (
     stat_under_root,
 )
 from indexer.library.settings import AppPaths, Settings
-from indexer.paths import root_of
+from indexer.paths import display_path, root_of
 from indexer.store.tables import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
 from indexer.types import (
     Chunk,
@@ -325,7 +325,7 @@ class IndexService:
                 new = find_new_home(root, by_root.get(root, ()), avoid)
                 if new is None or new in folders:
                     continue
-                self._emit(Progress("scanning", message=f"Following {root} to {new}"))
+                self._emit(Progress("scanning", message=f"Following {display_path(root)} to {display_path(new)}"))
                 moved = self.store.relocate_root(root, new)
                 folders = [new if f == root else f for f in folders]
                 self.settings.folders[:] = [new if os.path.abspath(f) == root else f for f in self.settings.folders]
@@ -1276,8 +1276,6 @@ def _summary_line(s: IndexSummary) -> str:
 
 def followed_line(followed: Sequence[tuple[str, str]]) -> str:
     """The line a person reads when watched folders were followed to where they went."""
-    from indexer.paths import display_path
-
     return "; ".join(
         f"{display_path(old)} was moved to {display_path(new)}: its index followed, nothing was read again"
         for old, new in followed
