@@ -458,8 +458,7 @@ class Store:
         return out
 
     def get_file(self, path: str) -> FileRecord | None:
-        files = self.files()
-        return files.get(self.fid_resolver()(path))
+        return self.files().get(self.fid_resolver()(path))
 
     def fid_resolver(self) -> Callable[[str], str]:
         """A function giving the id of the record of a path, on one snapshot of the records.
