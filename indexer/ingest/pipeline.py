@@ -42,7 +42,7 @@ from indexer.ingest.safe_open import (
     open_under_root,
     stat_under_root,
 )
-from indexer.library.settings import AppPaths, Settings
+from indexer.library.settings import AppPaths, Settings, read_json, save_settings, write_json_atomic
 from indexer.paths import display_path, root_of
 from indexer.store.tables import ChunkRow, FileRecord, ImageRow, Store, WriteBatch, file_id
 from indexer.types import (
@@ -79,6 +79,8 @@ REMOVED_KEPT_S = 600.0
 """How long a watcher keeps a retired record (a file gone from disk) for the other end of a
 move in a later batch; a reconcile purges its roots' retired records when it ends."""
 FOLDER_KIND: Final = "folder"
+FOLLOWING_FILE: Final = "following.json"
+"""In the data folder while a watched folder is being followed (`IndexService.follow_moved_roots`)."""
 """``kind`` of a problem record for a folder that could not be listed (state ``failed``).
 Its files' records are kept as they were; the record goes once the folder can be read."""
 
@@ -306,13 +308,18 @@ class IndexService:
 
         Each missing folder whose files turn up together elsewhere (`find_new_home`)
         takes its records along (`Store.relocate_root`: no reading, no model call) and
-        takes the old one's place in ``settings.folders``, which the caller saves. One
-        that turns up nowhere stays an unplugged drive. Returns (old, new) pairs.
+        takes the old one's place in the saved settings. One that turns up nowhere stays
+        an unplugged drive. Returns (old, new) pairs.
+
+        A note in the data folder (`FOLLOWING_FILE`) names each follow from before the
+        store changes until the settings are saved: a crash in between is finished by the
+        next call, so the settings never keep naming a folder whose records went elsewhere.
         """
         from indexer.ingest.relocated import find_new_home
 
         followed: list[tuple[str, str]] = []
         with self._lock:
+            self._finish_interrupted_follows()
             folders = [os.path.abspath(f) for f in self.settings.folders]
             missing = [f for f in folders if not os.path.isdir(f)]
             if not missing:
@@ -326,15 +333,43 @@ class IndexService:
                 if new is None or new in folders:
                     continue
                 self._emit(Progress("scanning", message=f"Following {display_path(root)} to {display_path(new)}"))
-                moved = self.store.relocate_root(root, new)
+                self._note_follow(root, new)
+                moved = self._follow(root, new)
                 folders = [new if f == root else f for f in folders]
-                self.settings.folders[:] = [new if os.path.abspath(f) == root else f for f in self.settings.folders]
-                self._follow_side_state(root, new)
                 log.info("watched folder %r was moved to %r; %d records followed with no model call", root, new, moved)
                 followed.append((root, new))
             if followed:
                 self._emit(Progress("idle", message=followed_line(followed), index_changed=True))
         return followed
+
+    def _follow(self, old: str, new: str) -> int:
+        """Records, then the saved settings, then what else follows; the note goes last."""
+        moved = self.store.relocate_root(old, new)
+        self.settings.folders[:] = [new if os.path.abspath(f) == old else f for f in self.settings.folders]
+        save_settings(self.paths, self.settings)
+        self._follow_side_state(old, new)
+        try:
+            (self.paths.data_dir / FOLLOWING_FILE).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove %s: %s", FOLLOWING_FILE, exc)
+        return moved
+
+    def _note_follow(self, old: str, new: str) -> None:
+        write_json_atomic(self.paths.data_dir / FOLLOWING_FILE, {"old": old, "new": new})
+
+    def _finish_interrupted_follows(self) -> None:
+        note = read_json(self.paths.data_dir / FOLLOWING_FILE)
+        if not (isinstance(note, dict) and isinstance(note.get("old"), str) and isinstance(note.get("new"), str)):
+            return
+        old, new = note["old"], note["new"]
+        if os.path.isdir(new) and not os.path.isdir(old) and old in map(os.path.abspath, self.settings.folders):
+            log.warning("finishing the follow of %r to %r that an earlier run left half done", old, new)
+            self._follow(old, new)
+        else:
+            try:
+                (self.paths.data_dir / FOLLOWING_FILE).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", FOLLOWING_FILE, exc)
 
     def _follow_side_state(self, old: str, new: str) -> None:
         """What else is keyed by a followed folder's paths follows it (`after_follow`, set by

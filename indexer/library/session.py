@@ -367,17 +367,15 @@ class LibrarySession:
 
     def _follow_moved_folders(self, service: Any) -> None:
         """Watched folders renamed or moved while Lodestar was closed: the index follows
-        them (no model call) and the saved settings name the new place, before watching starts."""
+        them (no model call), the saved settings name the new place and the person is told
+        (`IndexService.follow_moved_roots`, `Runtime._after_follow`), before watching starts."""
         follow = getattr(service, "follow_moved_roots", None)
         if follow is None:
             return
         try:
-            followed = follow()
+            follow()
         except (OSError, StoreError, DiskFull) as exc:
             log.warning("could not follow moved folders: %s", exc)
-            return
-        if followed:
-            self.save_settings()  # the person was told by the runtime (`Runtime._after_follow`)
 
     # -- a shared library (issue 19; indexer/shared, docs/SHARED.md) -------------------
     def _progress_and_publish(self, event: Progress) -> None:

@@ -33,7 +33,6 @@ from indexer.library.settings import (
     as_number,
     normalise_folder,
     read_json,
-    save_settings,
     write_json_atomic,
 )
 from indexer.paths import is_under, root_of
@@ -667,8 +666,8 @@ class WatchService:
 
     def _follow_moved(self, root: str) -> bool:
         """A watched folder gone from its path may have been renamed or moved as a whole:
-        the index follows it (`IndexService.follow_moved_roots`, no model call), the saved
-        settings name the new place and it is watched there. False when it went nowhere
+        the index follows it (`IndexService.follow_moved_roots`, no model call; it saves the
+        settings with the new place) and it is watched there. False when it went nowhere
         to be found (an unplugged drive: its entries wait, hidden)."""
         follow = getattr(self.service, "follow_moved_roots", None)
         if follow is None or os.path.lexists(root):
@@ -676,13 +675,9 @@ class WatchService:
         followed = self._call(f"following {root}", follow)
         if not followed:
             return False
-        live = getattr(self.service, "settings", self.settings)
+        live = getattr(self.service, "settings", self.settings)  # saved by the service
         if live is not self.settings:
             self.settings.folders[:] = list(live.folders)
-        try:
-            save_settings(self.paths, self.settings)
-        except OSError as exc:
-            log.warning("cannot save the moved folders in the settings: %s", exc)
         log.warning("watched folders moved: %s", "; ".join(f"{old} -> {new}" for old, new in followed))
         self.set_roots(self.settings.folders)
         return True

@@ -237,6 +237,36 @@ def test_followed_files_keep_their_rows_and_later_changes_land_on_the_same_recor
     s.store.close()
 
 
+def test_a_follow_cut_short_before_the_settings_were_saved_is_finished_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records moved, then the process died before the settings named the new place:
+    the note left in the data folder makes the next start finish it (the settings would
+    otherwise keep naming a folder with no records, and the new place none)."""
+    from indexer.ingest import pipeline
+
+    s, old, new = _renamed_stack(tmp_path, 20)
+
+    def power_cut(*_a: Any) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(pipeline, "save_settings", power_cut)
+    with pytest.raises(OSError, match="power cut"):
+        s.service.follow_moved_roots()
+    assert {r.root for r in s.store.files().values()} == {str(new)}  # the records had moved
+    assert load_settings(s.paths).folders == [str(old)]  # the saved settings had not
+    assert (s.paths.data_dir / pipeline.FOLLOWING_FILE).is_file()
+    monkeypatch.undo()
+
+    s.settings.folders[:] = load_settings(s.paths).folders  # the next start reads them again
+    s.service.follow_moved_roots()
+    assert load_settings(s.paths).folders == [str(new)] and s.settings.folders == [str(new)]
+    assert not (s.paths.data_dir / pipeline.FOLLOWING_FILE).exists()
+    summary = s.service.index_roots([str(new)])
+    assert summary.unchanged == 26 and summary.new == 0
+    s.store.close()
+
+
 def test_the_session_follows_before_watching_saves_the_settings_and_says_so(tmp_path: Path) -> None:
     from indexer.library.session import LibrarySession
 
