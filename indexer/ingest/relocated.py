@@ -45,7 +45,7 @@ def find_new_home(root: str, records: Iterable[FileRecord], avoid: Sequence[str]
     """
     if os.path.lexists(root):
         return None
-    known = [r for r in records if r.kind in ("text", "image") and is_under(r.path, root) and r.path != root]
+    known = [r for r in records if r.kind != "folder" and is_under(r.path, root) and r.path != root]
     if not known:
         return None
     sample = random.Random(len(known)).sample(known, min(SAMPLE, len(known)))  # same picks each start
