@@ -291,9 +291,12 @@ def run_app(data_dir: str | os.PathLike[str] | None = None) -> int:
     if not session.settings.welcome_done:
         from desktop.welcome_dialog import WelcomeDialog
 
-        dlg = WelcomeDialog(session.data_dir)
+        watched = session.folders()  # set up with the CLI before the window was first opened
+        dlg = WelcomeDialog(session.data_dir, watched=watched)
         if dlg.exec():
             for f in dlg.chosen_folders():
+                if f in watched:
+                    continue
                 refused = session.add_folder(f).refused  # the same rule as everywhere
                 if refused:
                     log.warning("not watching %s", refused)

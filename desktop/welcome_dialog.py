@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
@@ -20,7 +23,11 @@ from desktop.icons import app_icon
 
 
 class WelcomeDialog(QDialog):
-    def __init__(self, data_dir: str, parent: QWidget | None = None, home: str | None = None) -> None:
+    """``watched``: folders already watched (set up with the CLI before the window was first
+    opened): listed first, ticked and fixed (Settings removes a folder, with its entries)."""
+
+    def __init__(self, data_dir: str, parent: QWidget | None = None, home: str | None = None,
+                 watched: Sequence[str] = ()) -> None:
         super().__init__(parent)
         self.setWindowTitle("Welcome to Lodestar")
         self.setWindowIcon(app_icon())
@@ -32,8 +39,13 @@ class WelcomeDialog(QDialog):
         intro.setWordWrap(True)
         self.folders = QListWidget(self)
         self.folders.setAccessibleName("Folders to search")
+        for f in watched:
+            item = self._add(f, checked=True)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
+            item.setToolTip("Already watched; remove it in Settings")
         for f in suggested_folders(home):
-            self._add(f, checked=True)
+            if not any(f == w or f.startswith(w.rstrip(os.sep) + os.sep) for w in watched):
+                self._add(f, checked=True)
         add = QPushButton("Add folder…", self)
         add.clicked.connect(self.add_folder)
         privacy = QLabel(
@@ -49,11 +61,12 @@ class WelcomeDialog(QDialog):
             lay.addWidget(w)
         self.resize(520, 380)
 
-    def _add(self, path: str, checked: bool) -> None:
+    def _add(self, path: str, checked: bool) -> QListWidgetItem:
         item = QListWidgetItem(path)  # plain text item
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
         self.folders.addItem(item)
+        return item
 
     def add_folder(self) -> None:
         path = choose_folder(self, "Add a folder")

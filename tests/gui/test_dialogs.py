@@ -126,6 +126,26 @@ def test_welcome_suggests_existing_folders(qtbot: Any, tmp_path: Path) -> None:
     assert "/data/dir" in texts and "Nothing leaves this computer" in texts
 
 
+def test_welcome_lists_the_folders_already_watched_ticked_and_fixed(qtbot: Any, tmp_path: Path) -> None:
+    """A library set up with `lodestar index` before the window was first opened: the
+    welcome shows its folders (not an empty list), and unticking cannot drop one."""
+    from PySide6.QtCore import Qt
+
+    from desktop.welcome_dialog import WelcomeDialog
+
+    (tmp_path / "Documents" / "notes").mkdir(parents=True)
+    (tmp_path / "Pictures").mkdir()
+    watched = [str(tmp_path / "Documents")]
+    dlg = WelcomeDialog("/data/dir", home=str(tmp_path), watched=watched)
+    qtbot.addWidget(dlg)
+    assert [dlg.folders.item(i).text() for i in range(dlg.folders.count())] == [
+        str(tmp_path / "Documents"), str(tmp_path / "Pictures")]  # ~/Documents not suggested twice
+    first = dlg.folders.item(0)
+    assert not first.flags() & Qt.ItemFlag.ItemIsUserCheckable and first.checkState() == Qt.CheckState.Checked
+    dlg.folders.item(1).setCheckState(Qt.CheckState.Unchecked)
+    assert dlg.chosen_folders() == watched
+
+
 def test_clip_missing_empty_state_offers_fix(qtbot: Any, window: Any, docs_dir: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from desktop.backend import ClipState
