@@ -40,8 +40,10 @@ def find_new_home(root: str, records: Iterable[FileRecord], avoid: Sequence[str]
     ``records``: the index's records under ``root``. ``avoid``: folders never taken nor
     searched (the other watched folders, Lodestar's own data). Candidates are the
     folders at the old depth below the nearest ancestor that still exists, then one
-    level deeper (moved into a sibling). None when nothing agrees, or when two folders
-    do (a copy and the original: which one the person meant is theirs to say).
+    level deeper (moved into a sibling), then the same from one level above that
+    ancestor (moved into another branch), nearest first. None when nothing agrees, or
+    when two folders at the same distance do (a copy and the original: which one the
+    person meant is theirs to say).
     """
     if os.path.lexists(root):
         return None
@@ -57,10 +59,16 @@ def find_new_home(root: str, records: Iterable[FileRecord], avoid: Sequence[str]
         if parent == ancestor or depth >= MAX_CLIMB:
             return None
         ancestor, depth = parent, depth + 1
+    # Nearest first: beside the old place, then one level deeper (moved into a sibling),
+    # then from one level up (moved into ~/Archive/2024 from ~/Documents).
+    places = [(ancestor, depth), (ancestor, depth + 1)]
+    above = os.path.dirname(ancestor)
+    if above != ancestor and os.path.dirname(above) != above:  # never a walk from the file system's root
+        places += [(above, depth + 1), (above, depth + 2)]
     found: list[str] = []
-    for level in (depth, depth + 1):
-        for candidate in _folders_at(ancestor, level, avoid):
-            if _agrees(candidate, sample, rels, need):
+    for top, level in places:
+        for candidate in _folders_at(top, level, avoid):
+            if candidate not in found and _agrees(candidate, sample, rels, need):
                 found.append(candidate)
         if found:
             break

@@ -71,6 +71,18 @@ def test_a_folder_moved_into_a_sibling_or_under_a_renamed_parent_is_found(tmp_pa
     assert find_new_home(str(inner), known) == str(tmp_path / "home" / "Old stuff" / "Docs")
 
 
+def test_a_folder_moved_into_another_branch_is_found(tmp_path: Path) -> None:
+    """~/Documents/Work moved to ~/Archive/2024/Work: found from one level above its parent."""
+    home = tmp_path / "home"
+    old = home / "Documents" / "Work"
+    _notes(old, 25)
+    known = _records(old)
+    (home / "Archive" / "2024").mkdir(parents=True)
+    (home / "Music" / "albums").mkdir(parents=True)
+    os.rename(old, home / "Archive" / "2024" / "Work")
+    assert find_new_home(str(old), known) == str(home / "Archive" / "2024" / "Work")
+
+
 def test_an_unplugged_drive_a_changed_folder_and_two_copies_are_not_followed(tmp_path: Path) -> None:
     old = tmp_path / "media" / "usb" / "Pictures"
     _notes(old, 30)
