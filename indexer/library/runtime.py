@@ -250,10 +250,11 @@ class Runtime:
     def _after_follow(self, old: str, new: str) -> None:
         """Every follow, at start or while watching: what is kept beside the index follows,
         and the person is told (the window's notice bar; the CLI's stderr)."""
+        from indexer.duplicates.actions import follow_folder
         from indexer.ingest.pipeline import followed_line
 
         try:
-            follow_kept_state(self.paths.data_dir, old, new)
+            follow_folder(self.paths.data_dir, old, new)  # the kept maps need nothing: ids are kept
         finally:
             self.notice(followed_line([(old, new)]))
 
@@ -322,11 +323,3 @@ def open_runtime(
     settings = load_settings(paths)
     return Runtime(paths, settings, clip_checkpoint=clip_checkpoint)
 
-
-def follow_kept_state(data_dir: Any, old: str, new: str) -> None:
-    """A watched folder was followed to its new place (`IndexService.follow_moved_roots`):
-    the duplicates' preferred folders follow. (The kept maps need nothing: records keep
-    their ids when followed, and the maps keep points by id.)"""
-    from indexer.duplicates.actions import follow_folder
-
-    follow_folder(data_dir, old, new)

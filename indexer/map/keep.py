@@ -171,4 +171,3 @@ def load_vectors(data_dir: str | os.PathLike[str], layer: str, n: int) -> np.nda
         log.info("the kept map's vectors cannot be read (%s); reading them from the index", exc)
         return None
     return vectors if vectors.ndim == 2 and len(vectors) == n else None
-

@@ -536,7 +536,8 @@ class Searcher:
         if missing:
             files = self.store.files()
             resolve = self.store.fid_resolver()
-            found = [(r, files[resolve(r.path)]) for r in missing if resolve(r.path) in files]
+            fids = [resolve(r.path) for r in missing]
+            found = [(r, files[f]) for r, f in zip(missing, fids) if f in files]
             self._add_thumbnails([r for r, _rec in found], [rec for _r, rec in found])
         return docs, kept[:limit]
 

@@ -2,10 +2,10 @@
 
 Measured on LanceDB 0.40 (see docs/SEARCH.md): a native FTS query also scans
 rows added since the index was built (and skips deleted ones), so results are
-always current; the index only makes them fast. That scan tokenises every waiting
-row for each query, so past `FTS_FLAT_MAX_ROWS` waiting rows (a followed folder, a
-big addition) the reader asks the index alone until the next upkeep. ``Store.optimize`` folds new
-rows into the index. File names are matched in memory instead (`NameIndex` in
+always current; the index only makes them fast. ``Store.optimize`` folds new rows
+into the index. The scan tokenises every waiting row for each query, so past
+`FTS_FLAT_MAX_ROWS` waiting rows (a big addition) the reader asks the index alone
+until the next upkeep. File names are matched in memory instead (`NameIndex` in
 indexer/search/ranking.py): there are far fewer of them and they change with every
 commit of the files table.
 """

@@ -329,12 +329,11 @@ def test_the_kept_map_and_the_preferred_folders_follow_too(tmp_path: Path) -> No
     again), duplicates keep their preferred folders."""
     import numpy as np
 
-    from indexer.duplicates.actions import load_decisions, set_preferred
-    from indexer.library.runtime import follow_kept_state
+    from indexer.duplicates.actions import follow_folder, load_decisions, set_preferred
     from indexer.map import keep
 
     s = make_stack(tmp_path)
-    s.service.after_follow = lambda old, new: follow_kept_state(s.paths.data_dir, old, new)  # as the runtime sets it
+    s.service.after_follow = lambda old, new: follow_folder(s.paths.data_dir, old, new)  # as Runtime._after_follow
     _notes(s.root / "notes", 12)
     s.service.index_roots([str(s.root)])
     fids = sorted(s.store.files())
