@@ -47,6 +47,7 @@ CLIP_EXPORT_VERSION = 1  # bump when the recipe (graphs, config, preprocessing) 
 VOCAB_NAME = "bpe_simple_vocab_16e6.txt.gz"
 _FILES = ("image.onnx", "text.onnx", VOCAB_NAME)
 _FIX = "it is re-exported from the torch model"
+QUERY_COPY = "text_query_w8.onnx"  # the text tower's weight-int8 copy (models/query_int8.py)
 
 
 # -- cache ------------------------------------------------------------------------------
@@ -424,6 +425,27 @@ class OnnxClip:
         # Give the arena back after every run: an image batch would otherwise stay resident.
         self._run_options = ort.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.text_int8 = self._query_copy(opts)
+
+    def _query_copy(self, opts: Any) -> bool:
+        """The text tower only embeds queries: its weight-int8 copy (models/query_int8.py)
+        replaces it once it agrees with it; the fp32 session is then let go."""
+        import onnxruntime as ort
+
+        from models.query_int8 import query_copy
+
+        opened: list[Any] = []
+
+        def open_copy(path: Path) -> Any:
+            opened[:] = [ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])]
+            return lambda text: self._run_text(opened[0], [text])[0]
+
+        run = query_copy(self.dir / "text.onnx", str(self.spec["sha256"]["text.onnx"]), self.dir / QUERY_COPY,
+                         lambda text: self._run_text(self.text, [text])[0], open_copy, "CLIP text tower")
+        if run is None:
+            return False
+        self.text = opened[0]
+        return True
 
     def preprocess(self, image: Any) -> np.ndarray:
         return preprocess_image(image, self.spec)
@@ -435,7 +457,10 @@ class OnnxClip:
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → unit rows [n, dim], on the tokens up to the last end-of-text token."""
+        return self._run_text(self.text, texts)
+
+    def _run_text(self, session: Any, texts: Sequence[str]) -> np.ndarray:
         tokens = self.tokenizer(list(texts))
         n = int(tokens.argmax(axis=-1).max()) + 1  # the end-of-text token has the highest id
-        out = self.text.run(None, {"tokens": tokens[:, :n]}, self._run_options)[0]
+        out = session.run(None, {"tokens": tokens[:, :n]}, self._run_options)[0]
         return _normalise(out)

@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -397,6 +397,28 @@ def cached_fp32(folder: Path, cache_dir: Path | None = None, known: dict[str, st
     """The cached fp32 export for the weights in ``folder``, if one was written."""
     path = export_dir(folder, cache_dir, known) / "model.onnx"
     return path if path.is_file() else None
+
+
+QUERY_COPY = "model_query_w8.onnx"
+
+
+def light_query_copy(folder: Path, onnx_path: Path, fp32: OnnxTextEncoder) -> Callable[[str], np.ndarray] | None:
+    """Queries' weight-int8 copy of the checked fp32 export (models/query_int8.py), made
+    once beside it; None keeps queries on ``fp32``. Documents always use ``fp32``."""
+    from models.query_int8 import query_copy
+
+    try:
+        src_hash = _sidecar(onnx_path).read_text(encoding="ascii").strip()  # checked by open_light
+    except OSError as exc:
+        log.warning("no weight-int8 query copy: %s", exc)
+        return None
+
+    def open_copy(path: Path) -> Callable[[str], np.ndarray]:
+        enc = OnnxTextEncoder(path, fp32.tokenizer, fp32.max_seq_length, threads=1)
+        return lambda text: enc.encode([text], 1)[0]
+
+    return query_copy(onnx_path, src_hash, onnx_path.with_name(QUERY_COPY), lambda t: fp32.encode([t], 1)[0],
+                      open_copy, "text model")
 
 
 def open_light(folder: Path, onnx_path: Path, max_seq_length: int, threads: int | None = None) -> OnnxTextEncoder:

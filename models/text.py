@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +122,12 @@ class OnnxRuntimeBackend:
 
     engine = "onnxruntime"
 
-    def __init__(self, encoder: Any) -> None:
+    def __init__(self, encoder: Any, query: Callable[[str], np.ndarray] | None = None) -> None:
         from models.onnx_text import JsonTokenizer
 
         self.encoder = encoder  # models.onnx_text.OnnxTextEncoder
         self.light = isinstance(encoder.tokenizer, JsonTokenizer)
+        self.query = query  # the weight-int8 query copy (models/query_int8.py), or None: fp32
 
     @property
     def max_seq_length(self) -> int:
@@ -136,6 +137,8 @@ class OnnxRuntimeBackend:
         return self.encoder.encode(texts, batch_size)
 
     def encode_query(self, text: str) -> np.ndarray:
+        if self.query is not None:
+            return self.query(text)
         return self.encoder.encode([text], 1)[0]
 
     def counting_tokenizer(self) -> Any:
@@ -411,7 +414,7 @@ class TextEmbedder:
     def _load_light(self, folder: Path) -> tuple[OnnxRuntimeBackend | None, bool | None]:
         """(backend, None) on success; (None, force) when sentence-transformers must
         load and then (re-)export: force=True replaces an unusable cached file."""
-        from models.onnx_text import cached_fp32, light_max_seq_length, open_light
+        from models.onnx_text import cached_fp32, light_max_seq_length, light_query_copy, open_light
 
         try:
             onnx_path = cached_fp32(folder, known=self._known_sha256)
@@ -436,7 +439,7 @@ class TextEmbedder:
         self._dim = dim
         self.device = "cpu"
         log.info("text model %s loaded on cpu via ONNX Runtime (light path, dim %d)", self.model_id, dim)
-        return OnnxRuntimeBackend(enc), None
+        return OnnxRuntimeBackend(enc, query=light_query_copy(folder, onnx_path, enc)), None
 
     def _start_export(self, model: Any, folder: Path, force: bool) -> None:
         """Write the fp32 export for the next start, once, in a daemon thread.

@@ -77,8 +77,14 @@ def test_first_load_exports_then_light_path_matches_torch(exported: Any, tiny_cl
     a, b = exported.embed_documents(images), light.embed_documents(images)
     assert b.dtype == np.float32 and b.shape == a.shape
     np.testing.assert_allclose(b, a, atol=1e-5)
+    # Queries run on the text tower's weight-int8 copy (models/query_int8.py): close, not equal.
+    from models.query_int8 import AGREE_MIN
+
+    assert light._ensure().onnx.text_int8
     for text in TEXTS:
-        np.testing.assert_allclose(light.embed_query(text), exported.embed_query(text), atol=1e-5)
+        q, ref = light.embed_query(text), exported.embed_query(text)
+        assert q.dtype == np.float32 and float(q @ ref) >= AGREE_MIN and abs(float(np.linalg.norm(q)) - 1) < 1e-5
+    assert (folder / "text_query_w8.onnx").is_file() and (folder / "text_query_w8.onnx.sha256").is_file()
     # The pipeline's call: preprocessed arrays from a pool, then one list → one forward pass.
     pre = [light.preprocess(im) for im in images]
     assert all(isinstance(p, np.ndarray) and p.dtype == np.float32 and p.shape == (3, 32, 32) for p in pre)
@@ -152,7 +158,7 @@ print(json.dumps({{"light": emb.light, "bad": bad, "q": q.tolist(), "v": v.tolis
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["light"] and res["bad"] == [] and res["dim"] == exported.dim
-    np.testing.assert_allclose(res["q"], exported.embed_query("a red square"), atol=1e-5)
+    assert float(np.asarray(res["q"]) @ exported.embed_query("a red square")) >= 0.995  # the query copy
     want = exported.embed_documents([Image.new("RGB", (64, 40), (220, 20, 20)), Image.new("L", (30, 30), 128)])
     np.testing.assert_allclose(res["v"], want, atol=1e-5)
 
@@ -174,7 +180,18 @@ def test_corrupt_export_falls_back_to_torch_and_is_rewritten(
     again = _clip(tiny_clip_checkpoint)
     again.load()
     assert again.light
-    np.testing.assert_allclose(again.embed_query("a dog"), exported.embed_query("a dog"), atol=1e-5)
+    assert float(again.embed_query("a dog") @ exported.embed_query("a dog")) >= 0.995  # the query copy
+
+
+def test_query_copy_off_keeps_the_fp32_text_tower(exported: Any, tiny_clip_checkpoint: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LODESTAR_QUERY_INT8", "0")
+    light = _clip(tiny_clip_checkpoint)
+    light.load()
+    assert light.light and not light._ensure().onnx.text_int8
+    for text in TEXTS:
+        np.testing.assert_allclose(light.embed_query(text), exported.embed_query(text), atol=1e-5)
+    light.close()
 
 
 def test_light_path_can_be_turned_off(exported: Any, tiny_clip_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,7 +147,7 @@ print(json.dumps(out))
     assert out["tokenizer"].startswith("tokenizers")
     torch_emb = exported["torch"]
     _assert_same_vectors(np.array(out["docs"], dtype=np.float32), torch_emb.embed_documents(TEXTS))
-    _assert_same_vectors(np.array([out["q"]], dtype=np.float32), torch_emb.embed_query(TEXTS[0])[None])
+    _assert_query_copy(np.array([out["q"]], dtype=np.float32), torch_emb.embed_query(TEXTS[0])[None])
     assert out["counts"] == torch_emb.count_tokens(TEXTS)
 
 
@@ -158,11 +158,21 @@ def _assert_same_vectors(a: np.ndarray, b: np.ndarray) -> None:
     assert float(cos.min()) > 0.99999, cos
 
 
+def _assert_query_copy(a: np.ndarray, b: np.ndarray) -> None:
+    """A query from the weight-int8 copy (models/query_int8.py): close to fp32, not equal."""
+    from models.query_int8 import AGREE_MIN
+
+    assert a.shape == b.shape and a.dtype == b.dtype == np.float32
+    cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert float(cos.min()) >= AGREE_MIN, cos
+    assert float(np.abs(a - b).max()) > 0, "the query copy was not used"
+
+
 def test_light_vectors_and_counts_equal_torch(light: Any, exported: dict[str, Any]) -> None:
     torch_emb = exported["torch"]
     _assert_same_vectors(light.embed_documents(TEXTS), torch_emb.embed_documents(TEXTS))
     for text in TEXTS:
-        _assert_same_vectors(light.embed_query(text)[None], torch_emb.embed_query(text)[None])
+        _assert_query_copy(light.embed_query(text)[None], torch_emb.embed_query(text)[None])
     # batches bigger than one CPU slice, mixed lengths
     many = [f"{t} #{i}" for i, t in enumerate(TEXTS * 5)]
     _assert_same_vectors(light.embed_documents(many), torch_emb.embed_documents(many))
@@ -275,6 +285,70 @@ def test_other_backends_and_devices_skip_the_light_path(light_env: Path) -> None
     emb = TextEmbedder(device="cpu", backend="onnx")  # the onnx backend keeps its own path
     emb.load()
     assert not emb.light and emb.engine == "onnxruntime" and emb.export_thread is None
+
+
+def test_queries_run_on_a_checked_weight_int8_copy(light_env: Path, exported: dict[str, Any],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queries use the copy made beside the export (documents never do); it is checked
+    against its sidecar at each start, rebuilt when damaged, and off with LODESTAR_QUERY_INT8=0."""
+    from models import query_int8
+    from models.text import TextEmbedder
+
+    (copy,) = light_env.rglob("model_query_w8.onnx")
+    side = copy.with_name(copy.name + ".sha256")
+    assert side.is_file() and not copy.with_name(copy.name + ".rejected").exists()
+    calls: list[Path] = []
+    real = query_int8.quantize_weights
+    monkeypatch.setattr(query_int8, "quantize_weights", lambda src, dst, *a: calls.append(dst) or real(src, dst, *a))
+    emb = TextEmbedder(device="cpu")
+    emb.load()
+    assert emb.light and emb._backend.query is not None and calls == []  # the kept copy, not a new one
+    fp32 = emb._backend.encoder.encode(TEXTS[:4], 1)
+    queries = np.stack([emb.embed_query(t) for t in TEXTS[:4]])
+    _assert_query_copy(queries, fp32)
+    np.testing.assert_array_equal(emb.embed_documents(TEXTS[:4]), fp32)
+    emb.close()
+
+    copy.write_bytes(copy.read_bytes()[:-64] + bytes(64))  # damaged: refused by its checksum, made again
+    again = TextEmbedder(device="cpu")
+    again.load()
+    assert calls == [copy] and again._backend.query is not None
+    _assert_query_copy(np.stack([again.embed_query(t) for t in TEXTS[:4]]), fp32)
+    again.close()
+
+    monkeypatch.setenv(query_int8.ENV, "0")
+    off = TextEmbedder(device="cpu")
+    off.load()
+    assert off._backend.query is None
+    np.testing.assert_array_equal(np.stack([off.embed_query(t) for t in TEXTS[:4]]), fp32)
+    off.close()
+
+
+def test_a_query_copy_that_disagrees_is_refused_once(tmp_path: Path, exported: dict[str, Any],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights this recipe does not suit keep fp32 queries, and are not tried again at every start."""
+    from models import query_int8
+    from models.text import TextEmbedder
+
+    cache = tmp_path / "cache"
+    shutil.copytree(exported["cache"], cache)
+    for old in cache.rglob("model_query_w8.onnx*"):
+        old.unlink()
+    monkeypatch.setenv("LODESTAR_ONNX_CACHE", str(cache))
+    monkeypatch.delenv("LODESTAR_TEXT_LIGHT", raising=False)
+    monkeypatch.setattr(query_int8, "AGREE_MEAN", 1.01)  # no copy can agree this well
+    emb = TextEmbedder(device="cpu")
+    emb.load()
+    assert emb.light and emb._backend.query is None
+    (rejected,) = cache.rglob("model_query_w8.onnx.rejected")
+    assert not list(cache.rglob("model_query_w8.onnx"))
+    emb.close()
+    monkeypatch.setattr(query_int8, "quantize_weights", lambda *a: pytest.fail("tried again"))
+    again = TextEmbedder(device="cpu")
+    again.load()
+    assert again._backend.query is None
+    np.testing.assert_array_equal(again.embed_query(TEXTS[0]), again.embed_documents(TEXTS[:1])[0])
+    again.close()
 
 
 def test_light_concurrent_queries_and_documents_agree(light: Any) -> None:
