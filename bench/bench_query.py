@@ -24,6 +24,7 @@ threshold) and measures, warm:
     .venv/bin/python bench/bench_query.py --sizes 1000000      # opt-in, takes many minutes
     .venv/bin/python bench/bench_query.py --json
     LODESTAR_BENCH_KEEP=1 .venv/bin/python bench/bench_query.py --reuse   # keep / reuse the stores
+    LODESTAR_QUERY_INT8=0 .venv/bin/python bench/bench_query.py    # query towers in fp32 (the baseline)
 """
 
 from __future__ import annotations
@@ -246,6 +247,10 @@ def measure(n_chunks: int, n_images: int, text: Any, clip: Any, reps: int, reuse
         "embed_p50_ms": round(float(np.percentile(emb, 50)), 1),
         "clip_embed_p50_ms": round(float(np.percentile(clip_emb, 50)), 1),
         "recall10": round(recall_at_10(store, text, searcher), 3),
+        # the weight-int8 query copies (models/query_int8.py; LODESTAR_QUERY_INT8=0: fp32)
+        "query_int8": {"text": getattr(text._ensure(), "query", None) is not None,
+                       "clip": bool(getattr(getattr(clip, "_backend", None), "onnx", None)
+                                    and clip._backend.onnx.text_int8)},
     }
     store.close()
     if not os.environ.get("LODESTAR_BENCH_KEEP"):
@@ -294,7 +299,8 @@ def main() -> int:
             r = rows[-1]
             print(f"{r['chunks']:>8} chunks + {r['images']} images: build {r['build_s']}s, indexes {r['index_s']}s, "
                   f"ann={r['ann']}; all p50 {r['p50_ms']} ms p95 {r['p95_ms']} ms; text p50 {r['text_p50_ms']} "
-                  f"p95 {r['text_p95_ms']} ms; query embedding p50 text {r['embed_p50_ms']} / clip {r['clip_embed_p50_ms']} ms; recall@10 {r['recall10']}",
+                  f"p95 {r['text_p95_ms']} ms; query embedding p50 text {r['embed_p50_ms']} / clip {r['clip_embed_p50_ms']} ms; recall@10 {r['recall10']}; "
+                  f"int8 query copies {r['query_int8']}",
                   flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
