@@ -229,7 +229,9 @@ class StoreReader:
             q = q.bypass_vector_index()
         if where:
             q = q.where(where, prefilter=True)
-        arrow = q.select([*columns, "vector"] if indexed else [*columns, "vector", "_distance"]).limit(fetch).to_arrow()
+        # "_distance" is always asked for: LanceDB logs a deprecation warning on stderr for
+        # every vector query that leaves it out (the CLI's output at 50k+ passages).
+        arrow = q.select([*columns, "vector", "_distance"]).limit(fetch).to_arrow()
         sane = np.ones(arrow.num_rows, bool)
         if arrow.num_rows:
             # Every fetched vector is checked: a damaged row is never ranked (issue 11.6).
@@ -243,7 +245,7 @@ class StoreReader:
             # recall as LanceDB's refine_factor=1, one fewer pass over the rows (-1 ms at 100k).
             sims = np.where(sane, np.where(sane[:, None], mat, 0.0) @ np.asarray(qvec, np.float32), -np.inf)
             order = np.argsort(-sims, kind="stable")
-            arrow = arrow.drop_columns(["vector"]).take(order)
+            arrow = arrow.drop_columns(["_distance", "vector"]).take(order)
             sims, sane = sims[order], sane[order]
         else:
             with np.errstate(invalid="ignore"):  # a damaged row's distance; dropped below

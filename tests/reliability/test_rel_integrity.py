@@ -378,3 +378,24 @@ def test_deleted_vector_index_is_reported_searched_around_and_rebuilt(stack: Sta
     assert searcher.search("zq17x").results[0].path.endswith("doc17.txt")
     assert check_and_heal(s.paths).ok
     s.store.close()
+
+
+def test_searches_on_the_vector_index_write_nothing_to_stderr(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """LanceDB logs a deprecation warning on stderr for each vector query that leaves out
+    its distance column: with the index built (50k+ passages), every `lodestar search`
+    printed it to the person's terminal."""
+    from indexer.store import ann
+
+    s = stack
+    for i in range(40):
+        (s.root / f"doc{i}.txt").write_text(f"notes about storage and topic {i}", encoding="utf-8")
+    s.service.index_roots([str(s.root)])
+    monkeypatch.setattr(ann, "PARTITION_ROWS", 20)
+    assert ann.ensure_vector_index(s.store.chunks_table(), min_rows=1)
+    capfd.readouterr()
+    resp = s.searcher().search("storage notes", kind="text")
+    assert resp.results
+    err = capfd.readouterr().err
+    assert "Deprecation" not in err and "_distance" not in err, err[-2000:]
