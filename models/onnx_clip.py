@@ -421,31 +421,37 @@ class OnnxClip:
         # No busy-waiting after a run: spinning threads starve the other model of a query.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.image = ort.InferenceSession(str(self.dir / "image.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.text = ort.InferenceSession(str(self.dir / "text.onnx"), opts, providers=["CPUExecutionProvider"])
         # Give the arena back after every run: an image batch would otherwise stay resident.
         self._run_options = ort.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        self.text_int8 = self._query_copy(opts)
+        self.text, self.text_int8 = self._text_session(opts)
 
-    def _query_copy(self, opts: Any) -> bool:
+    def _text_session(self, opts: Any) -> tuple[Any, bool]:
         """The text tower only embeds queries: its weight-int8 copy (models/query_int8.py)
-        replaces it once it agrees with it; the fp32 session is then let go."""
+        when that agrees with fp32, else fp32. The fp32 graph is opened only to make or
+        check a copy, or when there is none: a later start with a kept copy never loads it."""
         import onnxruntime as ort
 
         from models.query_int8 import query_copy
 
-        opened: list[Any] = []
+        def session(path: Path) -> Any:
+            return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+        fp32: list[Any] = []
+        copy: list[Any] = []
+
+        def fp32_session() -> Any:
+            if not fp32:
+                fp32.append(session(self.dir / "text.onnx"))
+            return fp32[0]
 
         def open_copy(path: Path) -> Any:
-            opened[:] = [ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])]
-            return lambda text: self._run_text(opened[0], [text])[0]
+            copy[:] = [session(path)]
+            return lambda text: self._run_text(copy[0], [text])[0]
 
         run = query_copy(self.dir / "text.onnx", str(self.spec["sha256"]["text.onnx"]), self.dir / QUERY_COPY,
-                         lambda text: self._run_text(self.text, [text])[0], open_copy, "CLIP text tower")
-        if run is None:
-            return False
-        self.text = opened[0]
-        return True
+                         lambda text: self._run_text(fp32_session(), [text])[0], open_copy, "CLIP text tower")
+        return (copy[0], True) if run is not None else (fp32_session(), False)
 
     def preprocess(self, image: Any) -> np.ndarray:
         return preprocess_image(image, self.spec)

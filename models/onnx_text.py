@@ -402,7 +402,7 @@ def cached_fp32(folder: Path, cache_dir: Path | None = None, known: dict[str, st
 QUERY_COPY = "model_query_w8.onnx"
 
 
-def light_query_copy(folder: Path, onnx_path: Path, fp32: OnnxTextEncoder) -> Callable[[str], np.ndarray] | None:
+def light_query_copy(onnx_path: Path, fp32: OnnxTextEncoder) -> Callable[[str], np.ndarray] | None:
     """Queries' weight-int8 copy of the checked fp32 export (models/query_int8.py), made
     once beside it; None keeps queries on ``fp32``. Documents always use ``fp32``."""
     from models.query_int8 import query_copy

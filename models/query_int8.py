@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.exports import light_enabled
 from models.weights import sha256_of
 
 log = logging.getLogger(__name__)
@@ -107,17 +108,14 @@ def quantize_weights(src: Path, dst: Path, block: int = BLOCK) -> int:
     graph.initializer.extend(kept + new_inits)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    # Named like the exports' own half-written files, which the next export sweeps up.
+    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.{threading.get_ident()}{dst.suffix}")
     try:
         onnx.save(model, str(tmp))
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
     return len(new_inits) // 2
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def agreement(fp32: Callable[[str], np.ndarray], int8: Callable[[str], np.ndarray],
@@ -141,7 +139,7 @@ def query_copy(src: Path, src_hash: str, dst: Path, fp32: Callable[[str], np.nda
     embeds one text with the fp32 tower; ``open_int8(path)`` opens a copy and
     returns the same kind of function. Any failure logs and returns None.
     """
-    if not enabled():
+    if not light_enabled(ENV):
         return None
     try:
         rejected = _rejected(dst)

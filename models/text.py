@@ -439,7 +439,7 @@ class TextEmbedder:
         self._dim = dim
         self.device = "cpu"
         log.info("text model %s loaded on cpu via ONNX Runtime (light path, dim %d)", self.model_id, dim)
-        return OnnxRuntimeBackend(enc, query=light_query_copy(folder, onnx_path, enc)), None
+        return OnnxRuntimeBackend(enc, query=light_query_copy(onnx_path, enc)), None
 
     def _start_export(self, model: Any, folder: Path, force: bool) -> None:
         """Write the fp32 export for the next start, once, in a daemon thread.

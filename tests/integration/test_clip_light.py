@@ -183,6 +183,25 @@ def test_corrupt_export_falls_back_to_torch_and_is_rewritten(
     assert float(again.embed_query("a dog") @ exported.embed_query("a dog")) >= 0.995  # the query copy
 
 
+def test_a_later_start_opens_the_kept_query_copy_only(exported: Any, tiny_clip_checkpoint: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the text tower's copy is kept, its fp32 graph is never loaded again."""
+    import onnxruntime as ort
+
+    first = _clip(tiny_clip_checkpoint)
+    first.load()  # makes and keeps the copy
+    assert first._ensure().onnx.text_int8
+    first.close()
+    opened: list[str] = []
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "InferenceSession", lambda path, *a, **kw: opened.append(Path(path).name) or real(path, *a, **kw))
+    later = _clip(tiny_clip_checkpoint)
+    later.load()
+    assert later.light and later._ensure().onnx.text_int8
+    assert sorted(opened) == ["image.onnx", "text_query_w8.onnx"], opened
+    later.close()
+
+
 def test_query_copy_off_keeps_the_fp32_text_tower(exported: Any, tiny_clip_checkpoint: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LODESTAR_QUERY_INT8", "0")

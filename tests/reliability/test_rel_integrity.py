@@ -353,15 +353,22 @@ def test_deleted_keyword_index_is_reported_searched_around_and_rebuilt(stack: St
     s.store.close()
 
 
+def _with_vector_index(s: Stack, monkeypatch: pytest.MonkeyPatch, texts: list[str], partition_rows: int) -> None:
+    """One small file per text, indexed, and the passages' ANN index built (small partitions)."""
+    from indexer.store import ann
+
+    for i, text in enumerate(texts):
+        (s.root / f"doc{i}.txt").write_text(text, encoding="utf-8")
+    s.service.index_roots([str(s.root)])
+    monkeypatch.setattr(ann, "PARTITION_ROWS", partition_rows)
+    assert ann.ensure_vector_index(s.store.chunks_table(), min_rows=1)
+
+
 def test_deleted_vector_index_is_reported_searched_around_and_rebuilt(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     from indexer.store import ann, read
 
     s = stack
-    for i in range(60):
-        (s.root / f"doc{i}.txt").write_text(f"zq{i}x storage words {i}", encoding="utf-8")
-    s.service.index_roots([str(s.root)])
-    monkeypatch.setattr(ann, "PARTITION_ROWS", 30)
-    assert ann.ensure_vector_index(s.store.chunks_table(), min_rows=1)
+    _with_vector_index(s, monkeypatch, [f"zq{i}x storage words {i}" for i in range(60)], partition_rows=30)
     for f in _index_folders(s, s.store.chunks_table_name(), "ann"):
         shutil.rmtree(f)
     s = _reopen(s)
@@ -386,14 +393,8 @@ def test_searches_on_the_vector_index_write_nothing_to_stderr(
     """LanceDB logs a deprecation warning on stderr for each vector query that leaves out
     its distance column: with the index built (50k+ passages), every `lodestar search`
     printed it to the person's terminal."""
-    from indexer.store import ann
-
     s = stack
-    for i in range(40):
-        (s.root / f"doc{i}.txt").write_text(f"notes about storage and topic {i}", encoding="utf-8")
-    s.service.index_roots([str(s.root)])
-    monkeypatch.setattr(ann, "PARTITION_ROWS", 20)
-    assert ann.ensure_vector_index(s.store.chunks_table(), min_rows=1)
+    _with_vector_index(s, monkeypatch, [f"notes about storage and topic {i}" for i in range(40)], partition_rows=20)
     capfd.readouterr()
     resp = s.searcher().search("storage notes", kind="text")
     assert resp.results
