@@ -52,6 +52,8 @@ from quality_refs import (
 )
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+LEAD_CHARS = 1000
+"""About what the model's 256 word pieces read of English prose."""
 
 from indexer.ingest.chunk import chunk_text as _ORIGINAL_CHUNK_TEXT
 
@@ -336,6 +338,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
             searchers = {"cut": Searcher(store, emb, None, paths=data_paths, ranking=rk),
                          "nocut": Searcher(store, emb, None, paths=data_paths, ranking=dataclasses.replace(rk, floor=-1.0, gap=9.0))}
             prod: dict[str, dict[str, list[tuple[str, float]]]] = {"cut": {}, "nocut": {}}
+            evid: dict[str, dict[str, float]] = {}  # query -> file -> evidence (what the cut judges)
+            where: dict[str, dict[str, int]] = {}  # query -> file -> where its best passage starts
             for key, searcher in searchers.items():
                 for q in load_queries(s / "queries.jsonl"):
                     resp = searcher.search(q.query, kind="text", limit=100)
@@ -343,6 +347,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                         (Path(r.path).resolve().relative_to(root).as_posix(), r.score - rk.length_prior * math.log(nchunks.get(Path(r.path).resolve().relative_to(root).as_posix(), 1)))
                         for r in resp.results
                     ]
+                    if key == "nocut":
+                        evid[q.query] = {Path(r.path).resolve().relative_to(root).as_posix(): r.score for r in resp.results}
+                        where[q.query] = {Path(r.path).resolve().relative_to(root).as_posix(): r.passage_start for r in resp.results}
                 searcher.close()
         rows: dict[str, dict[str, float]] = {}
         whole: dict[str, list[str]] = {}
@@ -367,20 +374,60 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                     ranked[q.query] = sorted(
                         sc, key=lambda p, q=q: -(sc[p] + (beta * docsim[q.query].get(p, 0.0) if gate == 0 or nchunks.get(p, 1) <= gate else 0.0)))
                 rows[f"blend beta {beta}" + (f", files <= {gate} chunks" if gate else "")] = score(ranked, queries)
-        for delta in (0.0, -0.05, -0.1):
-            ranked = {}
-            for q in queries:
-                sc = {p: v for p, v in prod["nocut"][q.query]}
-                if parse_query(q.query).phrases:
-                    # A quoted phrase is an exact-phrase operator in the product: a whole-file
-                    # vector cannot add a file that lacks it (ignoring this made the lane look
-                    # better than it is on stdlib and debdoc: docs/SEARCH.md, "The file lane").
-                    ranked[q.query] = [p for p, _v in prod["nocut"][q.query]]
-                    continue
-                for p in whole[q.query][:50]:
-                    sc[p] = max(sc.get(p, -9.0), docsim[q.query][p] + delta - rk.length_prior * math.log(nchunks.get(p, 1)))
-                ranked[q.query] = sorted(sc, key=lambda p, sc=sc: -sc[p])
-            rows[f"max(product, whole {delta:+.2f})"] = score(ranked, queries)
+        # Gated blends: the whole-file term only where it describes the file (coverage: the
+        # share of the file the model's 256 word pieces read), or only where the best passage
+        # lies inside what the whole-file vector read (the best passage and the opening agree).
+        for beta in (0.05, 0.1, 0.2):
+            for gate in ("coverage", "lead"):
+                ranked = {}
+                cutted = {}
+                for q in queries:
+                    sc = {p: v for p, v in prod["nocut"][q.query]}
+                    ev = dict(evid[q.query])
+                    if parse_query(q.query).phrases:
+                        ranked[q.query] = list(sc)
+                        cutted[q.query] = [p for p, _ in prod["cut"][q.query]]
+                        continue
+                    sims_q, starts = docsim[q.query], where[q.query]
+                    bonus = {
+                        p: beta * sims_q[p] * (min(1.0, LEAD_CHARS / max(1, len(docs[p]))) if gate == "coverage"
+                                               else float(0 <= starts.get(p, -1) < LEAD_CHARS))
+                        for p in sc
+                    }
+                    order = sorted(sc, key=lambda p, sc=sc, bonus=bonus: -(sc[p] + bonus[p]))
+                    ranked[q.query] = order
+                    if order:
+                        cut = max(rk.floor, max(ev.values()) - rk.gap)
+                        cutted[q.query] = [p for p in order if ev[p] >= cut]
+                rows[f"blend {beta} gated by {gate}"] = score(ranked, queries)
+                rows[f"blend {beta} gated by {gate} cut"] = score(cutted, queries)
+        for delta in (0.0, -0.02, -0.05, -0.08, -0.1):
+            for lane in ("top50", "cands"):
+                ranked = {}
+                cutted: dict[str, list[str]] = {}
+                for q in queries:
+                    sc = {p: v for p, v in prod["nocut"][q.query]}
+                    if parse_query(q.query).phrases:
+                        # A quoted phrase is an exact-phrase operator in the product: a whole-file
+                        # vector cannot add a file that lacks it (ignoring this made the lane look
+                        # better than it is on stdlib and debdoc: docs/SEARCH.md, "The file lane").
+                        ranked[q.query] = [p for p, _ in prod["nocut"][q.query]]
+                        cutted[q.query] = [p for p, _ in prod["cut"][q.query]]
+                        continue
+                    # top50: the 50 nearest whole-file vectors are a lane of their own (a second
+                    # search); cands: only files the passages or keywords found get the signal.
+                    extra = whole[q.query][:50] if lane == "top50" else list(sc)
+                    ev = dict(evid[q.query])
+                    for p in extra:
+                        sc[p] = max(sc.get(p, -9.0), docsim[q.query][p] + delta - rk.length_prior * math.log(nchunks.get(p, 1)))
+                        ev[p] = max(ev.get(p, -9.0), docsim[q.query][p] + delta)
+                    order = sorted(sc, key=lambda p, sc=sc: -sc[p])
+                    ranked[q.query] = order
+                    if order:  # the product's floor and gap, on the evidence
+                        cut = max(rk.floor, max(ev.values()) - rk.gap)
+                        cutted[q.query] = [p for p in order if ev[p] >= cut]
+                rows[f"max(product, whole {delta:+.2f}) {lane}"] = score(ranked, queries)
+                rows[f"max(product, whole {delta:+.2f}) {lane} cut"] = score(cutted, queries)
         table[s.name] = rows
         for name, r in rows.items():
             print(f"{s.name:<11} {name:<36} MRR@10 {r['mrr']:.3f}  R@10 {r['recall']:.3f}", flush=True)
