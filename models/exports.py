@@ -12,7 +12,9 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,29 @@ TORCH_EXPORT = threading.RLock()
 False", or "... must be True" in the one that finishes second). A first start with CLIP
 weights at hand exports the text model and CLIP on two threads at once, so one of them
 failed and that model stayed on its slow torch path for the whole first index."""
+
+
+STALE_TMP_S = 3600.0
+"""A half-written export file older than this belongs to no running export (each takes
+seconds to a minute); younger ones may be another process's, still being written."""
+
+
+def drop_stale_tmp(folder: Path, *patterns: str) -> int:
+    """Delete half-written files matching ``patterns`` in ``folder`` that a process left when
+    it was killed mid-export (a ViT-B-32 tower is 350 MB): returns how many went."""
+    gone = 0
+    now = time.time()
+    for pattern in patterns:
+        for tmp in folder.glob(pattern):
+            try:
+                if now - tmp.stat().st_mtime > STALE_TMP_S:
+                    tmp.unlink()
+                    gone += 1
+            except OSError:
+                pass  # gone already, or not ours to delete: harmless either way
+    if gone:
+        log.info("removed %d half-written export file(s) from %s", gone, folder)
+    return gone
 
 
 def light_enabled(env: str) -> bool:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import ModelUnavailable
-from models.exports import TORCH_EXPORT
+from models.exports import TORCH_EXPORT, drop_stale_tmp
 from models.onnx_text import _default_threads, _sha256, _sidecar, _write_sidecar, default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,12 @@ def light_spec(model: Any, preprocess: Any, tokenizer: Any) -> dict[str, Any]:
 
 
 # -- export (torch) ---------------------------------------------------------------------
+def _drop_stale_tmp(out_dir: Path) -> None:
+    """Half-written towers, vocabulary, config, sidecars and query copies left by a process
+    killed mid-write (``.image.onnx.<pid>.<thread>.tmp``: 350 MB for ViT-B-32)."""
+    drop_stale_tmp(out_dir, ".*.tmp", ".*.sha256.*", f".{Path(QUERY_COPY).stem}.*.onnx")
+
+
 def export_clip(model: Any, spec: dict[str, Any], out_dir: Path, *, force: bool = False) -> Path:
     """Write both towers, the vocabulary and config.json into ``out_dir`` (once).
     ``model`` is the caller's private fp32 CPU copy: it is traced."""
@@ -144,6 +150,7 @@ def export_clip(model: Any, spec: dict[str, Any], out_dir: Path, *, force: bool 
     if export_complete(out_dir) and not force:
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _drop_stale_tmp(out_dir)
     (out_dir / "config.json").unlink(missing_ok=True)  # incomplete until rewritten last
     model = model.to("cpu").float().eval().requires_grad_(True)
     tag = f"{os.getpid()}.{threading.get_ident()}"
@@ -396,6 +403,7 @@ class OnnxClip:
         import onnxruntime as ort
 
         self.dir = Path(out_dir)
+        _drop_stale_tmp(self.dir)
         try:
             cfg = json.loads((self.dir / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

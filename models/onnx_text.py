@@ -26,7 +26,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models.errors import ModelUnavailable
-from models.exports import TORCH_EXPORT
+from models.exports import TORCH_EXPORT, drop_stale_tmp
 from models.weights import sha256_of
 
 log = logging.getLogger(__name__)
@@ -98,13 +97,9 @@ def _sha256(path: Path) -> str:
 
 
 def _drop_stale_tmp(out_dir: Path) -> None:
-    """Half-written exports left by a process that exited mid-export (daemon thread)."""
-    for tmp in out_dir.glob(".model*.onnx"):
-        try:
-            if time.time() - tmp.stat().st_mtime > 3600:
-                tmp.unlink()
-        except OSError:
-            pass
+    """Half-written exports and query copies left by a process that exited mid-write
+    (``.model.<pid>.<thread>.onnx``, ``.model_query_w8.<pid>.<thread>.onnx``)."""
+    drop_stale_tmp(out_dir, ".model*.onnx", ".*.sha256.*")
 
 
 def export_fp32(hf_model: Any, folder: Path, cache_dir: Path | None = None, *, force: bool = False,
@@ -124,12 +119,13 @@ def export_fp32(hf_model: Any, folder: Path, cache_dir: Path | None = None, *, f
     _check_mean_pooling(folder)
     out_dir = export_dir(folder, cache_dir, known)
     fp32 = out_dir / "model.onnx"
+    if out_dir.is_dir():
+        _drop_stale_tmp(out_dir)  # also after the export exists: a query copy can be cut short later
     if fp32.is_file() and not force:
         if not _sidecar(fp32).is_file():
             _write_sidecar(fp32)
         return fp32
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _drop_stale_tmp(out_dir)
     hf = hf_model.to("cpu").float().eval()
     ids = torch.ones((2, 16), dtype=torch.long)
     mask = torch.ones((2, 16), dtype=torch.long)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.exports import light_enabled
+from models.exports import drop_stale_tmp, light_enabled
 from models.weights import sha256_of
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,8 @@ def query_copy(src: Path, src_hash: str, dst: Path, fp32: Callable[[str], np.nda
     if not light_enabled(ENV):
         return None
     try:
+        # A copy or sidecar half-written when a process was killed (each start: one glob).
+        drop_stale_tmp(dst.parent, f".{dst.stem}.*{dst.suffix}", f".{dst.name}.sha256.*")
         rejected = _rejected(dst)
         if rejected.is_file() and rejected.read_text(encoding="ascii").strip() == src_hash:
             return None  # refused for these weights before: fp32 it stays

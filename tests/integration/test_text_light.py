@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -379,3 +380,27 @@ def test_close_lets_the_encoder_threads_go(light_env: Path) -> None:
     emb.close()
     assert encoder._pool is None and not emb.loaded
     assert emb.embed_documents(TEXTS[:2]).shape == (2, 384)  # loads again on use
+
+
+def test_a_query_copy_cut_short_by_a_killed_process_is_swept(light_env: Path) -> None:
+    """A process killed while writing the copy leaves ``.model_query_w8.<pid>.<thread>.onnx``
+    (59 MB): the next start deletes it once it is old enough to be nobody's work in progress."""
+    from models.exports import STALE_TMP_S
+    from models.text import TextEmbedder
+
+    (copy,) = light_env.rglob("model_query_w8.onnx")
+    stale = copy.with_name(".model_query_w8.4242.1.onnx")
+    fresh = copy.with_name(".model_query_w8.4243.1.onnx")  # another process's, being written now
+    for path in (stale, fresh):
+        path.write_bytes(b"\0" * 1024)
+    old = time.time() - STALE_TMP_S - 60
+    os.utime(stale, (old, old))
+    emb = TextEmbedder(device="cpu")
+    try:
+        emb.load()
+        assert emb.light and emb._backend.query is not None
+        assert not stale.exists() and fresh.is_file()
+        assert copy.is_file() and copy.with_name("model.onnx").is_file()
+    finally:
+        emb.close()
+        fresh.unlink(missing_ok=True)
