@@ -453,7 +453,8 @@ def cmd_priors(args: argparse.Namespace) -> int:
 
     Each query runs through the product's `Searcher` (no cut); the candidates `_group`
     receives are kept per file, and each shape ranks the files by best score - prior, then
-    the product's floor and gap cut the list. Queries with a quoted phrase keep the product's
+    the product's floor and gap cut the list (and, for comparison, the evidence-only cut
+    and none). Queries with a quoted phrase keep the product's
     answer (a shape cannot add a file that lacks the phrase).
     """
     from quality_refs import score
@@ -475,13 +476,19 @@ def cmd_priors(args: argparse.Namespace) -> int:
             nch = {rel[f]: max(1, r.n_chunks) for f, r in files.items()}
             searcher = Searcher(store, emb, None, paths=data_paths, ranking=dataclasses.replace(rk, floor=-1.0, gap=9.0))
             seen: dict[str, list[float]] = {}
+            cosine: dict[str, float] = {}  # file -> cosine of its best-scored passage
             group = searcher._group
 
             def keep(cands: Any, files_: Any, limit: int, *, _seen: dict[str, list[float]] = seen,
-                     _rel: dict[str, str] = rel, _group: Any = group, **kw: Any) -> Any:
+                     _cos: dict[str, float] = cosine, _rel: dict[str, str] = rel, _group: Any = group, **kw: Any) -> Any:
                 _seen.clear()
+                _cos.clear()
+                best: dict[str, float] = {}
                 for c in cands:
-                    _seen.setdefault(_rel[c.fid], []).append(c.score)
+                    f = _rel[c.fid]
+                    _seen.setdefault(f, []).append(c.score)
+                    if c.score > best.get(f, -9.0):
+                        best[f], _cos[f] = c.score, c.sim
                 return _group(cands, files_, limit, **kw)
 
             searcher._group = keep  # type: ignore[method-assign]
@@ -489,23 +496,29 @@ def cmd_priors(args: argparse.Namespace) -> int:
             for q in load_queries(s / "queries.jsonl"):
                 resp = searcher.search(q.query, kind="text", limit=200)
                 shown = [Path(r.path).resolve().relative_to(root).as_posix() for r in resp.results]
-                per.append((q.query, {f: sorted(v, reverse=True) for f, v in seen.items()}, shown))
+                per.append((q.query, {f: sorted(v, reverse=True) for f, v in seen.items()}, dict(cosine), shown))
             searcher.close()
         rows: dict[str, dict[str, float]] = {}
         for name, prior in PRIOR_SHAPES.items():
-            ranked: dict[str, list[str]] = {}
-            for query, groups, shown in per:
-                if '"' in query:
-                    ranked[query] = shown
-                    continue
-                evidence = {f: v[0] for f, v in groups.items()}
-                order = sorted(groups, key=lambda f, g=groups: -(g[f][0] - prior(nch.get(f, 1), g[f])))
-                if evidence:
-                    cut = max(rk.floor, max(evidence.values()) - rk.gap)
-                    order = [f for f in order if evidence[f] >= cut]
-                ranked[query] = order
-            rows[name] = score(ranked, queries)
-            print(f"{s.name:<11} {name:<28} MRR@10 {rows[name]['mrr']:.3f}  R@10 {rows[name]['recall']:.3f}", flush=True)
+            # Cut rules: the product's ("either": within the gap of the top on evidence, or on
+            # the passage's cosine alone, so a paraphrase as close as the top is not hidden for
+            # lacking the query's words); "evidence" (the rule before 2026-12-01 night); none.
+            for cut_rule in ("either", "evidence", "none"):
+                ranked: dict[str, list[str]] = {}
+                for query, groups, cos, shown in per:
+                    if '"' in query:
+                        ranked[query] = shown
+                        continue
+                    evidence = {f: v[0] for f, v in groups.items()}
+                    order = sorted(groups, key=lambda f, g=groups: -(g[f][0] - prior(nch.get(f, 1), g[f])))
+                    if evidence and cut_rule != "none":
+                        cut = max(rk.floor, max(evidence.values()) - rk.gap)
+                        cos_cut = max(rk.floor, max(cos.values()) - rk.gap)
+                        order = [f for f in order if evidence[f] >= cut or (cut_rule == "either" and cos[f] >= cos_cut)]
+                    ranked[query] = order
+                label = name if cut_rule == "either" else f"{name}, cut {cut_rule}"
+                rows[label] = score(ranked, queries)
+                print(f"{s.name:<11} {label:<40} MRR@10 {rows[label]['mrr']:.3f}  R@10 {rows[label]['recall']:.3f}", flush=True)
         table[s.name] = rows
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2) + "\n")

@@ -14,7 +14,9 @@ Documents (see docs/SEARCH.md for the figures behind every constant):
    file has many chances of one lucky chunk). Names find files whose name or
    title has the query words but no passage matched, and name-only files.
 4. A cutoff (an absolute floor and a gap to the top score) hides the junk tail;
-   when nothing clears it the message is "No good match.".
+   a passage within the gap of the top passage's cosine is kept all the same (a
+   paraphrase is not hidden for lacking the words the top one has). When nothing
+   clears it the message is "No good match.".
 
 Images are ranked by CLIP cosine; text→image, image→image and image+words.
 Only live rows are ever returned by the reader (`indexer.store.read.is_live`):
@@ -425,11 +427,14 @@ class Searcher:
         scored.sort(key=lambda t: -t[0])
         if not scored:
             return []
-        top = max(t[1] for t in scored)
-        cut = max(floor, top - gap)
+        cut = max(floor, max(t[1] for t in scored) - gap)
+        # A passage as close in meaning as the top one is not hidden for lacking the query's
+        # words: the keyword bonus lifts the top's evidence, and must not push a paraphrase
+        # below the gap (docs/SEARCH.md, "The cutoff's second test").
+        sim_cut = max(floor, max((t[3].sim for t in scored if t[3] is not None), default=math.inf) - gap)
         out: list[SearchResult] = []
         for _score, evidence, rec, best in scored:  # results are built only for what is shown
-            if evidence < cut:
+            if evidence < cut and (best is None or best.sim < sim_cut):
                 continue
             # Ranked by `score`; shown with the evidence the floor judged, so no listed
             # result reads as "0.00" or below (the length prior only orders).
@@ -437,6 +442,7 @@ class Searcher:
                 out.append(_result(rec, evidence))
             else:
                 res = _result(rec, evidence, passage=best.text, start=best.start, end=best.end)
+                res.similarity = float(best.sim)
                 res.highlights = word_spans(best.text, terms, phrases)
                 if best.source == "ocr":
                     _recognised_passage(res, best)

@@ -286,10 +286,13 @@ class SharedSearcher:
 
 
 def _cut(ranked: list[SearchResult], gap: float) -> list[SearchResult]:
+    """The searcher's own cutoff across computers: within the gap of the top score, or of
+    the top passage's cosine (`Searcher._group`); each part already applied the floor."""
     if not ranked:
         return ranked
     floor = ranked[0].score - gap
-    return [r for r in ranked if r.score >= floor]
+    sim_floor = max((r.similarity for r in ranked if r.similarity >= 0), default=float("inf")) - gap
+    return [r for r in ranked if r.score >= floor or (r.similarity >= 0 and r.similarity >= sim_floor)]
 
 
 def _first_line(exc: BaseException) -> str:
