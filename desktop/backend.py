@@ -39,6 +39,7 @@ class Backend(QObject):
     clipDownloaded = Signal()  # the weights arrived: the window offers to use them
     problemCount = Signal(int)  # files needing attention: len(session.problems()), the one count
     notice = Signal(str)  # one line the person must see now (announced download, repaired settings)
+    downloadOutcome = Signal(str)  # a download that did not happen: said in place of its announcement
     wordsProgress = Signal(object)  # indexer.types.OcrProgress: words read in pictures and scans
 
     def __init__(self, session: LibrarySession, parent: QObject | None = None) -> None:
@@ -157,7 +158,7 @@ class Backend(QObject):
         news = state.failed and (state.message, state.fix) != (self.clip.message, self.clip.fix)
         self._on_clip(state)
         if news:  # the announced download did not happen: say so where the announcement is
-            self.notice.emit(state.line())
+            self.downloadOutcome.emit(state.line())
 
     def download_clip(self) -> Worker | None:
         """Fetch the CLIP weights in the background: announced, with progress, and a clear
@@ -188,7 +189,7 @@ class Backend(QObject):
         if state.state == "ready":
             self.clipDownloaded.emit()
         else:
-            self.notice.emit(state.line())  # stays in view until dismissed
+            self.downloadOutcome.emit(state.line())  # stays in view until dismissed
 
     def _on_load_step(self, step: Any) -> None:
         kind, value = step

@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
         b.foldersChanged.connect(self._on_folders)
         b.failed.connect(self.show_error)
         b.notice.connect(self.notices.show_notice)
+        b.downloadOutcome.connect(self.notices.show_outcome)
 
         for seq in ("Ctrl+K", QKeySequence.StandardKey.Find):
             QShortcut(QKeySequence(seq), self, self.search_bar.focus_field)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
+from models.weights import DOWNLOAD_ANNOUNCED
+
 MAX_LINES = 6  # the newest lines; older ones stay in the log and in `lodestar status`
 
 
@@ -37,6 +39,12 @@ class NoticeBar(QFrame):
         self.lines = [*self.lines, line][-MAX_LINES:]
         self.label.setText("\n".join(self.lines))
         self.show()
+
+    def show_outcome(self, line: str) -> None:
+        """A download's failure, in place of its announcement: "Downloading …" above "No
+        internet connection" read as if both were still true."""
+        self.lines = [x for x in self.lines if not x.startswith(DOWNLOAD_ANNOUNCED)]
+        self.show_notice(line)
 
     def dismiss(self) -> None:
         self.lines = []

@@ -33,6 +33,7 @@ import numpy as np
 from models import exports
 from models.errors import ModelUnavailable
 from models.weights import (
+    DOWNLOAD_ANNOUNCED,
     HUB_HOST,
     AnnounceFn,
     ProgressFn,
@@ -353,7 +354,7 @@ class ClipEmbedder:
                 "allow downloading in the settings, or set HF_HUB_OFFLINE=1 if those files are in the "
                 "Hugging Face cache, or choose another clip_model",
             )
-        line = (f"Downloading the tokenizer/text-model files of CLIP model {self.model_name} "
+        line = (f"{DOWNLOAD_ANNOUNCED}tokenizer/text-model files of CLIP model {self.model_name} "
                 f"({', '.join(repos)}) from Hugging Face ({HUB_HOST}); to stop this, set \"allow_download\": "
                 "false in the settings or use a local file with --clip-checkpoint FILE")
         if self.on_download_announce is not None:

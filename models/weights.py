@@ -213,11 +213,15 @@ def _probe_hub(model: str, pretrained: str, host: str = HUB_HOST, timeout: float
         raise _unavailable(model, pretrained, f"{host} cannot be reached (offline?)") from exc
 
 
+DOWNLOAD_ANNOUNCED = "Downloading the "
+"""How every announced download's line begins (the window replaces it with the outcome)."""
+
+
 def download_announcement(model: str, pretrained: str, repo_id: str) -> str:
     """The one line said before any connection is made for the CLIP weights."""
     size = KNOWN_SIZES_MB.get((model, pretrained.lower()))
     about = f", about {size} MB" if size else ""
-    return (f"Downloading the CLIP image model {model} ({pretrained}{about}) from Hugging Face "
+    return (f"{DOWNLOAD_ANNOUNCED}CLIP image model {model} ({pretrained}{about}) from Hugging Face "
             f"({HUB_HOST}/{repo_id}); to stop this, set \"allow_download\": false in the settings "
             "(or untick it in the window's Settings) or use a local file with --clip-checkpoint FILE")
 

@@ -251,8 +251,7 @@ def test_a_failed_automatic_download_is_said_where_it_was_announced(qtbot: Any, 
 
     rt = window.backend.runtime
     told: list[str] = []
-    sig = getattr(window.backend, "notice", window.backend.failed)
-    sig.connect(told.append)
+    window.backend.downloadOutcome.connect(told.append)
     window.backend.clip.state = "missing"
 
     def failed(load: bool = True, **_k: Any) -> tuple[bool, str]:
@@ -265,6 +264,7 @@ def test_a_failed_automatic_download_is_said_where_it_was_announced(qtbot: Any, 
     window.backend.refresh_clip_state()
     qtbot.waitUntil(lambda: bool(told), timeout=3000)
     assert told == ["No internet connection: huggingface.co cannot be reached. Connect and try again."]
+    assert window.notices.lines[-1] == told[0]
     window.backend.refresh_clip_state()  # the same state again: said once
     qtbot.wait(200)
     assert len(told) == 1

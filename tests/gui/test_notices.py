@@ -39,3 +39,18 @@ def test_banner_shows_repaired_settings_and_announced_downloads(window: Any, fak
     fake_runtime.on_notice(ANNOUNCED)  # type: ignore[attr-defined]
     qtbot.waitUntil(bar.isVisible, timeout=5000)
     assert bar.label.text() == ANNOUNCED
+
+
+def test_a_failed_download_is_said_in_place_of_its_announcement(window: Any, fake_runtime: FakeRuntime,
+                                                                 qtbot: Any) -> None:
+    from indexer.library.session import ClipState
+
+    bar = window.notices
+    qtbot.waitUntil(bar.isVisible, timeout=5000)
+    fake_runtime.on_notice(ANNOUNCED)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: ANNOUNCED in bar.label.text(), timeout=5000)
+    window.backend._on_downloaded(ClipState("missing", "No internet connection: huggingface.co cannot be reached",
+                                            fix="Connect and press Download again."))
+    # The repaired settings stay; "Downloading …" does not stand above its own failure.
+    assert bar.label.text().splitlines() == [
+        REPAIRED, "No internet connection: huggingface.co cannot be reached. Connect and press Download again."]
