@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
-from models.weights import DOWNLOAD_ANNOUNCED
+from indexer.library.session import DOWNLOAD_ANNOUNCED
 
 MAX_LINES = 6  # the newest lines; older ones stay in the log and in `lodestar status`
 

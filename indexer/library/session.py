@@ -40,11 +40,13 @@ from indexer.types import (
     Progress,
     SearchResult,
 )
+from models.weights import DOWNLOAD_ANNOUNCED
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "QUERY_TOO_LONG", "ClipState", "ConfigError", "FolderChange", "LibrarySession", "Problem",
+    "DOWNLOAD_ANNOUNCED", "IMAGE_EXTENSIONS", "QUERY_TOO_LONG", "ClipState", "ConfigError", "FolderChange",
+    "LibrarySession", "Problem",
     "clip_state_from", "follow_settings", "kind_for_path", "open_session", "parse_query", "plan_folder_add",
     "SHARE_PRIVACY",
 ]
