@@ -134,8 +134,8 @@ class SearchResult:
     height: int = 0
     state: FileState = "indexed"
     # Documents: the passage's cosine to the query (the cutoff's second test, kept so a shared
-    # library's merge cuts as the searcher did); -1.0 where there is none (names, images).
-    similarity: float = -1.0
+    # library's merge cuts as the searcher did); None where there is none (names, images).
+    similarity: float | None = None
     computer: str = ""  # another computer of a shared library holding the file; "" for this one
     # Words inside pictures and scans (issue 16). How an image was found: "look" (CLIP, by
     # what it shows), "words" (its recognised text), "look+words"; "" for a document.

@@ -38,7 +38,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -105,6 +105,30 @@ class _Candidate:
     source: str = "text"  # "ocr": text recognised in a picture or a scanned page
     page: int = -1
     lines: str = ""  # recognised passages: their lines' spans and boxes (store.recognised)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cutoff:
+    """Which results a list shows (docs/SEARCH.md, "Ranking" step 4).
+
+    A result is kept when its evidence (cosine + keyword bonus) is within the gap of the top
+    evidence, or its passage's cosine alone within the gap of the top passage's cosine: the
+    keyword bonus lifts the top's evidence, and must not push out a paraphrase as close in
+    meaning ("The cutoff's second test"). Both bounds respect the floor.
+    """
+
+    evidence: float
+    similarity: float
+
+    @classmethod
+    def of(cls, results: Iterable[tuple[float, float | None]], floor: float, gap: float) -> Cutoff:
+        """The bounds for a list of (evidence, passage cosine or None) pairs; at least one."""
+        pairs = list(results)
+        top_sim = max((s for _e, s in pairs if s is not None), default=math.inf)
+        return cls(max(floor, max(e for e, _s in pairs) - gap), max(floor, top_sim - gap))
+
+    def keeps(self, evidence: float, similarity: float | None) -> bool:
+        return evidence >= self.evidence or (similarity is not None and similarity >= self.similarity)
 
 
 # ---------------------------------------------------------------- searcher
@@ -427,14 +451,10 @@ class Searcher:
         scored.sort(key=lambda t: -t[0])
         if not scored:
             return []
-        cut = max(floor, max(t[1] for t in scored) - gap)
-        # A passage as close in meaning as the top one is not hidden for lacking the query's
-        # words: the keyword bonus lifts the top's evidence, and must not push a paraphrase
-        # below the gap (docs/SEARCH.md, "The cutoff's second test").
-        sim_cut = max(floor, max((t[3].sim for t in scored if t[3] is not None), default=math.inf) - gap)
+        cut = Cutoff.of([(t[1], t[3].sim if t[3] is not None else None) for t in scored], floor, gap)
         out: list[SearchResult] = []
         for _score, evidence, rec, best in scored:  # results are built only for what is shown
-            if evidence < cut and (best is None or best.sim < sim_cut):
+            if not cut.keeps(evidence, best.sim if best is not None else None):
                 continue
             # Ranked by `score`; shown with the evidence the floor judged, so no listed
             # result reads as "0.00" or below (the length prior only orders).

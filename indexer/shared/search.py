@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -286,13 +287,13 @@ class SharedSearcher:
 
 
 def _cut(ranked: list[SearchResult], gap: float) -> list[SearchResult]:
-    """The searcher's own cutoff across computers: within the gap of the top score, or of
-    the top passage's cosine (`Searcher._group`); each part already applied the floor."""
+    """The searcher's own cutoff (`Cutoff`) across computers; each part applied the floor."""
+    from indexer.search.ranking import Cutoff
+
     if not ranked:
         return ranked
-    floor = ranked[0].score - gap
-    sim_floor = max((r.similarity for r in ranked if r.similarity >= 0), default=float("inf")) - gap
-    return [r for r in ranked if r.score >= floor or (r.similarity >= 0 and r.similarity >= sim_floor)]
+    cut = Cutoff.of([(r.score, r.similarity) for r in ranked], -math.inf, gap)
+    return [r for r in ranked if cut.keeps(r.score, r.similarity)]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -58,7 +58,7 @@ def test_the_cosine_test_keeps_the_floor(tmp_path: Path) -> None:
 
 
 def test_a_shared_library_cuts_its_merged_answers_the_same_way() -> None:
-    def doc(name: str, score: float, similarity: float = -1.0) -> SearchResult:
+    def doc(name: str, score: float, similarity: float | None = None) -> SearchResult:
         return SearchResult(path=f"/x/{name}", kind="text", score=score, name=name, similarity=similarity)
 
     ranked = [doc("exact", 0.95, 0.55), doc("paraphrase", 0.52, 0.52), doc("weak", 0.34, 0.24), doc("named", 0.70)]
