@@ -39,7 +39,7 @@ class Backend(QObject):
     clipDownloaded = Signal()  # the weights arrived: the window offers to use them
     problemCount = Signal(int)  # files needing attention: len(session.problems()), the one count
     notice = Signal(str)  # one line the person must see now (announced download, repaired settings)
-    downloadOutcome = Signal(str)  # a download that did not happen: said in place of its announcement
+    downloadOutcome = Signal(str)  # a download ended: its failure ("" when it worked) replaces its announcement
     wordsProgress = Signal(object)  # indexer.types.OcrProgress: words read in pictures and scans
 
     def __init__(self, session: LibrarySession, parent: QObject | None = None) -> None:
@@ -159,6 +159,8 @@ class Backend(QObject):
         self._on_clip(state)
         if news:  # the announced download did not happen: say so where the announcement is
             self.downloadOutcome.emit(state.line())
+        elif state.state == "ready":  # it happened: the announcement is over
+            self.downloadOutcome.emit("")
 
     def download_clip(self) -> Worker | None:
         """Fetch the CLIP weights in the background: announced, with progress, and a clear
@@ -186,10 +188,9 @@ class Backend(QObject):
         if self._closed:
             return
         self._on_clip(state)
+        self.downloadOutcome.emit("" if state.state == "ready" else state.line())  # a failure stays until dismissed
         if state.state == "ready":
             self.clipDownloaded.emit()
-        else:
-            self.downloadOutcome.emit(state.line())  # stays in view until dismissed
 
     def _on_load_step(self, step: Any) -> None:
         kind, value = step

@@ -41,10 +41,16 @@ class NoticeBar(QFrame):
         self.show()
 
     def show_outcome(self, line: str) -> None:
-        """A download's failure, in place of its announcement: "Downloading …" above "No
-        internet connection" read as if both were still true."""
+        """A download ended: its announcement goes ("Downloading …" above "No internet
+        connection", or after the model arrived, reads as if still under way); a failure
+        (``line``) takes its place."""
         self.lines = [x for x in self.lines if not x.startswith(DOWNLOAD_ANNOUNCED)]
-        self.show_notice(line)
+        if line:
+            self.show_notice(line)
+        elif self.lines:
+            self.label.setText("\n".join(self.lines))
+        else:
+            self.dismiss()
 
     def dismiss(self) -> None:
         self.lines = []

@@ -54,3 +54,23 @@ def test_a_failed_download_is_said_in_place_of_its_announcement(window: Any, fak
     # The repaired settings stay; "Downloading …" does not stand above its own failure.
     assert bar.label.text().splitlines() == [
         REPAIRED, "No internet connection: huggingface.co cannot be reached. Connect and press Download again."]
+
+
+def test_a_download_that_worked_withdraws_its_announcement(window: Any, fake_runtime: FakeRuntime, qtbot: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from indexer.library.session import ClipState
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    bar = window.notices
+    qtbot.waitUntil(bar.isVisible, timeout=5000)
+    fake_runtime.on_notice(ANNOUNCED)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: ANNOUNCED in bar.label.text(), timeout=5000)
+    window.backend._on_downloaded(ClipState("ready", "Image search ready"))
+    assert bar.label.text() == REPAIRED and bar.isVisible()
+    bar.dismiss()
+    fake_runtime.on_notice(ANNOUNCED)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: ANNOUNCED in bar.label.text(), timeout=5000)
+    window.backend._on_downloaded(ClipState("ready", "Image search ready"))
+    assert not bar.isVisible()  # nothing else to say: the banner goes
